@@ -1,0 +1,14 @@
+//! Lambda entry of the config-api function (API Gateway HTTP API, payload 2.0).
+
+use adapters::config::Config;
+use adapters::http::AppState;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let config = Config::from_env()?;
+    adapters::telemetry::init(&config);
+    // Clients are built once per cold start and reused by every invocation.
+    let sdk = adapters::aws::sdk_config().await;
+    let store = adapters::aws::dynamo_store(&sdk, &config).await?;
+    lambda_http::run(config_api::router(AppState::new(store))).await
+}

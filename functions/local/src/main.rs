@@ -1,0 +1,65 @@
+//! `cargo run`: the all-in-one local server. `cargo run -- token --practice prc_demo --role admin` prints a
+//! token to try the API with curl.
+
+use clap::{Parser, Subcommand};
+
+use adapters::config::Config;
+use adapters::http::AppState;
+use domain::identity::Role;
+
+#[derive(Parser)]
+#[command(about = "Veterinary conversation backend: the all-in-one local server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every route on 127.0.0.1:$PORT (the default).
+    Serve,
+    /// Print a bearer token signed with LOCAL_JWT_SECRET.
+    Token {
+        /// The practice (tenant) id the token belongs to.
+        #[arg(long, default_value = "prc_demo")]
+        practice: String,
+        /// admin, staff, client or integration.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// The user id (`sub`); defaults to "<role>-1".
+        #[arg(long)]
+        sub: Option<String>,
+        /// Validity in hours.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Token { practice, role, sub, hours } => {
+            let role = Role::parse(&role).ok_or(format!("unknown role {role:?}: admin, staff, client or integration"))?;
+            let sub = sub.unwrap_or_else(|| format!("{}-1", role.as_str()));
+            let now = adapters::now().timestamp();
+            println!("{}", local::sign_token(&config.local_jwt_secret, &practice, role, &sub, now, hours * 3600));
+            Ok(())
+        }
+        Command::Serve => {
+            adapters::telemetry::init(&config);
+            let store = local::build_store(&config).await?;
+            let app = local::app(AppState::new(store), &config.local_jwt_secret);
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!("listening on http://{addr}");
+            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+}

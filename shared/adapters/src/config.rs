@@ -1,0 +1,66 @@
+//! Configuration, read from the environment in this one place.
+
+use std::env;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for CloudWatch.
+    Json,
+    /// Human-readable, for a terminal.
+    Text,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// DynamoDB table. The Lambda functions need it; the local server uses the embedded store without it.
+    pub table_name: Option<String>,
+    /// Local server port (`PORT`, default 3000).
+    pub port: u16,
+    /// HS256 secret the local server verifies tokens with (`LOCAL_JWT_SECRET`).
+    pub local_jwt_secret: String,
+    /// Sender address of alert emails (`SENDER_EMAIL`).
+    pub sender_email: Option<String>,
+    /// Base URL of the staff dashboard, for links in alerts (`DASHBOARD_URL`).
+    pub dashboard_url: String,
+    pub log_format: LogFormat,
+    /// `RUST_LOG`-style filter.
+    pub log_filter: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+pub const DEFAULT_LOCAL_JWT_SECRET: &str = "local-dev-secret";
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let var = |name: &str| env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let port = match var("PORT") {
+            None => 3000,
+            Some(p) => p.parse().map_err(|_| ConfigError(format!("PORT={p:?} is not a port number")))?,
+        };
+        let in_lambda = var("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let log_format = match var("LOG_FORMAT").as_deref() {
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => return Err(ConfigError(format!("LOG_FORMAT={other:?}: use json or text"))),
+            None if in_lambda => LogFormat::Json,
+            None => LogFormat::Text,
+        };
+        Ok(Config {
+            table_name: var("DYNAMODB_TABLE"),
+            port,
+            local_jwt_secret: var("LOCAL_JWT_SECRET").unwrap_or_else(|| DEFAULT_LOCAL_JWT_SECRET.to_owned()),
+            sender_email: var("SENDER_EMAIL"),
+            dashboard_url: var("DASHBOARD_URL").unwrap_or_else(|| "http://localhost:3000/dashboard".to_owned()),
+            log_format,
+            log_filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+
+    /// The table name, required by the Lambda functions.
+    pub fn require_table(&self) -> Result<&str, ConfigError> {
+        self.table_name.as_deref().ok_or_else(|| ConfigError("DYNAMODB_TABLE is not set".into()))
+    }
+}

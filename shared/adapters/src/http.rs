@@ -1,0 +1,137 @@
+//! The HTTP edge shared by every function: the one mapping from errors to the contract's status codes
+//! and bodies, JSON body parsing, and helpers for handlers.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use domain::store::Store;
+use domain::DomainError;
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+
+/// What every HTTP function's router is built with.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        AppState { store }
+    }
+}
+
+/// The HTTP layer's error: a domain error, or what only HTTP knows about.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// No token, bad signature, expired, a claim missing (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// No such route (404).
+    #[error("no such endpoint: {0}")]
+    NoRoute(String),
+    /// The route exists but not with this method (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+impl ApiError {
+    /// Status, contract code, field and extra members: the one mapping from errors to the contract.
+    fn parts(&self) -> (StatusCode, &'static str, Option<String>, Option<Value>) {
+        use DomainError as D;
+        match self {
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", None, None),
+            ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, None),
+            ApiError::Domain(e) => match e {
+                D::Malformed { field, .. } => (StatusCode::BAD_REQUEST, "malformed_request", field.clone(), None),
+                D::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None, None),
+                D::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
+                D::Conflict { code, details, .. } => (StatusCode::CONFLICT, code.as_str(), None, details.clone()),
+                D::StaleEtag(_) => (StatusCode::PRECONDITION_FAILED, "stale_etag", None, None),
+                D::Invalid { code, field, .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, code.as_str(), Some(field.clone()), None)
+                }
+                D::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, None),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, field, details) = self.parts();
+        let message = match &self {
+            // Internal reasons go to the log, not to the caller.
+            ApiError::Domain(DomainError::Unavailable(reason)) => {
+                tracing::error!(%reason, "backing service unavailable");
+                "the service is briefly unavailable; nothing was changed, try again".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut error = Map::new();
+        error.insert("code".into(), code.into());
+        error.insert("message".into(), message.into());
+        if let Some(field) = field {
+            error.insert("field".into(), field.into());
+        }
+        if let Some(Value::Object(extra)) = details {
+            error.extend(extra);
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::Domain(DomainError::malformed(e.body_text(), None))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::Domain(DomainError::malformed(e.body_text(), None))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Parses a JSON body into `T`; a body that is not JSON or has the wrong shape is 400 `malformed_request`
+/// with the JSON path of the fault.
+pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, DomainError> {
+    if body.is_empty() {
+        return Err(DomainError::malformed("the request needs a JSON body", None));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        DomainError::malformed(e.inner().to_string(), (path != ".").then_some(path))
+    })?;
+    de.end().map_err(|e| DomainError::malformed(e.to_string(), None))?;
+    Ok(value)
+}
+
+/// A JSON response with a status.
+pub fn json_response(status: StatusCode, body: impl serde::Serialize) -> Response {
+    (status, Json(body)).into_response()
+}
+
+/// Fallback for unknown routes, in the contract's error shape.
+pub async fn no_route(uri: http::Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_owned())
+}
+
+/// Fallback for a known route with another method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,22 @@
+//! What the functions share at the edges: stores, identity, the error-to-HTTP mapping, configuration,
+//! telemetry, and the clock and id source the pure domain is handed.
+
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+
+use chrono::{DateTime, Utc};
+
+/// The one clock read of the service: the domain gets time as an argument.
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// A new record id: a prefix that says what it is and a ULID (time-ordered, unguessable enough for ids
+/// that are never secrets).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
+}

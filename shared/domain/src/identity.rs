@@ -1,0 +1,104 @@
+//! Who is calling: the JWT claims the API contract names (`sub`, `practice_id`, `role`).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::error::{DomainError, DomainResult};
+
+macro_rules! id_type {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(s.to_owned())
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A practice (tenant). Always taken from the caller's token, never from a path or a body.
+    PracticeId
+);
+id_type!(
+    /// A department or provider of a practice.
+    DepartmentId
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Practice settings.
+    Admin,
+    /// Dashboard users.
+    Staff,
+    /// A pet owner in the app or the web chat.
+    Client,
+    /// The SMS/WhatsApp gateway.
+    Integration,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "staff" => Some(Role::Staff),
+            "client" => Some(Role::Client),
+            "integration" => Some(Role::Integration),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Staff => "staff",
+            Role::Client => "client",
+            Role::Integration => "integration",
+        }
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub sub: String,
+    pub practice_id: PracticeId,
+    pub role: Role,
+}
+
+/// Who may call what.
+pub const ADMIN: &[Role] = &[Role::Admin];
+pub const DASHBOARD: &[Role] = &[Role::Admin, Role::Staff];
+
+impl Caller {
+    /// 403 unless the caller's role is one of `allowed`.
+    pub fn require(&self, allowed: &[Role]) -> DomainResult<()> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+            Err(DomainError::Forbidden(format!(
+                "role {} may not do this (needs {})",
+                self.role.as_str(),
+                names.join(" or ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The pure domain of the conversation backend for veterinary practices.
+//!
+//! No I/O, no clock, no environment: time and new ids come in as arguments; storage is the [`store::Store`] port.
+
+pub mod department;
+pub mod error;
+pub mod identity;
+pub mod practice;
+pub mod schedule;
+pub mod settings;
+pub mod store;
+pub mod validate;
+
+pub use error::{ConflictCode, DomainError, DomainResult, InvalidCode};

@@ -1,0 +1,127 @@
+//! An in-process client of the local server's router: the same handlers, auth and error mapping as the
+//! running server, without a socket. `Api::memory()` and `Api::dynamo()` give the two stores.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use adapters::http::AppState;
+use axum::body::Body;
+use axum::Router;
+use domain::identity::Role;
+use domain::store::Store;
+use http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const SECRET: &str = "test-secret";
+
+pub struct Api {
+    app: Router,
+    pub store: Arc<dyn Store>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The contract's error code, if this is an error.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn field(&self) -> &str {
+        self.body["error"]["field"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    pub fn with_store(store: Arc<dyn Store>) -> Api {
+        Api { app: local::app(AppState::new(store.clone()), SECRET), store }
+    }
+
+    pub async fn memory() -> Api {
+        Api::with_store(Arc::new(adapters::store::MemoryStore::new()))
+    }
+
+    pub async fn dynamo() -> Api {
+        Api::with_store(Arc::new(vetchat_tests::fresh_dynamo_store().await))
+    }
+
+    /// A fresh, unique practice id (tests on a shared table must not meet).
+    pub fn practice_id() -> String {
+        format!("prc_{}", ulid::Ulid::new().to_string().to_lowercase())
+    }
+
+    pub fn token(practice: &str, role: Role) -> String {
+        let now = chrono::Utc::now().timestamp();
+        local::sign_token(SECRET, practice, role, &format!("{}-1", role.as_str()), now, 3600)
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<String>) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let has_body = body.is_some();
+        if has_body {
+            builder = builder.header("content-type", "application/json");
+        }
+        let request = builder.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+        Reply { status, headers, body }
+    }
+
+    /// A call as `role` of `practice`.
+    pub async fn call(&self, practice: &str, role: Role, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {}", Api::token(practice, role));
+        self.raw(method, path, &[("authorization", &auth)], body.map(|b| b.to_string())).await
+    }
+
+    pub async fn admin(&self, practice: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(practice, Role::Admin, method, path, body).await
+    }
+
+    pub async fn public(&self, path: &str) -> Reply {
+        self.raw(Method::GET, path, &[], None).await
+    }
+
+    /// Sets up a practice (US, New York) and returns its default department id.
+    pub async fn setup_practice(&self, practice: &str) -> String {
+        let r = self
+            .admin(
+                practice,
+                Method::PUT,
+                "/practice",
+                Some(serde_json::json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["default_department_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn add_department(&self, practice: &str, body: Value) -> Value {
+        let r = self.admin(practice, Method::POST, "/departments", Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body
+    }
+}
+
+/// Runs each listed `async fn(Api)` once on the embedded store and once on DynamoDB Local.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $( #[tokio::test] async fn $name() { super::$name(super::support::Api::memory().await).await } )*
+        }
+        mod dynamo {
+            $( #[tokio::test] async fn $name() { super::$name(super::support::Api::dynamo().await).await } )*
+        }
+    };
+}
