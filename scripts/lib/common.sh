@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # globals used by scripts/test and the other libs
 # Output, timing and step helpers for scripts/test. Sourced, not run.
 
 say() { printf '==> %s\n' "$*"; }

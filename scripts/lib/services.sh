@@ -28,7 +28,7 @@ start_services() {
 
   # exec: $! is the server process itself (background jobs of a script ignore SIGINT; on_exit stops them).
   (cd "$SERVICE_LOGS" && exec java -Djava.library.path="$DDB_LIB/DynamoDBLocal_lib" -jar "$DDB_JAR" \
-    -inMemory -sharedDb -port "$DDB_PORT") </dev/null >"$SERVICE_LOGS/dynamodb.log" 2>&1 &
+    -inMemory -sharedDb -disableTelemetry -port "$DDB_PORT") </dev/null >"$SERVICE_LOGS/dynamodb.log" 2>&1 &
   DDB_PID=$!
   SERVICE_PIDS+=("$DDB_PID")
   "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" </dev/null >"$SERVICE_LOGS/moto.log" 2>&1 &

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # globals used by scripts/test and the other libs
 # Installs (once, cached under $TOOLS) what scripts/test needs beyond Rust: DynamoDB Local and a python venv.
 # Sourced, not run. Sets VENV, DDB_DIR, DDB_JAR, DDB_LIB and TOOLS_STATE (cached | installed).
 

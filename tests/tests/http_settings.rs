@@ -29,7 +29,9 @@ on_both_stores!(
 async fn first_put_creates_practice_and_default_department(api: Api) {
     let p = Api::practice_id();
     let body = json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "us", "sms_numbers": ["(201) 555-0100"]});
-    let r = api.admin(&p, Method::PUT, "/practice", Some(body.clone())).await;
+    let r = api
+        .admin(&p, Method::PUT, "/practice", Some(body.clone()))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["name"], "Happy Paws");
     assert_eq!(r.body["country"], "US");
@@ -38,14 +40,22 @@ async fn first_put_creates_practice_and_default_department(api: Api) {
 
     let again = api.admin(&p, Method::PUT, "/practice", Some(json!({"name": "Happy Paws Clinic", "timezone": "America/Chicago", "country": "US"}))).await;
     assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(again.body["default_department_id"], default_id.as_str(), "the default department stays");
+    assert_eq!(
+        again.body["default_department_id"],
+        default_id.as_str(),
+        "the default department stays"
+    );
     assert_eq!(again.body["timezone"], "America/Chicago");
 
-    let got = api.call(&p, Role::Staff, Method::GET, "/practice", None).await;
+    let got = api
+        .call(&p, Role::Staff, Method::GET, "/practice", None)
+        .await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.body["name"], "Happy Paws Clinic");
 
-    let list = api.call(&p, Role::Staff, Method::GET, "/departments", None).await;
+    let list = api
+        .call(&p, Role::Staff, Method::GET, "/departments", None)
+        .await;
     assert_eq!(list.status, StatusCode::OK);
     let list = list.body.as_array().unwrap();
     assert_eq!(list.len(), 1);
@@ -62,11 +72,34 @@ async fn default_department_rules(api: Api) {
     let path = format!("/departments/{default_id}");
 
     let r = api.admin(&p, Method::DELETE, &path, None).await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "default_department"));
-    let r = api.admin(&p, Method::PATCH, &path, Some(json!({"name": "Front desk"}))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "default_department"));
-    let r = api.admin(&p, Method::PATCH, &path, Some(json!({"visible_in_app": false}))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "default_department"));
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "default_department")
+    );
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "Front desk"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "default_department")
+    );
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &path,
+            Some(json!({"visible_in_app": false})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "default_department")
+    );
 
     // Every other setting can change.
     let r = api
@@ -75,11 +108,21 @@ async fn default_department_rules(api: Api) {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["name"], "Happy Paws Team");
     assert_eq!(r.body["chat"]["greeting"], "Hi! How can we help?");
-    assert_eq!(r.body["hours"]["sat"], json!({"start": "10:00", "end": "14:00"}));
-    assert_eq!(r.body["hours"]["mon"], json!({"start": "09:00", "end": "18:00"}), "merge patch keeps the other days");
+    assert_eq!(
+        r.body["hours"]["sat"],
+        json!({"start": "10:00", "end": "14:00"})
+    );
+    assert_eq!(
+        r.body["hours"]["mon"],
+        json!({"start": "09:00", "end": "18:00"}),
+        "merge patch keeps the other days"
+    );
     assert_eq!(r.body["online"], false);
     let got = api.admin(&p, Method::GET, &path, None).await;
-    assert_eq!(got.body["chat"]["greeting"], "Hi! How can we help?", "stored");
+    assert_eq!(
+        got.body["chat"]["greeting"], "Hi! How can we help?",
+        "stored"
+    );
 }
 
 async fn new_department_gets_defaults_and_list_order(api: Api) {
@@ -90,26 +133,55 @@ async fn new_department_gets_defaults_and_list_order(api: Api) {
     assert_eq!(grooming["visible_in_app"], false);
     assert_eq!(grooming["online"], true);
     assert_eq!(grooming["open_conversations"], 0);
-    assert_eq!(grooming["alerts"], json!({"enabled": false, "emails": [], "sms_numbers": []}));
+    assert_eq!(
+        grooming["alerts"],
+        json!({"enabled": false, "emails": [], "sms_numbers": []})
+    );
     assert_eq!(grooming["unresolved_reminder"], json!({"enabled": false}));
     assert_eq!(grooming["date_overrides"], json!([]));
     for day in ["mon", "tue", "wed", "thu", "fri"] {
-        assert_eq!(grooming["hours"][day], json!({"start": "09:00", "end": "18:00"}), "{day}");
+        assert_eq!(
+            grooming["hours"][day],
+            json!({"start": "09:00", "end": "18:00"}),
+            "{day}"
+        );
     }
     assert_eq!(grooming["hours"]["sat"], Value::Null);
     assert_eq!(grooming["hours"]["sun"], Value::Null);
 
-    api.add_department(&p, json!({"name": "boarding", "visible_in_app": true})).await;
-    api.add_department(&p, json!({"name": "Telehealth Vet"})).await;
+    api.add_department(&p, json!({"name": "boarding", "visible_in_app": true}))
+        .await;
+    api.add_department(&p, json!({"name": "Telehealth Vet"}))
+        .await;
     let list = api.admin(&p, Method::GET, "/departments", None).await;
-    let names: Vec<&str> = list.body.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["Happy Paws Team", "boarding", "Grooming", "Telehealth Vet"]);
+    let names: Vec<&str> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Happy Paws Team", "boarding", "Grooming", "Telehealth Vet"]
+    );
 
     let id = grooming["id"].as_str().unwrap();
-    let one = api.call(&p, Role::Staff, Method::GET, &format!("/departments/{id}"), None).await;
+    let one = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::GET,
+            &format!("/departments/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(one.status, StatusCode::OK);
     assert_eq!(one.body, grooming);
-    assert_eq!(one.headers.get("etag").unwrap().to_str().unwrap(), one.body["etag"].as_str().unwrap());
+    assert_eq!(
+        one.headers.get("etag").unwrap().to_str().unwrap(),
+        one.body["etag"].as_str().unwrap()
+    );
 }
 
 async fn merge_patch_and_etag(api: Api) {
@@ -130,10 +202,20 @@ async fn merge_patch_and_etag(api: Api) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.body["chat"]["greeting"], Value::Null, "null removes the greeting");
-    assert_eq!(r.body["chat"]["allow_messages_after_hours"], false, "untouched members stay");
+    assert_eq!(
+        r.body["chat"]["greeting"],
+        Value::Null,
+        "null removes the greeting"
+    );
+    assert_eq!(
+        r.body["chat"]["allow_messages_after_hours"], false,
+        "untouched members stay"
+    );
     assert_eq!(r.body["hours"]["mon"], Value::Null);
-    assert_eq!(r.body["hours"]["sat"], json!({"start": "08:00", "end": "12:00"}));
+    assert_eq!(
+        r.body["hours"]["sat"],
+        json!({"start": "08:00", "end": "12:00"})
+    );
     let etag2 = r.body["etag"].as_str().unwrap().to_owned();
     assert_ne!(etag1, etag2);
 
@@ -142,17 +224,28 @@ async fn merge_patch_and_etag(api: Api) {
         .raw(
             Method::PATCH,
             &path,
-            &[("authorization", &format!("Bearer {}", Api::token(&p, Role::Admin))), ("if-match", &etag1)],
+            &[
+                (
+                    "authorization",
+                    &format!("Bearer {}", Api::token(&p, Role::Admin)),
+                ),
+                ("if-match", &etag1),
+            ],
             Some(json!({"name": "Lost update"}).to_string()),
         )
         .await;
-    assert_eq!((stale.status, stale.code()), (StatusCode::PRECONDITION_FAILED, "stale_etag"));
+    assert_eq!(
+        (stale.status, stale.code()),
+        (StatusCode::PRECONDITION_FAILED, "stale_etag")
+    );
     let got = api.admin(&p, Method::GET, &path, None).await;
     assert_eq!(got.body["name"], "Grooming");
     assert_eq!(got.body["etag"], etag2.as_str());
 
     // A patch that changes nothing keeps the etag.
-    let same = api.admin(&p, Method::PATCH, &path, Some(json!({"name": "Grooming"}))).await;
+    let same = api
+        .admin(&p, Method::PATCH, &path, Some(json!({"name": "Grooming"})))
+        .await;
     assert_eq!(same.body["etag"], etag2.as_str());
 }
 
@@ -167,63 +260,200 @@ async fn alert_emails_and_sms_numbers(api: Api) {
                    "unresolved_reminder": {"enabled": true, "at": "17:30"}}),
         )
         .await;
-    assert_eq!(d["alerts"]["emails"], json!(["desk@happypaws.example", "Vet@HappyPaws.example"]));
-    assert_eq!(d["alerts"]["sms_numbers"], json!(["+12015550123", "+14165550199"]));
-    assert_eq!(d["unresolved_reminder"], json!({"enabled": true, "at": "17:30"}));
+    assert_eq!(
+        d["alerts"]["emails"],
+        json!(["desk@happypaws.example", "Vet@HappyPaws.example"])
+    );
+    assert_eq!(
+        d["alerts"]["sms_numbers"],
+        json!(["+12015550123", "+14165550199"])
+    );
+    assert_eq!(
+        d["unresolved_reminder"],
+        json!({"enabled": true, "at": "17:30"})
+    );
     let path = format!("/departments/{}", d["id"].as_str().unwrap());
 
-    let r = api.admin(&p, Method::PATCH, &path, Some(json!({"alerts": {"enabled": true, "emails": ["not an email"]}}))).await;
-    assert_eq!((r.status, r.code(), r.field()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_email", "alerts.emails[0]"));
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &path,
+            Some(json!({"alerts": {"enabled": true, "emails": ["not an email"]}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_email",
+            "alerts.emails[0]"
+        )
+    );
     let r = api.admin(&p, Method::PATCH, &path, Some(json!({"alerts": {"enabled": true, "emails": "a@x.example", "sms_numbers": ["+44 20 7946 0958"]}}))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "sms_alerts_unavailable_in_country"));
+    assert_eq!(
+        (r.status, r.code()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sms_alerts_unavailable_in_country"
+        )
+    );
     let r = api.admin(&p, Method::PATCH, &path, Some(json!({"alerts": {"enabled": true, "emails": "a@x.example", "sms_numbers": ["555"]}}))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone"));
-    let r = api.admin(&p, Method::PATCH, &path, Some(json!({"alerts": {"enabled": false, "emails": []}}))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "reminder_needs_email"), "the reminder is on");
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone")
+    );
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &path,
+            Some(json!({"alerts": {"enabled": false, "emails": []}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "reminder_needs_email"),
+        "the reminder is on"
+    );
 
     // A practice outside the US and Canada cannot have SMS alerts at all.
     let uk = Api::practice_id();
-    let r = api.admin(&uk, Method::PUT, "/practice", Some(json!({"name": "London Paws", "timezone": "Europe/London", "country": "GB"}))).await;
+    let r = api
+        .admin(
+            &uk,
+            Method::PUT,
+            "/practice",
+            Some(json!({"name": "London Paws", "timezone": "Europe/London", "country": "GB"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let r = api
         .admin(&uk, Method::POST, "/departments", Some(json!({"name": "Grooming", "alerts": {"enabled": true, "sms_numbers": ["+12015550123"]}})))
         .await;
-    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "sms_alerts_unavailable_in_country"));
-    let r = api.admin(&p, Method::POST, "/departments", Some(json!({"name": "Boarding", "unresolved_reminder": {"enabled": true}}))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "reminder_needs_email"));
+    assert_eq!(
+        (r.status, r.code()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sms_alerts_unavailable_in_country"
+        )
+    );
+    let r = api
+        .admin(
+            &p,
+            Method::POST,
+            "/departments",
+            Some(json!({"name": "Boarding", "unresolved_reminder": {"enabled": true}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "reminder_needs_email")
+    );
 
     let got = api.admin(&p, Method::GET, &path, None).await;
     assert_eq!(got.body, d, "refused changes changed nothing");
     let list = api.admin(&uk, Method::GET, "/departments", None).await;
-    assert_eq!(list.body.as_array().unwrap().len(), 1, "refused creates stored nothing");
+    assert_eq!(
+        list.body.as_array().unwrap().len(),
+        1,
+        "refused creates stored nothing"
+    );
 }
 
 async fn invalid_values_change_nothing(api: Api) {
     let p = Api::practice_id();
-    let r = api.admin(&p, Method::PUT, "/practice", Some(json!({"name": "X", "timezone": "America/Gotham", "country": "US"}))).await;
-    assert_eq!((r.status, r.code(), r.field()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_time_zone", "timezone"));
+    let r = api
+        .admin(
+            &p,
+            Method::PUT,
+            "/practice",
+            Some(json!({"name": "X", "timezone": "America/Gotham", "country": "US"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_time_zone",
+            "timezone"
+        )
+    );
     let r = api.admin(&p, Method::GET, "/practice", None).await;
-    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"), "nothing was created");
-    let r = api.admin(&p, Method::PUT, "/practice", Some(json!({"name": "X", "timezone": "UTC", "country": "US", "sms_numbers": ["12"]}))).await;
-    assert_eq!((r.status, r.code(), r.field()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", "sms_numbers[0]"));
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "nothing was created"
+    );
+    let r = api
+        .admin(
+            &p,
+            Method::PUT,
+            "/practice",
+            Some(json!({"name": "X", "timezone": "UTC", "country": "US", "sms_numbers": ["12"]})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_phone",
+            "sms_numbers[0]"
+        )
+    );
 
     api.setup_practice(&p).await;
     let d = api.add_department(&p, json!({"name": "Grooming"})).await;
     let path = format!("/departments/{}", d["id"].as_str().unwrap());
     let cases = [
-        (json!({"hours": {"mon": {"start": "18:00", "end": "09:00"}}}), "invalid_hours", "hours.mon"),
-        (json!({"hours": {"tue": {"start": "9am", "end": "18:00"}}}), "invalid_hours", "hours.tue.start"),
-        (json!({"hours": {"wed": {"start": "24:00", "end": "24:00"}}}), "invalid_hours", "hours.wed"),
-        (json!({"date_overrides": [{"start_date": "2026-12-26", "end_date": "2026-12-24", "kind": "non_working"}]}), "invalid_date_override", "date_overrides[0]"),
-        (json!({"date_overrides": [{"start_date": "2026-12-24", "end_date": "2026-12-24", "kind": "holiday"}]}), "invalid_date_override", "date_overrides[0].kind"),
-        (json!({"date_overrides": [{"start_date": "2026-12-24", "end_date": "2026-12-24", "kind": "working", "start": "15:00", "end": "10:00"}]}), "invalid_date_override", "date_overrides[0]"),
+        (
+            json!({"hours": {"mon": {"start": "18:00", "end": "09:00"}}}),
+            "invalid_hours",
+            "hours.mon",
+        ),
+        (
+            json!({"hours": {"tue": {"start": "9am", "end": "18:00"}}}),
+            "invalid_hours",
+            "hours.tue.start",
+        ),
+        (
+            json!({"hours": {"wed": {"start": "24:00", "end": "24:00"}}}),
+            "invalid_hours",
+            "hours.wed",
+        ),
+        (
+            json!({"date_overrides": [{"start_date": "2026-12-26", "end_date": "2026-12-24", "kind": "non_working"}]}),
+            "invalid_date_override",
+            "date_overrides[0]",
+        ),
+        (
+            json!({"date_overrides": [{"start_date": "2026-12-24", "end_date": "2026-12-24", "kind": "holiday"}]}),
+            "invalid_date_override",
+            "date_overrides[0].kind",
+        ),
+        (
+            json!({"date_overrides": [{"start_date": "2026-12-24", "end_date": "2026-12-24", "kind": "working", "start": "15:00", "end": "10:00"}]}),
+            "invalid_date_override",
+            "date_overrides[0]",
+        ),
         (json!({"name": "   "}), "invalid_name", "name"),
     ];
     for (patch, code, field) in cases {
-        let r = api.admin(&p, Method::PATCH, &path, Some(patch.clone())).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{patch}: {:?}", r.body);
+        let r = api
+            .admin(&p, Method::PATCH, &path, Some(patch.clone()))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{patch}: {:?}",
+            r.body
+        );
         assert_eq!(r.code(), code, "{patch}");
-        assert!(r.field().starts_with(field), "{patch}: field {} should start with {field}", r.field());
+        assert!(
+            r.field().starts_with(field),
+            "{patch}: field {} should start with {field}",
+            r.field()
+        );
     }
     let got = api.admin(&p, Method::GET, &path, None).await;
     assert_eq!(got.body, d, "nothing changed");
@@ -233,25 +463,61 @@ async fn duplicate_names_are_refused(api: Api) {
     let p = Api::practice_id();
     api.setup_practice(&p).await;
     let grooming = api.add_department(&p, json!({"name": "Grooming"})).await;
-    let r = api.admin(&p, Method::POST, "/departments", Some(json!({"name": " grooming "}))).await;
-    assert_eq!((r.status, r.code(), r.field()), (StatusCode::UNPROCESSABLE_ENTITY, "duplicate_department_name", "name"));
-    let r = api.admin(&p, Method::POST, "/departments", Some(json!({"name": "happy paws team"}))).await;
-    assert_eq!(r.code(), "duplicate_department_name", "the default department's name is taken too");
+    let r = api
+        .admin(
+            &p,
+            Method::POST,
+            "/departments",
+            Some(json!({"name": " grooming "})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "duplicate_department_name",
+            "name"
+        )
+    );
+    let r = api
+        .admin(
+            &p,
+            Method::POST,
+            "/departments",
+            Some(json!({"name": "happy paws team"})),
+        )
+        .await;
+    assert_eq!(
+        r.code(),
+        "duplicate_department_name",
+        "the default department's name is taken too"
+    );
     let boarding = api.add_department(&p, json!({"name": "Boarding"})).await;
     let r = api
-        .admin(&p, Method::PATCH, &format!("/departments/{}", boarding["id"].as_str().unwrap()), Some(json!({"name": "GROOMING"})))
+        .admin(
+            &p,
+            Method::PATCH,
+            &format!("/departments/{}", boarding["id"].as_str().unwrap()),
+            Some(json!({"name": "GROOMING"})),
+        )
         .await;
     assert_eq!(r.code(), "duplicate_department_name");
     // A rename frees the old name.
     let r = api
-        .admin(&p, Method::PATCH, &format!("/departments/{}", grooming["id"].as_str().unwrap()), Some(json!({"name": "Grooming & Spa"})))
+        .admin(
+            &p,
+            Method::PATCH,
+            &format!("/departments/{}", grooming["id"].as_str().unwrap()),
+            Some(json!({"name": "Grooming & Spa"})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     api.add_department(&p, json!({"name": "Grooming"})).await;
     // Names are per practice.
     let other = Api::practice_id();
     api.setup_practice(&other).await;
-    api.add_department(&other, json!({"name": "Grooming"})).await;
+    api.add_department(&other, json!({"name": "Grooming"}))
+        .await;
 }
 
 async fn delete_and_reset_hours(api: Api) {
@@ -264,13 +530,25 @@ async fn delete_and_reset_hours(api: Api) {
                    "date_overrides": [{"start_date": "2026-12-24", "end_date": "2026-12-26", "kind": "non_working"}]}),
         )
         .await;
-    assert_eq!(d["hours"]["mon"], Value::Null, "a POSTed week is the whole week");
+    assert_eq!(
+        d["hours"]["mon"],
+        Value::Null,
+        "a POSTed week is the whole week"
+    );
     let path = format!("/departments/{}", d["id"].as_str().unwrap());
-    let r = api.admin(&p, Method::POST, &format!("{path}/hours/reset"), None).await;
+    let r = api
+        .admin(&p, Method::POST, &format!("{path}/hours/reset"), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.body["hours"]["mon"], json!({"start": "09:00", "end": "18:00"}));
+    assert_eq!(
+        r.body["hours"]["mon"],
+        json!({"start": "09:00", "end": "18:00"})
+    );
     assert_eq!(r.body["hours"]["sat"], Value::Null);
-    assert_eq!(r.body["date_overrides"], d["date_overrides"], "overrides kept");
+    assert_eq!(
+        r.body["date_overrides"], d["date_overrides"],
+        "overrides kept"
+    );
 
     let r = api.admin(&p, Method::DELETE, &path, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
@@ -279,7 +557,9 @@ async fn delete_and_reset_hours(api: Api) {
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
     let r = api.admin(&p, Method::DELETE, &path, None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = api.admin(&p, Method::PATCH, &path, Some(json!({"online": false}))).await;
+    let r = api
+        .admin(&p, Method::PATCH, &path, Some(json!({"online": false})))
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     api.add_department(&p, json!({"name": "Boarding"})).await; // the name is free again
 }
@@ -290,25 +570,73 @@ async fn roles_and_online_switch(api: Api) {
     let d = api.add_department(&p, json!({"name": "Grooming"})).await;
     let path = format!("/departments/{}", d["id"].as_str().unwrap());
 
-    let r = api.call(&p, Role::Staff, Method::PUT, &format!("{path}/online"), Some(json!({"online": false}))).await;
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::PUT,
+            &format!("{path}/online"),
+            Some(json!({"online": false})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["online"], false);
-    let r = api.call(&p, Role::Staff, Method::PUT, &format!("{path}/online"), Some(json!({"online": "no"}))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "malformed_request"));
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::PUT,
+            &format!("{path}/online"),
+            Some(json!({"online": "no"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "malformed_request")
+    );
 
     for (role, method, route, body) in [
-        (Role::Staff, Method::PATCH, path.clone(), Some(json!({"name": "x"}))),
-        (Role::Staff, Method::POST, "/departments".to_owned(), Some(json!({"name": "x"}))),
+        (
+            Role::Staff,
+            Method::PATCH,
+            path.clone(),
+            Some(json!({"name": "x"})),
+        ),
+        (
+            Role::Staff,
+            Method::POST,
+            "/departments".to_owned(),
+            Some(json!({"name": "x"})),
+        ),
         (Role::Staff, Method::DELETE, path.clone(), None),
-        (Role::Staff, Method::PUT, "/practice".to_owned(), Some(json!({"name": "x", "timezone": "UTC", "country": "US"}))),
-        (Role::Staff, Method::POST, format!("{path}/hours/reset"), None),
+        (
+            Role::Staff,
+            Method::PUT,
+            "/practice".to_owned(),
+            Some(json!({"name": "x", "timezone": "UTC", "country": "US"})),
+        ),
+        (
+            Role::Staff,
+            Method::POST,
+            format!("{path}/hours/reset"),
+            None,
+        ),
         (Role::Client, Method::GET, "/departments".to_owned(), None),
         (Role::Client, Method::GET, "/practice".to_owned(), None),
         (Role::Integration, Method::GET, path.clone(), None),
-        (Role::Client, Method::PUT, format!("{path}/online"), Some(json!({"online": true}))),
+        (
+            Role::Client,
+            Method::PUT,
+            format!("{path}/online"),
+            Some(json!({"online": true})),
+        ),
     ] {
         let r = api.call(&p, role, method.clone(), &route, body).await;
-        assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"), "{role:?} {method} {route}");
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{role:?} {method} {route}"
+        );
     }
     let got = api.admin(&p, Method::GET, &path, None).await;
     assert_eq!(got.body["name"], "Grooming");
@@ -334,11 +662,23 @@ async fn tokens_are_verified(api: Api) {
         ("not bearer", Some(format!("Basic {valid}"))),
         ("garbage", Some("Bearer abc.def".to_owned())),
     ] {
-        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
         let r = api.raw(Method::GET, "/departments", &headers, None).await;
-        assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{what}");
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{what}"
+        );
     }
-    let r = api.raw(Method::GET, "/departments", &[("authorization", &format!("Bearer {valid}"))], None).await;
+    let r = api
+        .raw(
+            Method::GET,
+            "/departments",
+            &[("authorization", &format!("Bearer {valid}"))],
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -348,25 +688,50 @@ async fn another_practice_is_invisible(api: Api) {
     let a_default = api.setup_practice(&a).await;
     api.setup_practice(&b).await;
     let secret = api
-        .add_department(&a, json!({"name": "Secret Vet", "alerts": {"enabled": true, "emails": "vet@a.example"}}))
+        .add_department(
+            &a,
+            json!({"name": "Secret Vet", "alerts": {"enabled": true, "emails": "vet@a.example"}}),
+        )
         .await;
     for id in [secret["id"].as_str().unwrap(), a_default.as_str()] {
         let path = format!("/departments/{id}");
         for (method, route, body) in [
             (Method::GET, path.clone(), None),
-            (Method::PATCH, path.clone(), Some(json!({"name": "Mine now"}))),
+            (
+                Method::PATCH,
+                path.clone(),
+                Some(json!({"name": "Mine now"})),
+            ),
             (Method::DELETE, path.clone(), None),
             (Method::POST, format!("{path}/hours/reset"), None),
-            (Method::PUT, format!("{path}/online"), Some(json!({"online": false}))),
+            (
+                Method::PUT,
+                format!("{path}/online"),
+                Some(json!({"online": false})),
+            ),
         ] {
             let r = api.admin(&b, method.clone(), &route, body).await;
-            assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"), "{method} {route}");
+            assert_eq!(
+                (r.status, r.code()),
+                (StatusCode::NOT_FOUND, "not_found"),
+                "{method} {route}"
+            );
             assert!(!r.body.to_string().contains("vet@a.example"));
         }
     }
     let list = api.admin(&b, Method::GET, "/departments", None).await;
-    assert!(!list.body.to_string().contains(secret["id"].as_str().unwrap()));
-    let got = api.admin(&a, Method::GET, &format!("/departments/{}", secret["id"].as_str().unwrap()), None).await;
+    assert!(!list
+        .body
+        .to_string()
+        .contains(secret["id"].as_str().unwrap()));
+    let got = api
+        .admin(
+            &a,
+            Method::GET,
+            &format!("/departments/{}", secret["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(got.body, secret, "B's attempts changed nothing");
 }
 
@@ -386,12 +751,23 @@ async fn public_availability_is_computed_and_hides_recipients(api: Api) {
         .add_department(&p, json!({"name": "Grooming", "visible_in_app": true, "online": false,
                                    "alerts": {"enabled": true, "emails": "groom@happypaws.example"}}))
         .await;
-    api.add_department(&p, json!({"name": "Telehealth Vet", "visible_in_app": false})).await;
+    api.add_department(
+        &p,
+        json!({"name": "Telehealth Vet", "visible_in_app": false}),
+    )
+    .await;
 
     // Friday 2026-11-20 19:00 in New York: closed until Monday 09:00.
-    let r = api.public(&format!("/public/practices/{p}/availability?at=2026-11-20T19:00:00-05:00")).await;
+    let r = api
+        .public(&format!(
+            "/public/practices/{p}/availability?at=2026-11-20T19:00:00-05:00"
+        ))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.body["practice"], json!({"name": "Happy Paws", "timezone": "America/New_York"}));
+    assert_eq!(
+        r.body["practice"],
+        json!({"name": "Happy Paws", "timezone": "America/New_York"})
+    );
     assert_eq!(r.body["at"], "2026-11-20T19:00:00-05:00");
     let deps = r.body["departments"].as_array().unwrap();
     assert_eq!(deps.len(), 2, "the hidden department is not shown");
@@ -408,30 +784,69 @@ async fn public_availability_is_computed_and_hides_recipients(api: Api) {
     assert_eq!(deps[1]["reason"], "offline");
     assert_eq!(deps[1]["open"], false);
     let text = r.body.to_string();
-    for secret in ["desk@happypaws.example", "groom@happypaws.example", "+12015550123", "alerts", "sms_numbers"] {
-        assert!(!text.contains(secret), "{secret} leaked into the public answer");
+    for secret in [
+        "desk@happypaws.example",
+        "groom@happypaws.example",
+        "+12015550123",
+        "alerts",
+        "sms_numbers",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the public answer"
+        );
     }
 
     // Monday 10:00: open until 18:00. An unescaped "+" offset is understood too.
-    let r = api.public(&format!("/public/practices/{p}/availability?at=2026-11-23T15:00:00Z")).await;
+    let r = api
+        .public(&format!(
+            "/public/practices/{p}/availability?at=2026-11-23T15:00:00Z"
+        ))
+        .await;
     assert_eq!(r.body["departments"][0]["open"], true);
     assert_eq!(r.body["departments"][0]["reason"], "open");
-    assert_eq!(r.body["departments"][0]["closes_at"], "2026-11-23T18:00:00-05:00");
+    assert_eq!(
+        r.body["departments"][0]["closes_at"],
+        "2026-11-23T18:00:00-05:00"
+    );
     assert_eq!(r.body["departments"][0]["accepts_messages_now"], true);
-    let r = api.public(&format!("/public/practices/{p}/availability?at=2026-11-23T16:00:00+01:00")).await;
+    let r = api
+        .public(&format!(
+            "/public/practices/{p}/availability?at=2026-11-23T16:00:00+01:00"
+        ))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["at"], "2026-11-23T10:00:00-05:00");
 
     // Christmas Eve (a Thursday) is a non-working day; it opens again on Monday the 28th.
-    let r = api.public(&format!("/public/practices/{p}/availability?at=2026-12-24T11:00:00-05:00")).await;
+    let r = api
+        .public(&format!(
+            "/public/practices/{p}/availability?at=2026-12-24T11:00:00-05:00"
+        ))
+        .await;
     assert_eq!(r.body["departments"][0]["reason"], "non_working_day");
-    assert_eq!(r.body["departments"][0]["opens_at"], "2026-12-28T09:00:00-05:00");
+    assert_eq!(
+        r.body["departments"][0]["opens_at"],
+        "2026-12-28T09:00:00-05:00"
+    );
 
-    let r = api.public(&format!("/public/practices/{p}/availability?at=tomorrow")).await;
-    assert_eq!((r.status, r.code(), r.field()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", "at"));
-    let r = api.public(&format!("/public/practices/{}/availability", Api::practice_id())).await;
+    let r = api
+        .public(&format!("/public/practices/{p}/availability?at=tomorrow"))
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", "at")
+    );
+    let r = api
+        .public(&format!(
+            "/public/practices/{}/availability",
+            Api::practice_id()
+        ))
+        .await;
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
-    let r = api.public(&format!("/public/practices/{p}/availability")).await;
+    let r = api
+        .public(&format!("/public/practices/{p}/availability"))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "without `at` it answers for now");
 }
 
@@ -444,14 +859,34 @@ async fn malformed_bodies(api: Api) {
         (Method::POST, "/departments", Some("{not json".to_owned())),
         (Method::POST, "/departments", Some("[1,2]".to_owned())),
         (Method::POST, "/departments", None),
-        (Method::POST, "/departments", Some(json!({"name": "A", "colour": "red"}).to_string())),
-        (Method::POST, "/departments", Some(json!({"name": 7}).to_string())),
-        (Method::POST, "/departments", Some(json!({"name": "A", "online": "yes"}).to_string())),
-        (Method::PUT, "/practice", Some(json!({"name": "A"}).to_string())),
+        (
+            Method::POST,
+            "/departments",
+            Some(json!({"name": "A", "colour": "red"}).to_string()),
+        ),
+        (
+            Method::POST,
+            "/departments",
+            Some(json!({"name": 7}).to_string()),
+        ),
+        (
+            Method::POST,
+            "/departments",
+            Some(json!({"name": "A", "online": "yes"}).to_string()),
+        ),
+        (
+            Method::PUT,
+            "/practice",
+            Some(json!({"name": "A"}).to_string()),
+        ),
         (Method::PUT, "/practice", Some("{} trailing".to_owned())),
     ] {
         let r = api.raw(method.clone(), route, &h, body.clone()).await;
-        assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "malformed_request"), "{method} {route} {body:?}");
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "malformed_request"),
+            "{method} {route} {body:?}"
+        );
     }
     let list = api.admin(&p, Method::GET, "/departments", None).await;
     assert_eq!(list.body.as_array().unwrap().len(), 1, "nothing stored");
@@ -461,25 +896,77 @@ async fn malformed_bodies(api: Api) {
 
 async fn practice_must_be_set_up_first(api: Api) {
     let p = Api::practice_id();
-    let r = api.admin(&p, Method::POST, "/departments", Some(json!({"name": "Grooming"}))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "practice_not_set_up"));
+    let r = api
+        .admin(
+            &p,
+            Method::POST,
+            "/departments",
+            Some(json!({"name": "Grooming"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "practice_not_set_up")
+    );
     let r = api.admin(&p, Method::GET, "/departments", None).await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "practice_not_set_up"));
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "practice_not_set_up")
+    );
 }
 
 async fn texting_numbers_belong_to_one_practice(api: Api) {
     let a = Api::practice_id();
     let b = Api::practice_id();
     let body = |n: &str| json!({"name": "P", "timezone": "America/New_York", "country": "US", "sms_numbers": [n]});
-    assert_eq!(api.admin(&a, Method::PUT, "/practice", Some(body("+12015550100"))).await.status, StatusCode::CREATED);
-    let r = api.admin(&b, Method::PUT, "/practice", Some(body("201-555-0100"))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "sms_number_in_use"));
-    assert!(!r.body.to_string().contains(&a), "the owner is not revealed");
+    assert_eq!(
+        api.admin(&a, Method::PUT, "/practice", Some(body("+12015550100")))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let r = api
+        .admin(&b, Method::PUT, "/practice", Some(body("201-555-0100")))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "sms_number_in_use")
+    );
+    assert!(
+        !r.body.to_string().contains(&a),
+        "the owner is not revealed"
+    );
     // A gives the number up; B can take it.
-    assert_eq!(api.admin(&a, Method::PUT, "/practice", Some(body("+12015550101"))).await.status, StatusCode::OK);
-    assert_eq!(api.admin(&b, Method::PUT, "/practice", Some(body("+12015550100"))).await.status, StatusCode::CREATED);
-    assert_eq!(api.store.practice_by_sms_number("+12015550100").await.unwrap().unwrap().as_str(), b);
-    assert_eq!(api.store.practice_by_sms_number("+12015550101").await.unwrap().unwrap().as_str(), a);
+    assert_eq!(
+        api.admin(&a, Method::PUT, "/practice", Some(body("+12015550101")))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.admin(&b, Method::PUT, "/practice", Some(body("+12015550100")))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.store
+            .practice_by_sms_number("+12015550100")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        b
+    );
+    assert_eq!(
+        api.store
+            .practice_by_sms_number("+12015550101")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        a
+    );
 }
 
 async fn concurrent_patches_with_same_etag(api: Api) {
@@ -495,7 +982,14 @@ async fn concurrent_patches_with_same_etag(api: Api) {
         let (api, path, etag, auth) = (api.clone(), path.clone(), etag.clone(), auth.clone());
         tasks.push(tokio::spawn(async move {
             let body = json!({"chat": {"greeting": format!("greeting {i}")}}).to_string();
-            let r = api.raw(Method::PATCH, &path, &[("authorization", &auth), ("if-match", &etag)], Some(body)).await;
+            let r = api
+                .raw(
+                    Method::PATCH,
+                    &path,
+                    &[("authorization", &auth), ("if-match", &etag)],
+                    Some(body),
+                )
+                .await;
             (r.status, r.body)
         }));
     }
@@ -508,7 +1002,14 @@ async fn concurrent_patches_with_same_etag(api: Api) {
             other => panic!("unexpected {other}: {body}"),
         }
     }
-    assert_eq!(winners.len(), 1, "exactly one PATCH with the same If-Match wins");
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one PATCH with the same If-Match wins"
+    );
     let got = api.admin(&p, Method::GET, &path, None).await;
-    assert_eq!(got.body["chat"]["greeting"], winners[0]["chat"]["greeting"], "the winner's write is what is stored");
+    assert_eq!(
+        got.body["chat"]["greeting"], winners[0]["chat"]["greeting"],
+        "the winner's write is what is stored"
+    );
 }

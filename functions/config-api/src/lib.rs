@@ -23,11 +23,22 @@ use domain::{settings, DomainError, InvalidCode};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/practice", put(put_practice).get(get_practice))
-        .route("/departments", get(list_departments).post(create_department))
-        .route("/departments/{id}", get(get_department).patch(patch_department).delete(delete_department))
+        .route(
+            "/departments",
+            get(list_departments).post(create_department),
+        )
+        .route(
+            "/departments/{id}",
+            get(get_department)
+                .patch(patch_department)
+                .delete(delete_department),
+        )
         .route("/departments/{id}/hours/reset", post(reset_hours))
         .route("/departments/{id}/online", put(set_online))
-        .route("/public/practices/{practice_id}/availability", get(public_availability))
+        .route(
+            "/public/practices/{practice_id}/availability",
+            get(public_availability),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
@@ -50,20 +61,33 @@ fn department_response(status: StatusCode, department: &Department) -> Response 
     response
 }
 
-async fn put_practice(State(s): State<AppState>, Authenticated(caller): Authenticated, body: Bytes) -> ApiResult<Response> {
+async fn put_practice(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    body: Bytes,
+) -> ApiResult<Response> {
     let input: PracticeInput = parse_json(&body)?;
-    let department_id = DepartmentId(new_id("dep"));
-    let (practice, created) = settings::put_practice(&*s.store, &caller, input, now(), department_id).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let (practice, created) = settings::put_practice(&*s.store, &caller, input, now()).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(json_response(status, practice_view(&practice)))
 }
 
-async fn get_practice(State(s): State<AppState>, Authenticated(caller): Authenticated) -> ApiResult<Response> {
+async fn get_practice(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Response> {
     let practice = settings::get_practice(&*s.store, &caller).await?;
     Ok(json_response(StatusCode::OK, practice_view(&practice)))
 }
 
-async fn list_departments(State(s): State<AppState>, Authenticated(caller): Authenticated) -> ApiResult<Response> {
+async fn list_departments(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Response> {
     let departments = settings::list_departments(&*s.store, &caller).await?;
     let views: Vec<Value> = departments.iter().map(Department::to_view).collect();
     Ok(json_response(StatusCode::OK, views))
@@ -76,7 +100,8 @@ async fn create_department(
 ) -> ApiResult<Response> {
     let body: Value = parse_json(&body)?;
     let department =
-        settings::create_department(&*s.store, &caller, body, now(), DepartmentId(new_id("dep"))).await?;
+        settings::create_department(&*s.store, &caller, body, now(), DepartmentId(new_id("dep")))
+            .await?;
     Ok(department_response(StatusCode::CREATED, &department))
 }
 
@@ -99,10 +124,20 @@ async fn patch_department(
     let patch: Value = parse_json(&body)?;
     let if_match = match headers.get(http::header::IF_MATCH) {
         None => None,
-        Some(v) => Some(v.to_str().map_err(|_| DomainError::malformed("If-Match is not text", None))?),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| DomainError::malformed("If-Match is not text", None))?,
+        ),
     };
-    let department =
-        settings::patch_department(&*s.store, &caller, &DepartmentId(id), patch, if_match, now()).await?;
+    let department = settings::patch_department(
+        &*s.store,
+        &caller,
+        &DepartmentId(id),
+        patch,
+        if_match,
+        now(),
+    )
+    .await?;
     Ok(department_response(StatusCode::OK, &department))
 }
 
@@ -137,7 +172,8 @@ async fn set_online(
     body: Bytes,
 ) -> ApiResult<Response> {
     let OnlineBody { online } = parse_json(&body)?;
-    let department = settings::set_online(&*s.store, &caller, &DepartmentId(id), online, now()).await?;
+    let department =
+        settings::set_online(&*s.store, &caller, &DepartmentId(id), online, now()).await?;
     Ok(department_response(StatusCode::OK, &department))
 }
 
@@ -169,6 +205,8 @@ async fn public_availability(
         Some(raw) => parse_instant(raw)?,
         None => now(),
     };
-    let availability = settings::public_availability(&*s.store, &PracticeId(practice_id), at).await?;
+    // An id that cannot exist is answered like one that does not.
+    let practice_id = PracticeId::parse(&practice_id).ok_or(DomainError::NotFound("practice"))?;
+    let availability = settings::public_availability(&*s.store, &practice_id, at).await?;
     Ok(json_response(StatusCode::OK, availability))
 }

@@ -23,17 +23,24 @@ use domain::store::Store;
 
 /// The store the local server runs on: DynamoDB when `DYNAMODB_TABLE` is set (the table is created if
 /// missing), else the embedded in-memory store.
-pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn build_store(
+    config: &Config,
+) -> Result<Arc<dyn Store>, Box<dyn std::error::Error + Send + Sync>> {
     match &config.table_name {
         Some(table) => {
             let sdk = adapters::aws::sdk_config().await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             adapters::store::ensure_table(&client, table).await?;
             tracing::info!(table, "using DynamoDB");
-            Ok(Arc::new(adapters::store::DynamoStore::new(client, table.clone())))
+            Ok(Arc::new(adapters::store::DynamoStore::new(
+                client,
+                table.clone(),
+            )))
         }
         None => {
-            tracing::info!("using the embedded in-memory store (set DYNAMODB_TABLE to use DynamoDB)");
+            tracing::info!(
+                "using the embedded in-memory store (set DYNAMODB_TABLE to use DynamoDB)"
+            );
             Ok(Arc::new(adapters::store::MemoryStore::new()))
         }
     }
@@ -78,7 +85,10 @@ impl TokenVerifier {
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_aud = false;
         validation.leeway = 0;
-        TokenVerifier { key: DecodingKey::from_secret(secret.as_bytes()), validation }
+        TokenVerifier {
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
     }
 
     /// The claims as API Gateway's JWT authorizer hands them over: every value a string.
@@ -100,7 +110,14 @@ impl TokenVerifier {
 }
 
 /// Signs a local token for a practice and role (what `cargo run -- token` prints).
-pub fn sign_token(secret: &str, practice_id: &str, role: Role, sub: &str, now: i64, ttl_secs: i64) -> String {
+pub fn sign_token(
+    secret: &str,
+    practice_id: &str,
+    role: Role,
+    sub: &str,
+    now: i64,
+    ttl_secs: i64,
+) -> String {
     let claims = LocalClaims {
         sub: sub.to_owned(),
         practice_id: practice_id.to_owned(),
@@ -109,29 +126,49 @@ pub fn sign_token(secret: &str, practice_id: &str, role: Role, sub: &str, now: i
         iat: now,
         exp: now + ttl_secs,
     };
-    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .expect("HS256 signing cannot fail")
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing cannot fail")
 }
 
 /// Plays API Gateway's JWT authorizer: protected routes need a valid bearer token, whose claims are put in
 /// the request context; public and local-only routes take none.
-async fn authenticate(State(verifier): State<Arc<TokenVerifier>>, mut request: Request, next: Next) -> Response {
+async fn authenticate(
+    State(verifier): State<Arc<TokenVerifier>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
     let public = path.starts_with("/public/") || path.starts_with("/_local/");
     // Whatever the client sent, the request context is the server's to set.
-    request.extensions_mut().remove::<lambda_http::request::RequestContext>();
+    request
+        .extensions_mut()
+        .remove::<lambda_http::request::RequestContext>();
     if !public {
-        let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let header = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         match header.map(|h| h.trim()) {
             None => {}
             Some(h) => {
-                let Some(token) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) else {
-                    return ApiError::Unauthenticated("Authorization must be \"Bearer <token>\"".into())
-                        .into_response();
+                let Some(token) = h
+                    .strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+                else {
+                    return ApiError::Unauthenticated(
+                        "Authorization must be \"Bearer <token>\"".into(),
+                    )
+                    .into_response();
                 };
                 match verifier.verify(token.trim()) {
                     Ok(claims) => {
-                        request.extensions_mut().insert(request_context_with_claims(claims));
+                        request
+                            .extensions_mut()
+                            .insert(request_context_with_claims(claims));
                     }
                     Err(reason) => return ApiError::Unauthenticated(reason).into_response(),
                 }

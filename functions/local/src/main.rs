@@ -40,11 +40,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let cli = Cli::parse();
     let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Token { practice, role, sub, hours } => {
-            let role = Role::parse(&role).ok_or(format!("unknown role {role:?}: admin, staff, client or integration"))?;
+        Command::Token {
+            practice,
+            role,
+            sub,
+            hours,
+        } => {
+            let role = Role::parse(&role).ok_or(format!(
+                "unknown role {role:?}: admin, staff, client or integration"
+            ))?;
             let sub = sub.unwrap_or_else(|| format!("{}-1", role.as_str()));
             let now = adapters::now().timestamp();
-            println!("{}", local::sign_token(&config.local_jwt_secret, &practice, role, &sub, now, hours * 3600));
+            println!(
+                "{}",
+                local::sign_token(
+                    &config.local_jwt_secret,
+                    &practice,
+                    role,
+                    &sub,
+                    now,
+                    hours * 3600
+                )
+            );
             Ok(())
         }
         Command::Serve => {
@@ -54,7 +71,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!("listening on http://{addr}");
-            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await?;
             Ok(())
         }
     }

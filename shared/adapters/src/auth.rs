@@ -8,7 +8,8 @@ use axum::extract::FromRequestParts;
 use domain::identity::{Caller, PracticeId, Role};
 use http::request::Parts;
 use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+    ApiGatewayV2httpRequestContext,
 };
 use lambda_http::request::RequestContext;
 
@@ -25,7 +26,8 @@ pub fn claims(parts: &Parts) -> Option<&HashMap<String, String>> {
 
 /// Reads the caller from the claims: 401 when there are none or one is missing, 403 for an unknown role.
 pub fn caller_from_claims(claims: Option<&HashMap<String, String>>) -> Result<Caller, ApiError> {
-    let claims = claims.ok_or_else(|| ApiError::Unauthenticated("a bearer token is required".into()))?;
+    let claims =
+        claims.ok_or_else(|| ApiError::Unauthenticated("a bearer token is required".into()))?;
     let get = |name: &str| {
         claims
             .get(name)
@@ -33,11 +35,18 @@ pub fn caller_from_claims(claims: Option<&HashMap<String, String>>) -> Result<Ca
             .ok_or_else(|| ApiError::Unauthenticated(format!("the token has no {name:?} claim")))
     };
     let sub = get("sub")?.clone();
-    let practice_id = PracticeId(get("practice_id")?.clone());
+    let practice_id = PracticeId::parse(get("practice_id")?).ok_or_else(|| {
+        ApiError::Unauthenticated("the token's practice_id claim is not a valid id".into())
+    })?;
     let role = get("role")?;
-    let role = Role::parse(role)
-        .ok_or_else(|| domain::DomainError::Forbidden(format!("role {role:?} is not a role of this service")))?;
-    Ok(Caller { sub, practice_id, role })
+    let role = Role::parse(role).ok_or_else(|| {
+        domain::DomainError::Forbidden(format!("role {role:?} is not a role of this service"))
+    })?;
+    Ok(Caller {
+        sub,
+        practice_id,
+        role,
+    })
 }
 
 /// Request context carrying `claims` exactly as API Gateway's JWT authorizer shapes it.

@@ -38,22 +38,30 @@ impl Config {
         let var = |name: &str| env::var(name).ok().filter(|v| !v.trim().is_empty());
         let port = match var("PORT") {
             None => 3000,
-            Some(p) => p.parse().map_err(|_| ConfigError(format!("PORT={p:?} is not a port number")))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| ConfigError(format!("PORT={p:?} is not a port number")))?,
         };
         let in_lambda = var("AWS_LAMBDA_FUNCTION_NAME").is_some();
         let log_format = match var("LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
-            Some(other) => return Err(ConfigError(format!("LOG_FORMAT={other:?}: use json or text"))),
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "LOG_FORMAT={other:?}: use json or text"
+                )))
+            }
             None if in_lambda => LogFormat::Json,
             None => LogFormat::Text,
         };
         Ok(Config {
             table_name: var("DYNAMODB_TABLE"),
             port,
-            local_jwt_secret: var("LOCAL_JWT_SECRET").unwrap_or_else(|| DEFAULT_LOCAL_JWT_SECRET.to_owned()),
+            local_jwt_secret: var("LOCAL_JWT_SECRET")
+                .unwrap_or_else(|| DEFAULT_LOCAL_JWT_SECRET.to_owned()),
             sender_email: var("SENDER_EMAIL"),
-            dashboard_url: var("DASHBOARD_URL").unwrap_or_else(|| "http://localhost:3000/dashboard".to_owned()),
+            dashboard_url: var("DASHBOARD_URL")
+                .unwrap_or_else(|| "http://localhost:3000/dashboard".to_owned()),
             log_format,
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
         })
@@ -61,6 +69,8 @@ impl Config {
 
     /// The table name, required by the Lambda functions.
     pub fn require_table(&self) -> Result<&str, ConfigError> {
-        self.table_name.as_deref().ok_or_else(|| ConfigError("DYNAMODB_TABLE is not set".into()))
+        self.table_name
+            .as_deref()
+            .ok_or_else(|| ConfigError("DYNAMODB_TABLE is not set".into()))
     }
 }

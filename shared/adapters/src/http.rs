@@ -46,18 +46,35 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, Option<String>, Option<Value>) {
         use DomainError as D;
         match self {
-            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", None, None),
+            ApiError::Unauthenticated(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthenticated", None, None)
+            }
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None, None),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                None,
+                None,
+            ),
             ApiError::Domain(e) => match e {
-                D::Malformed { field, .. } => (StatusCode::BAD_REQUEST, "malformed_request", field.clone(), None),
+                D::Malformed { field, .. } => (
+                    StatusCode::BAD_REQUEST,
+                    "malformed_request",
+                    field.clone(),
+                    None,
+                ),
                 D::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None, None),
                 D::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
-                D::Conflict { code, details, .. } => (StatusCode::CONFLICT, code.as_str(), None, details.clone()),
-                D::StaleEtag(_) => (StatusCode::PRECONDITION_FAILED, "stale_etag", None, None),
-                D::Invalid { code, field, .. } => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, code.as_str(), Some(field.clone()), None)
+                D::Conflict { code, details, .. } => {
+                    (StatusCode::CONFLICT, code.as_str(), None, details.clone())
                 }
+                D::StaleEtag(_) => (StatusCode::PRECONDITION_FAILED, "stale_etag", None, None),
+                D::Invalid { code, field, .. } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    code.as_str(),
+                    Some(field.clone()),
+                    None,
+                ),
                 D::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, None),
             },
         }
@@ -86,7 +103,10 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
         }
         response
     }
@@ -110,14 +130,18 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// with the JSON path of the fault.
 pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, DomainError> {
     if body.is_empty() {
-        return Err(DomainError::malformed("the request needs a JSON body", None));
+        return Err(DomainError::malformed(
+            "the request needs a JSON body",
+            None,
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         DomainError::malformed(e.inner().to_string(), (path != ".").then_some(path))
     })?;
-    de.end().map_err(|e| DomainError::malformed(e.to_string(), None))?;
+    de.end()
+        .map_err(|e| DomainError::malformed(e.to_string(), None))?;
     Ok(value)
 }
 

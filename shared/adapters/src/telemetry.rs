@@ -9,7 +9,11 @@ pub fn init(config: &Config) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     // try_init: tests and the local server may call this more than once per process.
     let _ = match config.log_format {
-        LogFormat::Json => builder.json().with_current_span(false).without_time().try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .without_time()
+            .try_init(),
         LogFormat::Text => builder.compact().try_init(),
     };
 }

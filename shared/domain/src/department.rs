@@ -117,7 +117,10 @@ impl Department {
         out.insert("name".into(), obj.remove("name").unwrap_or(Value::Null));
         out.insert("is_default".into(), Value::Bool(self.is_default));
         out.append(obj);
-        out.insert("open_conversations".into(), Value::from(self.open_conversations));
+        out.insert(
+            "open_conversations".into(),
+            Value::from(self.open_conversations),
+        );
         out.insert("etag".into(), Value::String(self.etag()));
         Value::Object(out)
     }
@@ -184,7 +187,10 @@ pub fn apply_settings(
     practice: &Practice,
 ) -> DomainResult<DepartmentSettings> {
     let Value::Object(mut body) = body else {
-        return Err(DomainError::malformed("the body must be a JSON object", None));
+        return Err(DomainError::malformed(
+            "the body must be a JSON object",
+            None,
+        ));
     };
     for field in READ_ONLY_FIELDS {
         body.remove(*field);
@@ -232,7 +238,9 @@ fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> DomainError 
         None
     };
     match code {
-        Some(code) if !message.contains("unknown field") => DomainError::invalid(code, path, message),
+        Some(code) if !message.contains("unknown field") => {
+            DomainError::invalid(code, path, message)
+        }
         _ => DomainError::malformed(message, (path != ".").then_some(path)),
     }
 }
@@ -248,10 +256,16 @@ fn validate_settings(
         Some(a) => Alerts {
             enabled: a.enabled,
             emails: validate::emails(&a.emails, "alerts.emails")?,
-            sms_numbers: validate::sms_alert_numbers(&a.sms_numbers, &practice.country, "alerts.sms_numbers")?,
+            sms_numbers: validate::sms_alert_numbers(
+                &a.sms_numbers,
+                &practice.country,
+                "alerts.sms_numbers",
+            )?,
         },
     };
-    let unresolved_reminder = input.unresolved_reminder.unwrap_or_else(|| current.unresolved_reminder.clone());
+    let unresolved_reminder = input
+        .unresolved_reminder
+        .unwrap_or_else(|| current.unresolved_reminder.clone());
     if unresolved_reminder.enabled && alerts.emails.is_empty() {
         return Err(DomainError::invalid(
             InvalidCode::ReminderNeedsEmail,
@@ -268,7 +282,9 @@ fn validate_settings(
     }
     let hours = input.hours.unwrap_or_else(|| current.hours.clone());
     schedule::validate_hours(&hours)?;
-    let date_overrides = input.date_overrides.unwrap_or_else(|| current.date_overrides.clone());
+    let date_overrides = input
+        .date_overrides
+        .unwrap_or_else(|| current.date_overrides.clone());
     schedule::validate_overrides(&date_overrides)?;
     let chat = match input.chat {
         None => current.chat.clone(),

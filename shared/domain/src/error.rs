@@ -55,6 +55,8 @@ pub enum ConflictCode {
     AfterHours,
     Offline,
     PracticeNotSetUp,
+    /// Added where the contract is silent: staff start a chat with a client who already has one open.
+    ClientHasOpenConversation,
 }
 
 impl ConflictCode {
@@ -66,6 +68,7 @@ impl ConflictCode {
             ConflictCode::AfterHours => "after_hours",
             ConflictCode::Offline => "offline",
             ConflictCode::PracticeNotSetUp => "practice_not_set_up",
+            ConflictCode::ClientHasOpenConversation => "client_has_open_conversation",
         }
     }
 }
@@ -74,7 +77,10 @@ impl ConflictCode {
 pub enum DomainError {
     /// The body has the wrong shape (HTTP 400 `malformed_request`).
     #[error("{message}")]
-    Malformed { message: String, field: Option<String> },
+    Malformed {
+        message: String,
+        field: Option<String>,
+    },
     /// The caller's role may not do this (HTTP 403).
     #[error("{0}")]
     Forbidden(String),
@@ -92,23 +98,42 @@ pub enum DomainError {
     #[error("the department was changed since it was read (etag {0} is stale)")]
     StaleEtag(String),
     #[error("{message}")]
-    Invalid { code: InvalidCode, field: String, message: String },
+    Invalid {
+        code: InvalidCode,
+        field: String,
+        message: String,
+    },
     /// A backing service failed; nothing was changed by this request.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
 }
 
 impl DomainError {
-    pub fn invalid(code: InvalidCode, field: impl Into<String>, message: impl Into<String>) -> Self {
-        DomainError::Invalid { code, field: field.into(), message: message.into() }
+    pub fn invalid(
+        code: InvalidCode,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        DomainError::Invalid {
+            code,
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn conflict(code: ConflictCode, message: impl Into<String>) -> Self {
-        DomainError::Conflict { code, message: message.into(), details: None }
+        DomainError::Conflict {
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn malformed(message: impl Into<String>, field: Option<String>) -> Self {
-        DomainError::Malformed { message: message.into(), field }
+        DomainError::Malformed {
+            message: message.into(),
+            field,
+        }
     }
 }
 

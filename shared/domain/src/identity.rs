@@ -83,6 +83,33 @@ pub struct Caller {
     pub role: Role,
 }
 
+impl PracticeId {
+    /// Practice ids come from tokens and paths and become parts of storage keys: letters, digits, `_` and
+    /// `-`, 1 to 64 of them.
+    pub fn parse(raw: &str) -> Option<PracticeId> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        ok.then(|| PracticeId(raw.to_owned()))
+    }
+}
+
+impl DepartmentId {
+    /// The default department's id is derived from the practice's, so that routing can read it in the same
+    /// request as the practice (DESIGN.md's one-read budget) without knowing it first.
+    pub fn default_for(practice_id: &PracticeId) -> DepartmentId {
+        DepartmentId(format!("dep_team_{practice_id}"))
+    }
+}
+
+/// The source of new record ids (the adapters use ULIDs; tests may count).
+pub trait Ids: Send + Sync {
+    /// A new unique id starting with `prefix` (`"cnv"`, `"msg"`, …).
+    fn next(&self, prefix: &str) -> String;
+}
+
 /// Who may call what.
 pub const ADMIN: &[Role] = &[Role::Admin];
 pub const DASHBOARD: &[Role] = &[Role::Admin, Role::Staff];

@@ -2,6 +2,7 @@
 //!
 //! No I/O, no clock, no environment: time and new ids come in as arguments; storage is the [`store::Store`] port.
 
+pub mod conversation;
 pub mod department;
 pub mod error;
 pub mod identity;

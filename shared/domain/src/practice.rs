@@ -55,11 +55,19 @@ impl PracticeInput {
             DomainError::invalid(
                 InvalidCode::InvalidTimeZone,
                 "timezone",
-                format!("{:?} is not an IANA time zone name (e.g. America/New_York)", self.timezone),
+                format!(
+                    "{:?} is not an IANA time zone name (e.g. America/New_York)",
+                    self.timezone
+                ),
             )
         })?;
         let country = validate::country(&self.country)?;
-        let numbers = validate::phones(&self.sms_numbers, &country, "sms_numbers", MAX_PRACTICE_SMS_NUMBERS)?;
+        let numbers = validate::phones(
+            &self.sms_numbers,
+            &country,
+            "sms_numbers",
+            MAX_PRACTICE_SMS_NUMBERS,
+        )?;
         Ok(PracticeSettings {
             name,
             timezone,

@@ -10,8 +10,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
-    Weekday,
+    DateTime, Datelike, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime,
+    TimeZone, Utc, Weekday,
 };
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -29,7 +29,10 @@ const HORIZON_DAYS: usize = 366;
 const WINDOW: usize = HORIZON_DAYS + 1;
 
 /// The hours a `working` override gets when neither it nor its weekday names any.
-const FALLBACK_HOURS: DayHours = DayHours { start: TimeOfDay(9 * 60), end: TimeOfDay(18 * 60) };
+const FALLBACK_HOURS: DayHours = DayHours {
+    start: TimeOfDay(9 * 60),
+    end: TimeOfDay(18 * 60),
+};
 /// The reminder time on a date without hours.
 const CLOSED_DAY_REMINDER: TimeOfDay = TimeOfDay(17 * 60 + 30);
 /// The reminder goes this long before closing when no explicit time is set.
@@ -86,7 +89,8 @@ impl FromStr for TimeOfDay {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseTimeOfDayError(s.to_owned());
         let b = s.as_bytes();
-        if b.len() != 5 || b[2] != b':' || ![b[0], b[1], b[3], b[4]].iter().all(u8::is_ascii_digit) {
+        if b.len() != 5 || b[2] != b':' || ![b[0], b[1], b[3], b[4]].iter().all(u8::is_ascii_digit)
+        {
             return Err(err());
         }
         let num = |hi: u8, lo: u8| u16::from(hi - b'0') * 10 + u16::from(lo - b'0');
@@ -181,7 +185,15 @@ impl Default for WeeklyHours {
     /// 09:00–18:00 Monday to Friday, no chat at the weekend (new departments and the hours reset).
     fn default() -> Self {
         let day = Some(FALLBACK_HOURS);
-        WeeklyHours { mon: day, tue: day, wed: day, thu: day, fri: day, sat: None, sun: None }
+        WeeklyHours {
+            mon: day,
+            tue: day,
+            wed: day,
+            thu: day,
+            fri: day,
+            sat: None,
+            sun: None,
+        }
     }
 }
 
@@ -253,11 +265,16 @@ pub fn validate_hours(hours: &WeeklyHours) -> Result<(), DomainError> {
 /// no `start`/`end`; `working` has both or neither, `start < end`, `start` not `24:00`; no date is covered by
 /// two overrides.
 pub fn validate_overrides(overrides: &[DateOverride]) -> Result<(), DomainError> {
-    let invalid = |field: String, message: String| DomainError::invalid(InvalidCode::InvalidDateOverride, field, message);
+    let invalid = |field: String, message: String| {
+        DomainError::invalid(InvalidCode::InvalidDateOverride, field, message)
+    };
     if overrides.len() > MAX_DATE_OVERRIDES {
         return Err(invalid(
             "date_overrides".to_owned(),
-            format!("at most {MAX_DATE_OVERRIDES} date overrides (got {})", overrides.len()),
+            format!(
+                "at most {MAX_DATE_OVERRIDES} date overrides (got {})",
+                overrides.len()
+            ),
         ));
     }
     for (i, o) in overrides.iter().enumerate() {
@@ -265,27 +282,42 @@ pub fn validate_overrides(overrides: &[DateOverride]) -> Result<(), DomainError>
         if o.start_date > o.end_date {
             return Err(invalid(
                 format!("{field}.end_date"),
-                format!("end_date {} is before start_date {}", o.end_date, o.start_date),
+                format!(
+                    "end_date {} is before start_date {}",
+                    o.end_date, o.start_date
+                ),
             ));
         }
         let days = (o.end_date - o.start_date).num_days() + 1;
         if days > MAX_OVERRIDE_DAYS {
             return Err(invalid(
                 format!("{field}.end_date"),
-                format!("an override covers at most {MAX_OVERRIDE_DAYS} days ({} to {} is {days})", o.start_date, o.end_date),
+                format!(
+                    "an override covers at most {MAX_OVERRIDE_DAYS} days ({} to {} is {days})",
+                    o.start_date, o.end_date
+                ),
             ));
         }
         match (o.kind, o.start, o.end) {
             (OverrideKind::NonWorking, None, None) | (OverrideKind::Working, None, None) => {}
             (OverrideKind::NonWorking, _, _) => {
-                return Err(invalid(field, "a non_working override is closed all day and takes no start or end".to_owned()));
+                return Err(invalid(
+                    field,
+                    "a non_working override is closed all day and takes no start or end".to_owned(),
+                ));
             }
             (OverrideKind::Working, Some(start), Some(end)) => {
                 if start == TimeOfDay::END_OF_DAY {
-                    return Err(invalid(field, "a working override cannot start at 24:00".to_owned()));
+                    return Err(invalid(
+                        field,
+                        "a working override cannot start at 24:00".to_owned(),
+                    ));
                 }
                 if start >= end {
-                    return Err(invalid(field, format!("start {start} must be before end {end}")));
+                    return Err(invalid(
+                        field,
+                        format!("start {start} must be before end {end}"),
+                    ));
                 }
             }
             (OverrideKind::Working, _, _) => {
@@ -343,11 +375,19 @@ pub enum DaySchedule {
 /// without one, the weekday's hours or closed.
 ///
 /// Validated overrides never overlap; should they, the first in the list wins.
-pub fn day_schedule(hours: &WeeklyHours, overrides: &[DateOverride], date: NaiveDate) -> DaySchedule {
+pub fn day_schedule(
+    hours: &WeeklyHours,
+    overrides: &[DateOverride],
+    date: NaiveDate,
+) -> DaySchedule {
     schedule_with(hours, overrides.iter().find(|o| o.covers(date)), date)
 }
 
-fn schedule_with(hours: &WeeklyHours, covering: Option<&DateOverride>, date: NaiveDate) -> DaySchedule {
+fn schedule_with(
+    hours: &WeeklyHours,
+    covering: Option<&DateOverride>,
+    date: NaiveDate,
+) -> DaySchedule {
     let weekday = hours.for_weekday(date.weekday());
     match covering {
         Some(o) if o.kind == OverrideKind::NonWorking => DaySchedule::Closed { non_working: true },
@@ -355,9 +395,15 @@ fn schedule_with(hours: &WeeklyHours, covering: Option<&DateOverride>, date: Nai
             // Validation wants both or neither; filling each missing side separately keeps unvalidated
             // data meaningful instead of panicking.
             let base = weekday.unwrap_or(FALLBACK_HOURS);
-            DaySchedule::Open(DayHours { start: o.start.unwrap_or(base.start), end: o.end.unwrap_or(base.end) })
+            DaySchedule::Open(DayHours {
+                start: o.start.unwrap_or(base.start),
+                end: o.end.unwrap_or(base.end),
+            })
         }
-        None => weekday.map_or(DaySchedule::Closed { non_working: false }, DaySchedule::Open),
+        None => weekday.map_or(
+            DaySchedule::Closed { non_working: false },
+            DaySchedule::Open,
+        ),
     }
 }
 
@@ -405,7 +451,9 @@ fn after_gap(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
     let mut missing = naive;
     let mut step = Duration::minutes(1);
     let (mut found, mut instant) = loop {
-        let Some(probe) = naive.checked_add_signed(step) else { return DateTime::<Utc>::MAX_UTC };
+        let Some(probe) = naive.checked_add_signed(step) else {
+            return DateTime::<Utc>::MAX_UTC;
+        };
         if let Some(t) = earliest(tz, probe) {
             break (probe, t);
         }
@@ -428,8 +476,14 @@ fn after_gap(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
 
 /// The instants `[start, end)` of a date's hours, `None` when closed or when the interval is empty (bad hours,
 /// or both ends inside the same DST gap).
-fn interval(tz: Tz, date: NaiveDate, schedule: DaySchedule) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let DaySchedule::Open(h) = schedule else { return None };
+fn interval(
+    tz: Tz,
+    date: NaiveDate,
+    schedule: DaySchedule,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let DaySchedule::Open(h) = schedule else {
+        return None;
+    };
     if h.start >= h.end {
         return None;
     }
@@ -480,9 +534,20 @@ pub struct Availability {
 /// starting at 00:00 are one run; `None` if the run covers all of D+1..=D+366.
 ///
 /// Cost: one pass over the overrides plus at most 367 days, each a couple of zone look-ups.
-pub fn availability(hours: &WeeklyHours, overrides: &[DateOverride], online: bool, tz: Tz, at: DateTime<Utc>) -> Availability {
+pub fn availability(
+    hours: &WeeklyHours,
+    overrides: &[DateOverride],
+    online: bool,
+    tz: Tz,
+    at: DateTime<Utc>,
+) -> Availability {
     if !online {
-        return Availability { open: false, reason: AvailabilityReason::Offline, opens_at: None, closes_at: None };
+        return Availability {
+            open: false,
+            reason: AvailabilityReason::Offline,
+            opens_at: None,
+            closes_at: None,
+        };
     }
     let in_zone = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset();
     let today = at.with_timezone(&tz).date_naive();
@@ -503,7 +568,12 @@ pub fn availability(hours: &WeeklyHours, overrides: &[DateOverride], online: boo
         DaySchedule::Closed { non_working: true } => AvailabilityReason::NonWorkingDay,
         _ => AvailabilityReason::OutsideHours,
     };
-    Availability { open: false, reason, opens_at: window.next_opening(tz, at).map(in_zone), closes_at: None }
+    Availability {
+        open: false,
+        reason,
+        opens_at: window.next_opening(tz, at).map(in_zone),
+        closes_at: None,
+    }
 }
 
 /// The schedules of the local dates `first..first+WINDOW`, with the override of each date looked up once.
@@ -530,11 +600,16 @@ impl<'a> Window<'a> {
                 }
             }
         }
-        Window { hours, first, covering }
+        Window {
+            hours,
+            first,
+            covering,
+        }
     }
 
     fn date(&self, offset: usize) -> Option<NaiveDate> {
-        self.first.checked_add_days(chrono::Days::new(offset as u64))
+        self.first
+            .checked_add_days(chrono::Days::new(offset as u64))
     }
 
     fn schedule(&self, offset: usize) -> DaySchedule {
@@ -548,7 +623,9 @@ impl<'a> Window<'a> {
     fn next_opening(&self, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         for offset in 0..WINDOW {
             let date = self.date(offset)?;
-            let DaySchedule::Open(h) = self.schedule(offset) else { continue };
+            let DaySchedule::Open(h) = self.schedule(offset) else {
+                continue;
+            };
             if h.start >= h.end {
                 continue;
             }
@@ -561,36 +638,41 @@ impl<'a> Window<'a> {
         None
     }
 
-    /// Extends an open interval of the first date that ends at `end` through the following dates while each
-    /// next interval starts exactly where the run ends. `None` if the run outlasts the window.
+    /// Extends the open interval of the first date, which ends at the instant `end`, through the following
+    /// dates while each next interval starts exactly where the run ends. `None` if the run outlasts the window.
     fn run_end(&self, tz: Tz, end: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut run_end = end;
-        let mut prev_end_time = match self.schedule(0) {
-            DaySchedule::Open(h) => h.end,
-            DaySchedule::Closed { .. } => return Some(end),
+        let DaySchedule::Open(first) = self.schedule(0) else {
+            return Some(end);
         };
+        // The run's end as a local date and time; its instant is resolved only when needed, so a run of
+        // all-day dates costs no zone look-up per day.
+        let (mut end_date, mut end_time, mut end_instant) = (self.first, first.end, Some(end));
         for offset in 1..WINDOW {
-            let Some(date) = self.date(offset) else { return Some(run_end) };
-            let DaySchedule::Open(h) = self.schedule(offset) else { return Some(run_end) };
+            let Some(date) = self.date(offset) else { break };
+            let DaySchedule::Open(h) = self.schedule(offset) else {
+                break;
+            };
             if h.start >= h.end {
-                return Some(run_end);
+                break;
             }
-            // 24:00 and the next 00:00 are the same local time, hence the same instant: skip the look-up in
-            // the common all-day case. Otherwise compare instants (two times in one DST gap also touch).
-            let touches = (prev_end_time == TimeOfDay::END_OF_DAY && h.start == TimeOfDay::MIDNIGHT)
-                || local_instant(tz, date, h.start) == run_end;
+            // 24:00 and the next 00:00 are the same local time, hence the same instant. Otherwise compare
+            // instants: two times inside one DST gap touch too.
+            let touches = (end_time == TimeOfDay::END_OF_DAY && h.start == TimeOfDay::MIDNIGHT)
+                || {
+                    let run_end =
+                        *end_instant.get_or_insert_with(|| local_instant(tz, end_date, end_time));
+                    local_instant(tz, date, h.start) == run_end
+                };
             if !touches {
-                return Some(run_end);
+                break;
             }
-            let next_end = local_instant(tz, date, h.end);
-            if next_end <= run_end {
-                // Empty interval (both ends in one gap): nothing to extend.
-                return Some(run_end);
+            // An interval emptied by a gap ends where it starts, which is where the run already ends: harmless.
+            (end_date, end_time, end_instant) = (date, h.end, None);
+            if offset == WINDOW - 1 {
+                return None;
             }
-            run_end = next_end;
-            prev_end_time = h.end;
         }
-        None
+        Some(end_instant.unwrap_or_else(|| local_instant(tz, end_date, end_time)))
     }
 }
 
@@ -617,7 +699,9 @@ pub fn reminder_instant(
         DaySchedule::Open(h) => {
             let closing = local_instant(tz, date, h.end);
             let day_start = local_instant(tz, date, TimeOfDay::MIDNIGHT);
-            closing.checked_sub_signed(Duration::minutes(REMINDER_LEAD_MINUTES)).map_or(day_start, |t| t.max(day_start))
+            closing
+                .checked_sub_signed(Duration::minutes(REMINDER_LEAD_MINUTES))
+                .map_or(day_start, |t| t.max(day_start))
         }
         DaySchedule::Closed { .. } => local_instant(tz, date, CLOSED_DAY_REMINDER),
     }

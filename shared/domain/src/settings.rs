@@ -23,10 +23,10 @@ pub async fn put_practice(
     caller: &Caller,
     input: PracticeInput,
     now: DateTime<Utc>,
-    new_department_id: DepartmentId,
 ) -> DomainResult<(Practice, bool)> {
     caller.require(ADMIN)?;
     let settings = input.validate()?;
+    let new_department_id = DepartmentId::default_for(&caller.practice_id);
     for _ in 0..RACE_RETRIES {
         match store.get_practice(&caller.practice_id).await? {
             None => {
@@ -41,7 +41,8 @@ pub async fn put_practice(
                     updated_at: now,
                     version: 1,
                 };
-                let mut team = DepartmentSettings::defaults(Practice::default_department_name(&practice.name));
+                let mut team =
+                    DepartmentSettings::defaults(Practice::default_department_name(&practice.name));
                 team.visible_in_app = true;
                 let default_department = Department {
                     id: new_department_id.clone(),
@@ -77,7 +78,9 @@ pub async fn put_practice(
             }
         }
     }
-    Err(DomainError::Unavailable("the practice kept changing concurrently; try again".into()))
+    Err(DomainError::Unavailable(
+        "the practice kept changing concurrently; try again".into(),
+    ))
 }
 
 fn map_practice_write(e: StoreError) -> DomainError {
@@ -94,7 +97,10 @@ fn map_practice_write(e: StoreError) -> DomainError {
 /// `GET /practice`.
 pub async fn get_practice(store: &dyn Store, caller: &Caller) -> DomainResult<Practice> {
     caller.require(DASHBOARD)?;
-    store.get_practice(&caller.practice_id).await?.ok_or(DomainError::NotFound("practice"))
+    store
+        .get_practice(&caller.practice_id)
+        .await?
+        .ok_or(DomainError::NotFound("practice"))
 }
 
 fn not_set_up() -> DomainError {
@@ -107,7 +113,10 @@ fn not_set_up() -> DomainError {
 /// `GET /departments`: default first, then by name.
 pub async fn list_departments(store: &dyn Store, caller: &Caller) -> DomainResult<Vec<Department>> {
     caller.require(DASHBOARD)?;
-    let config = store.practice_config(&caller.practice_id).await?.ok_or_else(not_set_up)?;
+    let config = store
+        .practice_config(&caller.practice_id)
+        .await?
+        .ok_or_else(not_set_up)?;
     Ok(config.departments)
 }
 
@@ -121,9 +130,15 @@ pub async fn create_department(
 ) -> DomainResult<Department> {
     caller.require(ADMIN)?;
     if !body.get("name").is_some_and(Value::is_string) {
-        return Err(DomainError::malformed("a new department needs a \"name\"", Some("name".into())));
+        return Err(DomainError::malformed(
+            "a new department needs a \"name\"",
+            Some("name".into()),
+        ));
     }
-    let practice = store.get_practice(&caller.practice_id).await?.ok_or_else(not_set_up)?;
+    let practice = store
+        .get_practice(&caller.practice_id)
+        .await?
+        .ok_or_else(not_set_up)?;
     let settings = department::apply_settings(
         &DepartmentSettings::defaults(String::new()),
         body,
@@ -158,9 +173,15 @@ fn duplicate_name(name: &str) -> DomainError {
 }
 
 /// `GET /departments/{id}`.
-pub async fn get_department(store: &dyn Store, caller: &Caller, id: &DepartmentId) -> DomainResult<Department> {
+pub async fn get_department(
+    store: &dyn Store,
+    caller: &Caller,
+    id: &DepartmentId,
+) -> DomainResult<Department> {
     caller.require(DASHBOARD)?;
-    let (_, department) = store.practice_and_department(&caller.practice_id, id).await?;
+    let (_, department) = store
+        .practice_and_department(&caller.practice_id, id)
+        .await?;
     department.ok_or(DomainError::NotFound("department"))
 }
 
@@ -217,7 +238,9 @@ async fn change_department(
     now: DateTime<Utc>,
 ) -> DomainResult<Department> {
     for _ in 0..RACE_RETRIES {
-        let (practice, current) = store.practice_and_department(&caller.practice_id, id).await?;
+        let (practice, current) = store
+            .practice_and_department(&caller.practice_id, id)
+            .await?;
         let current = current.ok_or(DomainError::NotFound("department"))?;
         let practice = practice.ok_or_else(not_set_up)?;
         if let Some(tag) = if_match {
@@ -233,13 +256,24 @@ async fn change_department(
                 current.is_default,
                 &practice,
             )?,
-            Change::ResetHours => DepartmentSettings { hours: WeeklyHours::default(), ..current.settings.clone() },
-            Change::Online(online) => DepartmentSettings { online: *online, ..current.settings.clone() },
+            Change::ResetHours => DepartmentSettings {
+                hours: WeeklyHours::default(),
+                ..current.settings.clone()
+            },
+            Change::Online(online) => DepartmentSettings {
+                online: *online,
+                ..current.settings.clone()
+            },
         };
         if settings == current.settings {
             return Ok(current); // nothing changes: no write, same etag
         }
-        let next = Department { settings, version: current.version + 1, updated_at: now, ..current.clone() };
+        let next = Department {
+            settings,
+            version: current.version + 1,
+            updated_at: now,
+            ..current.clone()
+        };
         match store.update_department(&next, &current).await {
             Ok(()) => return Ok(next),
             Err(StoreError::DuplicateName) => return Err(duplicate_name(&next.settings.name)),
@@ -247,22 +281,35 @@ async fn change_department(
             // Someone else wrote first. With If-Match the caller asked for exactly that version: 412.
             // Without it, re-read and apply the change again (each change is defined on the current state).
             Err(StoreError::VersionMismatch) if if_match.is_some() => {
-                return Err(DomainError::StaleEtag(if_match.unwrap_or_default().to_owned()))
+                return Err(DomainError::StaleEtag(
+                    if_match.unwrap_or_default().to_owned(),
+                ))
             }
             Err(StoreError::VersionMismatch) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(DomainError::Unavailable("the department kept changing concurrently; try again".into()))
+    Err(DomainError::Unavailable(
+        "the department kept changing concurrently; try again".into(),
+    ))
 }
 
 /// `DELETE /departments/{id}`.
-pub async fn delete_department(store: &dyn Store, caller: &Caller, id: &DepartmentId) -> DomainResult<()> {
+pub async fn delete_department(
+    store: &dyn Store,
+    caller: &Caller,
+    id: &DepartmentId,
+) -> DomainResult<()> {
     caller.require(ADMIN)?;
-    let (_, department) = store.practice_and_department(&caller.practice_id, id).await?;
+    let (_, department) = store
+        .practice_and_department(&caller.practice_id, id)
+        .await?;
     let department = department.ok_or(DomainError::NotFound("department"))?;
     if department.is_default {
-        return Err(DomainError::conflict(ConflictCode::DefaultDepartment, "the default department cannot be deleted"));
+        return Err(DomainError::conflict(
+            ConflictCode::DefaultDepartment,
+            "the default department cannot be deleted",
+        ));
     }
     match store.delete_department(&department).await {
         Ok(()) => Ok(()),
@@ -309,7 +356,11 @@ pub struct DepartmentAvailability {
 }
 
 /// The availability of one department at an instant, as the public and the router see it.
-pub fn department_availability(practice: &Practice, department: &Department, at: DateTime<Utc>) -> DepartmentAvailability {
+pub fn department_availability(
+    practice: &Practice,
+    department: &Department,
+    at: DateTime<Utc>,
+) -> DepartmentAvailability {
     let s = &department.settings;
     let a = schedule::availability(&s.hours, &s.date_overrides, s.online, practice.timezone, at);
     DepartmentAvailability {
@@ -332,8 +383,13 @@ pub async fn public_availability(
     practice_id: &PracticeId,
     at: DateTime<Utc>,
 ) -> DomainResult<PublicAvailability> {
-    let PracticeConfig { practice, departments } =
-        store.practice_config(practice_id).await?.ok_or(DomainError::NotFound("practice"))?;
+    let PracticeConfig {
+        practice,
+        departments,
+    } = store
+        .practice_config(practice_id)
+        .await?
+        .ok_or(DomainError::NotFound("practice"))?;
     let departments = departments
         .iter()
         .filter(|d| d.settings.visible_in_app)
@@ -341,7 +397,10 @@ pub async fn public_availability(
         .collect();
     Ok(PublicAvailability {
         at: at.with_timezone(&practice.timezone).fixed_offset(),
-        practice: PublicPractice { name: practice.name, timezone: practice.timezone },
+        practice: PublicPractice {
+            name: practice.name,
+            timezone: practice.timezone,
+        },
         departments,
     })
 }

@@ -47,7 +47,12 @@ pub fn sort_departments(departments: &mut [Department]) {
     departments.sort_by(|a, b| {
         b.is_default
             .cmp(&a.is_default)
-            .then_with(|| a.settings.name.to_lowercase().cmp(&b.settings.name.to_lowercase()))
+            .then_with(|| {
+                a.settings
+                    .name
+                    .to_lowercase()
+                    .cmp(&b.settings.name.to_lowercase())
+            })
             .then_with(|| a.id.cmp(&b.id))
     });
 }
@@ -55,7 +60,10 @@ pub fn sort_departments(departments: &mut [Department]) {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The practice and every department, in list order. `None` when the practice is not set up.
-    async fn practice_config(&self, practice_id: &PracticeId) -> StoreResult<Option<PracticeConfig>>;
+    async fn practice_config(
+        &self,
+        practice_id: &PracticeId,
+    ) -> StoreResult<Option<PracticeConfig>>;
 
     async fn get_practice(&self, practice_id: &PracticeId) -> StoreResult<Option<Practice>>;
 
@@ -68,7 +76,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates the practice with its default department, atomically: `AlreadyExists` if the practice is
     /// there, `SmsNumberTaken` if another practice owns one of its texting numbers.
-    async fn create_practice(&self, practice: &Practice, default_department: &Department) -> StoreResult<()>;
+    async fn create_practice(
+        &self,
+        practice: &Practice,
+        default_department: &Department,
+    ) -> StoreResult<()>;
 
     /// Replaces the practice if it is still at `previous.version` (`VersionMismatch` otherwise); texting
     /// numbers added are claimed (`SmsNumberTaken`), numbers removed are released. `practice.version` must
@@ -82,7 +94,11 @@ pub trait Store: Send + Sync + 'static {
     /// Writes new settings if the department is still at `previous.version` (`VersionMismatch` otherwise,
     /// `NotFound` if deleted). Never touches `open_conversations`. A rename claims the new name
     /// (`DuplicateName`) and releases the old one. `department.version` must be `previous.version + 1`.
-    async fn update_department(&self, department: &Department, previous: &Department) -> StoreResult<()>;
+    async fn update_department(
+        &self,
+        department: &Department,
+        previous: &Department,
+    ) -> StoreResult<()>;
 
     /// Deletes a department that has no open conversations (`HasOpenConversations` otherwise, checked
     /// atomically with the delete); releases its name. `NotFound` if it is already gone.

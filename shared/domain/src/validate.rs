@@ -71,7 +71,11 @@ pub fn emails(input: &EmailsInput, field: &str) -> DomainResult<Vec<String>> {
             EmailsInput::Line(_) => field.to_owned(),
         };
         let parsed = EmailAddress::from_str(candidate).map_err(|e| {
-            DomainError::invalid(InvalidCode::InvalidEmail, &at, format!("{candidate:?} is not an email address: {e}"))
+            DomainError::invalid(
+                InvalidCode::InvalidEmail,
+                &at,
+                format!("{candidate:?} is not an email address: {e}"),
+            )
         })?;
         // A bare local domain ("a@localhost") is valid RFC 5322 but cannot receive alerts from SES.
         if !parsed.domain().contains('.') || parsed.domain().starts_with('[') {
@@ -111,10 +115,18 @@ pub fn country(raw: &str) -> DomainResult<String> {
 }
 
 /// A valid phone number, normalised to E.164. Numbers without `+` are read in the practice's country.
-pub fn phone(raw: &str, practice_country: &str, field: &str) -> DomainResult<phonenumber::PhoneNumber> {
+pub fn phone(
+    raw: &str,
+    practice_country: &str,
+    field: &str,
+) -> DomainResult<phonenumber::PhoneNumber> {
     let region = country::Id::from_str(practice_country).ok();
     let invalid = || {
-        DomainError::invalid(InvalidCode::InvalidPhone, field, format!("{raw:?} is not a valid phone number"))
+        DomainError::invalid(
+            InvalidCode::InvalidPhone,
+            field,
+            format!("{raw:?} is not a valid phone number"),
+        )
     };
     let number = phonenumber::parse(region, raw.trim()).map_err(|_| invalid())?;
     if !phonenumber::is_valid(&number) {
@@ -128,9 +140,18 @@ pub fn e164(number: &phonenumber::PhoneNumber) -> String {
 }
 
 /// Phone numbers of a list, normalised, duplicates dropped.
-pub fn phones(raw: &[String], practice_country: &str, field: &str, max: usize) -> DomainResult<Vec<phonenumber::PhoneNumber>> {
+pub fn phones(
+    raw: &[String],
+    practice_country: &str,
+    field: &str,
+    max: usize,
+) -> DomainResult<Vec<phonenumber::PhoneNumber>> {
     if raw.len() > max {
-        return Err(DomainError::invalid(InvalidCode::TooLarge, field, format!("at most {max} numbers")));
+        return Err(DomainError::invalid(
+            InvalidCode::TooLarge,
+            field,
+            format!("at most {max} numbers"),
+        ));
     }
     let mut out: Vec<phonenumber::PhoneNumber> = Vec::new();
     for (i, item) in raw.iter().enumerate() {
@@ -143,7 +164,11 @@ pub fn phones(raw: &[String], practice_country: &str, field: &str, max: usize) -
 }
 
 /// SMS alerts exist only for practices in the US and Canada, and only to North American numbers.
-pub fn sms_alert_numbers(raw: &[String], practice_country: &str, field: &str) -> DomainResult<Vec<String>> {
+pub fn sms_alert_numbers(
+    raw: &[String],
+    practice_country: &str,
+    field: &str,
+) -> DomainResult<Vec<String>> {
     if raw.is_empty() {
         return Ok(Vec::new());
     }

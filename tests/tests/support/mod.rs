@@ -39,7 +39,10 @@ impl Reply {
 
 impl Api {
     pub fn with_store(store: Arc<dyn Store>) -> Api {
-        Api { app: local::app(AppState::new(store.clone()), SECRET), store }
+        Api {
+            app: local::app(AppState::new(store.clone()), SECRET),
+            store,
+        }
     }
 
     pub async fn memory() -> Api {
@@ -57,10 +60,23 @@ impl Api {
 
     pub fn token(practice: &str, role: Role) -> String {
         let now = chrono::Utc::now().timestamp();
-        local::sign_token(SECRET, practice, role, &format!("{}-1", role.as_str()), now, 3600)
+        local::sign_token(
+            SECRET,
+            practice,
+            role,
+            &format!("{}-1", role.as_str()),
+            now,
+            3600,
+        )
     }
 
-    pub async fn raw(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<String>) -> Reply {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Reply {
         let mut builder = Request::builder().method(method).uri(path);
         for (k, v) in headers {
             builder = builder.header(*k, *v);
@@ -69,22 +85,53 @@ impl Api {
         if has_body {
             builder = builder.header("content-type", "application/json");
         }
-        let request = builder.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
+        let request = builder
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
-        Reply { status, headers, body }
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON body")
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// A call as `role` of `practice`.
-    pub async fn call(&self, practice: &str, role: Role, method: Method, path: &str, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        practice: &str,
+        role: Role,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let auth = format!("Bearer {}", Api::token(practice, role));
-        self.raw(method, path, &[("authorization", &auth)], body.map(|b| b.to_string())).await
+        self.raw(
+            method,
+            path,
+            &[("authorization", &auth)],
+            body.map(|b| b.to_string()),
+        )
+        .await
     }
 
-    pub async fn admin(&self, practice: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
+    pub async fn admin(
+        &self,
+        practice: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         self.call(practice, Role::Admin, method, path, body).await
     }
 
@@ -107,7 +154,9 @@ impl Api {
     }
 
     pub async fn add_department(&self, practice: &str, body: Value) -> Value {
-        let r = self.admin(practice, Method::POST, "/departments", Some(body)).await;
+        let r = self
+            .admin(practice, Method::POST, "/departments", Some(body))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body
     }

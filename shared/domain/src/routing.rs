@@ -1,0 +1,382 @@
+//! Inbound messages and the conversation lifecycle: where every message goes, and what staff do with
+//! conversations. The behaviour is API.md's "Inbound messages" and "Conversations".
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::alert::{AlertKind, PendingAlert};
+use crate::conversation::{
+    admit, Author, AutoReply, Channel, Conversation, ConversationId, ConversationStatus, Message, MessageId, Outcome,
+};
+use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
+use crate::identity::{Caller, DepartmentId, Ids, PracticeId, Role, DASHBOARD};
+use crate::store::{ConversationFilter, ConversationPage, NewConversation, OpenConversation, Store, StoreError};
+use crate::validate;
+
+/// How often a write that lost a race (the client's conversation started or ended meanwhile) is re-planned.
+const RACE_RETRIES: usize = 5;
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// `POST /inbound` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundInput {
+    pub channel: Channel,
+    #[serde(default)]
+    pub department_id: Option<DepartmentId>,
+    #[serde(default)]
+    pub from: Option<String>,
+    pub body: String,
+}
+
+/// An inbound message once its sender is known.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub practice_id: PracticeId,
+    pub channel: Channel,
+    /// The client: the token's `sub` for app/web, the E.164 number for texts.
+    pub client_id: String,
+    pub department_id: Option<DepartmentId>,
+    pub body: String,
+    /// The gateway's message id (SNS `inboundMessageId`): a redelivery is not stored twice.
+    pub dedup_key: Option<String>,
+}
+
+/// What `POST /inbound` answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Routed {
+    pub conversation_id: ConversationId,
+    pub department_id: DepartmentId,
+    pub new_conversation: bool,
+    pub outcome: Outcome,
+    pub auto_replies: Vec<AutoReply>,
+}
+
+fn message_body(raw: &str) -> DomainResult<String> {
+    let body = raw.trim();
+    if body.is_empty() {
+        return Err(DomainError::invalid(InvalidCode::InvalidValue, "body", "a message needs a body"));
+    }
+    if body.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(DomainError::invalid(
+            InvalidCode::TooLarge,
+            "body",
+            format!("a message is at most {MAX_MESSAGE_CHARS} characters"),
+        ));
+    }
+    Ok(body.to_owned())
+}
+
+/// A texting client's number, E.164.
+pub fn text_sender(raw: Option<&str>) -> DomainResult<String> {
+    let raw = raw.ok_or_else(|| DomainError::invalid(InvalidCode::InvalidPhone, "from", "a text needs the sender's number"))?;
+    // No default region: gateways hand over E.164 numbers.
+    let number = validate::phone(raw, "", "from")?;
+    Ok(validate::e164(&number))
+}
+
+/// `POST /inbound` from the app, the web widget (role client) or the texting gateway (role integration).
+pub fn inbound_from_caller(caller: &Caller, input: InboundInput) -> DomainResult<Inbound> {
+    let (client_id, department_id) = if input.channel.is_text() {
+        caller.require(&[Role::Integration])?;
+        // Texts cannot choose a department: they start in the default one.
+        (text_sender(input.from.as_deref())?, None)
+    } else {
+        caller.require(&[Role::Client])?;
+        (caller.sub.clone(), input.department_id)
+    };
+    Ok(Inbound {
+        practice_id: caller.practice_id.clone(),
+        channel: input.channel,
+        client_id,
+        department_id,
+        body: message_body(&input.body)?,
+        dedup_key: None,
+    })
+}
+
+fn not_set_up() -> DomainError {
+    DomainError::conflict(ConflictCode::PracticeNotSetUp, "the practice is not set up yet")
+}
+
+fn not_visible(id: &DepartmentId) -> DomainError {
+    DomainError::invalid(
+        InvalidCode::DepartmentNotVisible,
+        "department_id",
+        format!("department {id} does not take chats from the app"),
+    )
+}
+
+/// Messages of one write: the client's, then the auto-replies just after it (so they sort after it).
+fn messages_for(
+    conversation_id: &ConversationId,
+    author: Author,
+    channel: Channel,
+    body: String,
+    auto_replies: &[AutoReply],
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> Vec<Message> {
+    let mut out = vec![Message {
+        id: MessageId(ids.next("msg")),
+        conversation_id: conversation_id.clone(),
+        at: now,
+        author,
+        channel,
+        body,
+    }];
+    for (i, reply) in auto_replies.iter().enumerate() {
+        out.push(Message {
+            id: MessageId(ids.next("msg")),
+            conversation_id: conversation_id.clone(),
+            at: now + Duration::microseconds(i as i64 + 1),
+            author: Author::Auto { reply: reply.kind },
+            channel,
+            body: reply.text.clone(),
+        });
+    }
+    out
+}
+
+/// Routes one inbound message: into the client's open conversation if there is one (whatever the hours or
+/// the department it names), else into a new conversation in the department asked for (or the default one),
+/// if that department takes it now.
+pub async fn route_inbound(store: &dyn Store, inbound: Inbound, now: DateTime<Utc>, ids: &dyn Ids) -> DomainResult<Routed> {
+    let default_id = DepartmentId::default_for(&inbound.practice_id);
+    let wanted = inbound.department_id.clone().unwrap_or_else(|| default_id.clone());
+    for _ in 0..RACE_RETRIES {
+        let ctx = store.routing_context(&inbound.practice_id, &inbound.client_id, &wanted).await?;
+        let practice = ctx.practice.ok_or_else(not_set_up)?;
+        if let Some(open) = ctx.open_conversation {
+            let messages = messages_for(
+                &open.conversation_id,
+                Author::Client { id: inbound.client_id.clone() },
+                inbound.channel,
+                inbound.body.clone(),
+                &[],
+                now,
+                ids,
+            );
+            match store.append_messages(&inbound.practice_id, &open, &messages, inbound.dedup_key.as_deref()).await {
+                Ok(()) => return Ok(joined(open)),
+                Err(StoreError::DuplicateInbound(conversation_id)) => return Ok(replayed(conversation_id, &open)),
+                // Ended between the read and the write: the message starts a new conversation.
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let department = match ctx.department {
+            Some(d) if inbound.channel.is_text() || d.settings.visible_in_app => d,
+            _ if inbound.channel.is_text() => return Err(not_set_up()),
+            _ => return Err(not_visible(&wanted)),
+        };
+        let admission = admit(&practice, &department, inbound.channel, now)?;
+        let conversation = Conversation {
+            id: ConversationId(ids.next("cnv")),
+            practice_id: practice.id.clone(),
+            department_id: department.id.clone(),
+            client_id: inbound.client_id.clone(),
+            channel: inbound.channel,
+            status: ConversationStatus::Open,
+            started_at: now,
+            last_message_at: now,
+            resolved_at: None,
+        };
+        let messages = messages_for(
+            &conversation.id,
+            Author::Client { id: inbound.client_id.clone() },
+            inbound.channel,
+            inbound.body.clone(),
+            &admission.auto_replies,
+            now,
+            ids,
+        );
+        let alert = PendingAlert::new(ids, AlertKind::NewConversation, &conversation, &department.id, None, now)
+            .with_preview(&inbound.body);
+        let new = NewConversation { conversation, messages, alert: Some(alert), dedup_key: inbound.dedup_key.clone() };
+        match store.start_conversation(&new).await {
+            Ok(()) => {
+                return Ok(Routed {
+                    conversation_id: new.conversation.id,
+                    department_id: department.id,
+                    new_conversation: true,
+                    outcome: admission.outcome,
+                    auto_replies: admission.auto_replies,
+                })
+            }
+            // Another message of this client started one first: join it on the next pass.
+            Err(StoreError::ClientHasOpenConversation) => continue,
+            Err(StoreError::DuplicateInbound(conversation_id)) => {
+                return Ok(Routed {
+                    conversation_id,
+                    department_id: department.id,
+                    new_conversation: false,
+                    outcome: Outcome::Delivered,
+                    auto_replies: Vec::new(),
+                })
+            }
+            // The department was deleted meanwhile.
+            Err(StoreError::NotFound) if !inbound.channel.is_text() => return Err(not_visible(&wanted)),
+            Err(StoreError::NotFound) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::Unavailable("the conversation kept changing concurrently; try again".into()))
+}
+
+fn joined(open: OpenConversation) -> Routed {
+    Routed {
+        conversation_id: open.conversation_id,
+        department_id: open.department_id,
+        new_conversation: false,
+        outcome: Outcome::Delivered,
+        auto_replies: Vec::new(),
+    }
+}
+
+fn replayed(conversation_id: ConversationId, open: &OpenConversation) -> Routed {
+    Routed { conversation_id, ..joined(open.clone()) }
+}
+
+/// `POST /conversations` body: staff start a chat from any department, visible or not, at any time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartInput {
+    pub department_id: DepartmentId,
+    pub client_id: String,
+    pub body: String,
+    /// How the client is reached; by default SMS when `client_id` is a phone number, else the app.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+}
+
+/// `POST /conversations`. A client who already has an open conversation is answered 409
+/// `client_has_open_conversation` with its id, so the dashboard can open it instead.
+pub async fn staff_start(
+    store: &dyn Store,
+    caller: &Caller,
+    input: StartInput,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> DomainResult<Conversation> {
+    caller.require(DASHBOARD)?;
+    let body = message_body(&input.body)?;
+    let client_id = input.client_id.trim().to_owned();
+    if client_id.is_empty() || client_id.len() > 128 {
+        return Err(DomainError::invalid(InvalidCode::InvalidValue, "client_id", "client_id is 1 to 128 characters"));
+    }
+    let channel = input.channel.unwrap_or(if client_id.starts_with('+') { Channel::Sms } else { Channel::App });
+    let client_id = if channel.is_text() { text_sender(Some(&client_id))? } else { client_id };
+    for _ in 0..RACE_RETRIES {
+        let ctx = store.routing_context(&caller.practice_id, &client_id, &input.department_id).await?;
+        ctx.practice.ok_or_else(not_set_up)?;
+        let department = ctx.department.ok_or(DomainError::NotFound("department"))?;
+        if let Some(open) = ctx.open_conversation {
+            return Err(DomainError::Conflict {
+                code: ConflictCode::ClientHasOpenConversation,
+                message: "the client already has an open conversation".into(),
+                details: Some(json!({"conversation_id": open.conversation_id})),
+            });
+        }
+        let conversation = Conversation {
+            id: ConversationId(ids.next("cnv")),
+            practice_id: caller.practice_id.clone(),
+            department_id: department.id.clone(),
+            client_id: client_id.clone(),
+            channel,
+            status: ConversationStatus::Open,
+            started_at: now,
+            last_message_at: now,
+            resolved_at: None,
+        };
+        let messages =
+            messages_for(&conversation.id, Author::Staff { id: caller.sub.clone() }, channel, body.clone(), &[], now, ids);
+        // Staff started it themselves: their own department needs no alert.
+        let new = NewConversation { conversation, messages, alert: None, dedup_key: None };
+        match store.start_conversation(&new).await {
+            Ok(()) => return Ok(new.conversation),
+            Err(StoreError::ClientHasOpenConversation) => continue,
+            Err(StoreError::NotFound) => return Err(DomainError::NotFound("department")),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::Unavailable("the conversation kept changing concurrently; try again".into()))
+}
+
+/// `POST /conversations/{id}/messages`: a staff reply to an open conversation.
+pub async fn staff_reply(
+    store: &dyn Store,
+    caller: &Caller,
+    id: &ConversationId,
+    body: &str,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> DomainResult<Message> {
+    caller.require(DASHBOARD)?;
+    let body = message_body(body)?;
+    let conversation = store.get_conversation(&caller.practice_id, id).await?.ok_or(DomainError::NotFound("conversation"))?;
+    if conversation.status == ConversationStatus::Resolved {
+        return Err(resolved());
+    }
+    let open = OpenConversation { conversation_id: conversation.id.clone(), department_id: conversation.department_id.clone() };
+    let messages = messages_for(&conversation.id, Author::Staff { id: caller.sub.clone() }, conversation.channel, body, &[], now, ids);
+    match store.append_messages(&caller.practice_id, &open, &messages, None).await {
+        Ok(()) => Ok(messages.into_iter().next().expect("one message")),
+        Err(StoreError::NotFound) => Err(resolved()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn resolved() -> DomainError {
+    DomainError::conflict(ConflictCode::ConversationResolved, "the conversation has ended")
+}
+
+/// `POST /conversations/{id}/end`. Ending twice is not an error.
+pub async fn end_conversation(
+    store: &dyn Store,
+    caller: &Caller,
+    id: &ConversationId,
+    now: DateTime<Utc>,
+) -> DomainResult<Conversation> {
+    caller.require(DASHBOARD)?;
+    for _ in 0..RACE_RETRIES {
+        let conversation =
+            store.get_conversation(&caller.practice_id, id).await?.ok_or(DomainError::NotFound("conversation"))?;
+        if conversation.status == ConversationStatus::Resolved {
+            return Ok(conversation);
+        }
+        match store.end_conversation(&conversation, now).await {
+            Ok(ended) => return Ok(ended),
+            // Changed meanwhile (a transfer, another end): look again.
+            Err(StoreError::VersionMismatch) | Err(StoreError::NotFound) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::Unavailable("the conversation kept changing concurrently; try again".into()))
+}
+
+/// `GET /conversations/{id}`: the conversation with its messages and transfers.
+pub async fn conversation_detail(
+    store: &dyn Store,
+    caller: &Caller,
+    id: &ConversationId,
+) -> DomainResult<crate::store::ConversationDetail> {
+    caller.require(DASHBOARD)?;
+    store.conversation_detail(&caller.practice_id, id).await?.ok_or(DomainError::NotFound("conversation"))
+}
+
+/// `GET /conversations`: newest activity first.
+pub async fn list_conversations(
+    store: &dyn Store,
+    caller: &Caller,
+    filter: ConversationFilter,
+    cursor: Option<&str>,
+    limit: usize,
+) -> DomainResult<ConversationPage> {
+    caller.require(DASHBOARD)?;
+    store.list_conversations(&caller.practice_id, &filter, cursor, limit.clamp(1, 100)).await.map_err(|e| match e {
+        StoreError::BadCursor => DomainError::invalid(InvalidCode::InvalidValue, "cursor", "the cursor is not one this API gave"),
+        other => other.into(),
+    })
+}
