@@ -1,12 +1,15 @@
 //! Test support shared by the black-box suites: the two stores (DynamoDB Local on a fresh table, or the
 //! embedded one) and sample records.
 
+pub mod runtime_api;
+
 use std::sync::Arc;
 
 use adapters::store::{DynamoStore, IndexSpec, KeyAttribute, MemoryStore, TableSpec};
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::types::{KeySchemaElement, KeyType};
+use aws_sdk_dynamodb::types::{AttributeValue, KeySchemaElement, KeyType};
 use chrono::{DateTime, TimeZone, Utc};
+use domain::alert::PendingAlert;
 use domain::department::{Department, DepartmentSettings};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
@@ -206,4 +209,97 @@ pub fn next_version(
     next.version = department.version + 1;
     next.updated_at = department.updated_at + chrono::Duration::minutes(1);
     next
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Both stores, with what only tests read back (pending alerts)
+// ---------------------------------------------------------------------------------------------------------
+
+/// A store under test, with its concrete type kept for the checks the port has no method for.
+#[derive(Clone)]
+pub enum TestStore {
+    Memory(Arc<MemoryStore>),
+    Dynamo(Arc<DynamoStore>),
+}
+
+impl TestStore {
+    pub fn memory() -> TestStore {
+        TestStore::Memory(Arc::new(memory_store()))
+    }
+
+    /// On a fresh DynamoDB Local table.
+    pub async fn dynamo() -> TestStore {
+        TestStore::Dynamo(Arc::new(fresh_dynamo_store().await))
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            TestStore::Memory(s) => s.clone(),
+            TestStore::Dynamo(s) => s.clone(),
+        }
+    }
+
+    /// Every pending alert (transactional outbox record) the store holds, in no particular order.
+    pub async fn pending_alerts(&self) -> Vec<PendingAlert> {
+        match self {
+            TestStore::Memory(s) => s.pending_alerts(),
+            TestStore::Dynamo(s) => dynamo_pending_alerts(s).await,
+        }
+    }
+}
+
+/// The pending alerts on a DynamoDB store's (test) table: a Scan for `ALERT#` items, fine on a table of
+/// one test's own.
+pub async fn dynamo_pending_alerts(store: &DynamoStore) -> Vec<PendingAlert> {
+    let client = dynamo_client().await;
+    let mut alerts = Vec::new();
+    let mut start_key = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(store.table_name())
+            .filter_expression("begins_with(PK, :alert) AND #status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":alert", AttributeValue::S("ALERT#".into()))
+            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .expect("Scan for alerts");
+        for item in out.items() {
+            let json = serde_json::Value::Object(
+                item.iter()
+                    .map(|(k, v)| (k.clone(), attribute_json(v)))
+                    .collect(),
+            );
+            alerts.push(serde_json::from_value(json).expect("a pending alert item"));
+        }
+        start_key = out.last_evaluated_key.filter(|k| !k.is_empty());
+        if start_key.is_none() {
+            return alerts;
+        }
+    }
+}
+
+/// A DynamoDB attribute as the JSON serde would have written it (strings, numbers, booleans, null, maps,
+/// lists), so a raw item can be read back into a domain type without the adapter's decoder.
+pub fn attribute_json(value: &AttributeValue) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => {
+            serde_json::from_str(n).unwrap_or_else(|_| Value::String(n.clone()))
+        }
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::M(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), attribute_json(v)))
+                .collect(),
+        ),
+        AttributeValue::L(l) => Value::Array(l.iter().map(attribute_json).collect()),
+        AttributeValue::Ss(ss) => Value::Array(ss.iter().cloned().map(Value::String).collect()),
+        other => panic!("no JSON for attribute {other:?}"),
+    }
 }

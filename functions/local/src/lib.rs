@@ -50,7 +50,8 @@ pub async fn build_store(
 pub fn app(state: AppState, jwt_secret: &str) -> Router {
     let verifier = Arc::new(TokenVerifier::new(jwt_secret));
     Router::new()
-        .merge(config_api::router(state))
+        .merge(config_api::router(state.clone()))
+        .merge(inbound_router::router(state))
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(verifier, authenticate))
         .layer(

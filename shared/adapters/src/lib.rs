@@ -20,3 +20,12 @@ pub fn now() -> DateTime<Utc> {
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
 }
+
+/// The id source handed to the domain.
+pub struct UlidIds;
+
+impl domain::identity::Ids for UlidIds {
+    fn next(&self, prefix: &str) -> String {
+        new_id(prefix)
+    }
+}

@@ -2,11 +2,13 @@
 //!
 //! No I/O, no clock, no environment: time and new ids come in as arguments; storage is the [`store::Store`] port.
 
+pub mod alert;
 pub mod conversation;
 pub mod department;
 pub mod error;
 pub mod identity;
 pub mod practice;
+pub mod routing;
 pub mod schedule;
 pub mod settings;
 pub mod store;

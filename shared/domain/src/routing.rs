@@ -7,11 +7,14 @@ use serde_json::json;
 
 use crate::alert::{AlertKind, PendingAlert};
 use crate::conversation::{
-    admit, Author, AutoReply, Channel, Conversation, ConversationId, ConversationStatus, Message, MessageId, Outcome,
+    admit, Author, AutoReply, Channel, Conversation, ConversationId, ConversationStatus, Message,
+    MessageId, Outcome,
 };
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{Caller, DepartmentId, Ids, PracticeId, Role, DASHBOARD};
-use crate::store::{ConversationFilter, ConversationPage, NewConversation, OpenConversation, Store, StoreError};
+use crate::store::{
+    ConversationFilter, ConversationPage, NewConversation, OpenConversation, Store, StoreError,
+};
 use crate::validate;
 
 /// How often a write that lost a race (the client's conversation started or ended meanwhile) is re-planned.
@@ -56,7 +59,11 @@ pub struct Routed {
 fn message_body(raw: &str) -> DomainResult<String> {
     let body = raw.trim();
     if body.is_empty() {
-        return Err(DomainError::invalid(InvalidCode::InvalidValue, "body", "a message needs a body"));
+        return Err(DomainError::invalid(
+            InvalidCode::InvalidValue,
+            "body",
+            "a message needs a body",
+        ));
     }
     if body.chars().count() > MAX_MESSAGE_CHARS {
         return Err(DomainError::invalid(
@@ -70,7 +77,13 @@ fn message_body(raw: &str) -> DomainResult<String> {
 
 /// A texting client's number, E.164.
 pub fn text_sender(raw: Option<&str>) -> DomainResult<String> {
-    let raw = raw.ok_or_else(|| DomainError::invalid(InvalidCode::InvalidPhone, "from", "a text needs the sender's number"))?;
+    let raw = raw.ok_or_else(|| {
+        DomainError::invalid(
+            InvalidCode::InvalidPhone,
+            "from",
+            "a text needs the sender's number",
+        )
+    })?;
     // No default region: gateways hand over E.164 numbers.
     let number = validate::phone(raw, "", "from")?;
     Ok(validate::e164(&number))
@@ -97,7 +110,10 @@ pub fn inbound_from_caller(caller: &Caller, input: InboundInput) -> DomainResult
 }
 
 fn not_set_up() -> DomainError {
-    DomainError::conflict(ConflictCode::PracticeNotSetUp, "the practice is not set up yet")
+    DomainError::conflict(
+        ConflictCode::PracticeNotSetUp,
+        "the practice is not set up yet",
+    )
 }
 
 fn not_visible(id: &DepartmentId) -> DomainError {
@@ -142,25 +158,47 @@ fn messages_for(
 /// Routes one inbound message: into the client's open conversation if there is one (whatever the hours or
 /// the department it names), else into a new conversation in the department asked for (or the default one),
 /// if that department takes it now.
-pub async fn route_inbound(store: &dyn Store, inbound: Inbound, now: DateTime<Utc>, ids: &dyn Ids) -> DomainResult<Routed> {
+pub async fn route_inbound(
+    store: &dyn Store,
+    inbound: Inbound,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> DomainResult<Routed> {
     let default_id = DepartmentId::default_for(&inbound.practice_id);
-    let wanted = inbound.department_id.clone().unwrap_or_else(|| default_id.clone());
+    let wanted = inbound
+        .department_id
+        .clone()
+        .unwrap_or_else(|| default_id.clone());
     for _ in 0..RACE_RETRIES {
-        let ctx = store.routing_context(&inbound.practice_id, &inbound.client_id, &wanted).await?;
+        let ctx = store
+            .routing_context(&inbound.practice_id, &inbound.client_id, &wanted)
+            .await?;
         let practice = ctx.practice.ok_or_else(not_set_up)?;
         if let Some(open) = ctx.open_conversation {
             let messages = messages_for(
                 &open.conversation_id,
-                Author::Client { id: inbound.client_id.clone() },
+                Author::Client {
+                    id: inbound.client_id.clone(),
+                },
                 inbound.channel,
                 inbound.body.clone(),
                 &[],
                 now,
                 ids,
             );
-            match store.append_messages(&inbound.practice_id, &open, &messages, inbound.dedup_key.as_deref()).await {
+            match store
+                .append_messages(
+                    &inbound.practice_id,
+                    &open,
+                    &messages,
+                    inbound.dedup_key.as_deref(),
+                )
+                .await
+            {
                 Ok(()) => return Ok(joined(open)),
-                Err(StoreError::DuplicateInbound(conversation_id)) => return Ok(replayed(conversation_id, &open)),
+                Err(StoreError::DuplicateInbound(conversation_id)) => {
+                    return Ok(replayed(conversation_id, &open))
+                }
                 // Ended between the read and the write: the message starts a new conversation.
                 Err(StoreError::NotFound) => continue,
                 Err(e) => return Err(e.into()),
@@ -185,16 +223,30 @@ pub async fn route_inbound(store: &dyn Store, inbound: Inbound, now: DateTime<Ut
         };
         let messages = messages_for(
             &conversation.id,
-            Author::Client { id: inbound.client_id.clone() },
+            Author::Client {
+                id: inbound.client_id.clone(),
+            },
             inbound.channel,
             inbound.body.clone(),
             &admission.auto_replies,
             now,
             ids,
         );
-        let alert = PendingAlert::new(ids, AlertKind::NewConversation, &conversation, &department.id, None, now)
-            .with_preview(&inbound.body);
-        let new = NewConversation { conversation, messages, alert: Some(alert), dedup_key: inbound.dedup_key.clone() };
+        let alert = PendingAlert::new(
+            ids,
+            AlertKind::NewConversation,
+            &conversation,
+            &department.id,
+            None,
+            now,
+        )
+        .with_preview(&inbound.body);
+        let new = NewConversation {
+            conversation,
+            messages,
+            alert: Some(alert),
+            dedup_key: inbound.dedup_key.clone(),
+        };
         match store.start_conversation(&new).await {
             Ok(()) => {
                 return Ok(Routed {
@@ -217,12 +269,16 @@ pub async fn route_inbound(store: &dyn Store, inbound: Inbound, now: DateTime<Ut
                 })
             }
             // The department was deleted meanwhile.
-            Err(StoreError::NotFound) if !inbound.channel.is_text() => return Err(not_visible(&wanted)),
+            Err(StoreError::NotFound) if !inbound.channel.is_text() => {
+                return Err(not_visible(&wanted))
+            }
             Err(StoreError::NotFound) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(DomainError::Unavailable("the conversation kept changing concurrently; try again".into()))
+    Err(DomainError::Unavailable(
+        "the conversation kept changing concurrently; try again".into(),
+    ))
 }
 
 fn joined(open: OpenConversation) -> Routed {
@@ -236,7 +292,10 @@ fn joined(open: OpenConversation) -> Routed {
 }
 
 fn replayed(conversation_id: ConversationId, open: &OpenConversation) -> Routed {
-    Routed { conversation_id, ..joined(open.clone()) }
+    Routed {
+        conversation_id,
+        ..joined(open.clone())
+    }
 }
 
 /// `POST /conversations` body: staff start a chat from any department, visible or not, at any time.
@@ -264,12 +323,26 @@ pub async fn staff_start(
     let body = message_body(&input.body)?;
     let client_id = input.client_id.trim().to_owned();
     if client_id.is_empty() || client_id.len() > 128 {
-        return Err(DomainError::invalid(InvalidCode::InvalidValue, "client_id", "client_id is 1 to 128 characters"));
+        return Err(DomainError::invalid(
+            InvalidCode::InvalidValue,
+            "client_id",
+            "client_id is 1 to 128 characters",
+        ));
     }
-    let channel = input.channel.unwrap_or(if client_id.starts_with('+') { Channel::Sms } else { Channel::App });
-    let client_id = if channel.is_text() { text_sender(Some(&client_id))? } else { client_id };
+    let channel = input.channel.unwrap_or(if client_id.starts_with('+') {
+        Channel::Sms
+    } else {
+        Channel::App
+    });
+    let client_id = if channel.is_text() {
+        text_sender(Some(&client_id))?
+    } else {
+        client_id
+    };
     for _ in 0..RACE_RETRIES {
-        let ctx = store.routing_context(&caller.practice_id, &client_id, &input.department_id).await?;
+        let ctx = store
+            .routing_context(&caller.practice_id, &client_id, &input.department_id)
+            .await?;
         ctx.practice.ok_or_else(not_set_up)?;
         let department = ctx.department.ok_or(DomainError::NotFound("department"))?;
         if let Some(open) = ctx.open_conversation {
@@ -290,10 +363,24 @@ pub async fn staff_start(
             last_message_at: now,
             resolved_at: None,
         };
-        let messages =
-            messages_for(&conversation.id, Author::Staff { id: caller.sub.clone() }, channel, body.clone(), &[], now, ids);
+        let messages = messages_for(
+            &conversation.id,
+            Author::Staff {
+                id: caller.sub.clone(),
+            },
+            channel,
+            body.clone(),
+            &[],
+            now,
+            ids,
+        );
         // Staff started it themselves: their own department needs no alert.
-        let new = NewConversation { conversation, messages, alert: None, dedup_key: None };
+        let new = NewConversation {
+            conversation,
+            messages,
+            alert: None,
+            dedup_key: None,
+        };
         match store.start_conversation(&new).await {
             Ok(()) => return Ok(new.conversation),
             Err(StoreError::ClientHasOpenConversation) => continue,
@@ -301,7 +388,9 @@ pub async fn staff_start(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(DomainError::Unavailable("the conversation kept changing concurrently; try again".into()))
+    Err(DomainError::Unavailable(
+        "the conversation kept changing concurrently; try again".into(),
+    ))
 }
 
 /// `POST /conversations/{id}/messages`: a staff reply to an open conversation.
@@ -315,13 +404,32 @@ pub async fn staff_reply(
 ) -> DomainResult<Message> {
     caller.require(DASHBOARD)?;
     let body = message_body(body)?;
-    let conversation = store.get_conversation(&caller.practice_id, id).await?.ok_or(DomainError::NotFound("conversation"))?;
+    let conversation = store
+        .get_conversation(&caller.practice_id, id)
+        .await?
+        .ok_or(DomainError::NotFound("conversation"))?;
     if conversation.status == ConversationStatus::Resolved {
         return Err(resolved());
     }
-    let open = OpenConversation { conversation_id: conversation.id.clone(), department_id: conversation.department_id.clone() };
-    let messages = messages_for(&conversation.id, Author::Staff { id: caller.sub.clone() }, conversation.channel, body, &[], now, ids);
-    match store.append_messages(&caller.practice_id, &open, &messages, None).await {
+    let open = OpenConversation {
+        conversation_id: conversation.id.clone(),
+        department_id: conversation.department_id.clone(),
+    };
+    let messages = messages_for(
+        &conversation.id,
+        Author::Staff {
+            id: caller.sub.clone(),
+        },
+        conversation.channel,
+        body,
+        &[],
+        now,
+        ids,
+    );
+    match store
+        .append_messages(&caller.practice_id, &open, &messages, None)
+        .await
+    {
         Ok(()) => Ok(messages.into_iter().next().expect("one message")),
         Err(StoreError::NotFound) => Err(resolved()),
         Err(e) => Err(e.into()),
@@ -329,7 +437,10 @@ pub async fn staff_reply(
 }
 
 fn resolved() -> DomainError {
-    DomainError::conflict(ConflictCode::ConversationResolved, "the conversation has ended")
+    DomainError::conflict(
+        ConflictCode::ConversationResolved,
+        "the conversation has ended",
+    )
 }
 
 /// `POST /conversations/{id}/end`. Ending twice is not an error.
@@ -341,8 +452,10 @@ pub async fn end_conversation(
 ) -> DomainResult<Conversation> {
     caller.require(DASHBOARD)?;
     for _ in 0..RACE_RETRIES {
-        let conversation =
-            store.get_conversation(&caller.practice_id, id).await?.ok_or(DomainError::NotFound("conversation"))?;
+        let conversation = store
+            .get_conversation(&caller.practice_id, id)
+            .await?
+            .ok_or(DomainError::NotFound("conversation"))?;
         if conversation.status == ConversationStatus::Resolved {
             return Ok(conversation);
         }
@@ -353,7 +466,9 @@ pub async fn end_conversation(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(DomainError::Unavailable("the conversation kept changing concurrently; try again".into()))
+    Err(DomainError::Unavailable(
+        "the conversation kept changing concurrently; try again".into(),
+    ))
 }
 
 /// `GET /conversations/{id}`: the conversation with its messages and transfers.
@@ -363,7 +478,10 @@ pub async fn conversation_detail(
     id: &ConversationId,
 ) -> DomainResult<crate::store::ConversationDetail> {
     caller.require(DASHBOARD)?;
-    store.conversation_detail(&caller.practice_id, id).await?.ok_or(DomainError::NotFound("conversation"))
+    store
+        .conversation_detail(&caller.practice_id, id)
+        .await?
+        .ok_or(DomainError::NotFound("conversation"))
 }
 
 /// `GET /conversations`: newest activity first.
@@ -375,8 +493,15 @@ pub async fn list_conversations(
     limit: usize,
 ) -> DomainResult<ConversationPage> {
     caller.require(DASHBOARD)?;
-    store.list_conversations(&caller.practice_id, &filter, cursor, limit.clamp(1, 100)).await.map_err(|e| match e {
-        StoreError::BadCursor => DomainError::invalid(InvalidCode::InvalidValue, "cursor", "the cursor is not one this API gave"),
-        other => other.into(),
-    })
+    store
+        .list_conversations(&caller.practice_id, &filter, cursor, limit.clamp(1, 100))
+        .await
+        .map_err(|e| match e {
+            StoreError::BadCursor => DomainError::invalid(
+                InvalidCode::InvalidValue,
+                "cursor",
+                "the cursor is not one this API gave",
+            ),
+            other => other.into(),
+        })
 }

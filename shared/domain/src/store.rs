@@ -2,7 +2,11 @@
 //! and one contract test suite holds both to the same answers.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
+use crate::alert::PendingAlert;
+use crate::conversation::{Conversation, ConversationId, ConversationStatus, Message, Transfer};
 use crate::department::Department;
 use crate::identity::{DepartmentId, PracticeId};
 use crate::practice::Practice;
@@ -27,6 +31,15 @@ pub enum StoreError {
     /// The department still has open conversations.
     #[error("the department has open conversations")]
     HasOpenConversations,
+    /// The client already has an open conversation in the practice.
+    #[error("the client already has an open conversation")]
+    ClientHasOpenConversation,
+    /// This inbound message (gateway message id) was stored before, in the conversation named.
+    #[error("inbound message already stored in conversation {0}")]
+    DuplicateInbound(ConversationId),
+    /// A list cursor that this store did not hand out.
+    #[error("bad cursor")]
+    BadCursor,
     /// The backing service failed or throttled after its retries.
     #[error("{0}")]
     Unavailable(String),
@@ -55,6 +68,56 @@ pub fn sort_departments(departments: &mut [Department]) {
             })
             .then_with(|| a.id.cmp(&b.id))
     });
+}
+
+/// A client's open conversation, as the practice-wide uniqueness record holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenConversation {
+    pub conversation_id: ConversationId,
+    pub department_id: DepartmentId,
+}
+
+/// What routing an inbound message needs, read in one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutingContext {
+    pub practice: Option<Practice>,
+    /// The department asked for (the default one when none was named).
+    pub department: Option<Department>,
+    pub open_conversation: Option<OpenConversation>,
+}
+
+/// A conversation to start, with everything written in the same atomic write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConversation {
+    pub conversation: Conversation,
+    /// The first message and any auto-replies.
+    pub messages: Vec<Message>,
+    /// The department's new-conversation alert (transactional outbox), if one is due.
+    pub alert: Option<PendingAlert>,
+    /// The gateway's inbound message id, so a redelivery is not stored twice.
+    pub dedup_key: Option<String>,
+}
+
+/// A conversation with its messages (oldest first) and transfers (oldest first).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub messages: Vec<Message>,
+    pub transfers: Vec<Transfer>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationFilter {
+    pub status: Option<ConversationStatus>,
+    pub department_id: Option<DepartmentId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversationPage {
+    /// Newest activity (`last_message_at`) first.
+    pub conversations: Vec<Conversation>,
+    pub next_cursor: Option<String>,
 }
 
 #[async_trait]
@@ -106,4 +169,60 @@ pub trait Store: Send + Sync + 'static {
 
     /// The practice that owns a texting number (E.164), if any.
     async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>>;
+
+    // --- Conversations ---
+
+    /// The practice, the department `department_id` and the client's open conversation: one read.
+    async fn routing_context(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        department_id: &DepartmentId,
+    ) -> StoreResult<RoutingContext>;
+
+    /// Starts a conversation atomically: the client's open-conversation claim (`ClientHasOpenConversation`
+    /// if taken), the conversation and its messages, +1 on the department's `open_conversations` (`NotFound`
+    /// if the department is gone), the pending alert, and the inbound dedup record (`DuplicateInbound`).
+    async fn start_conversation(&self, new: &NewConversation) -> StoreResult<()>;
+
+    /// Appends messages to a conversation that is still open (`NotFound` otherwise) and moves its
+    /// `last_message_at` to the last message's `at`; with `dedup_key`, `DuplicateInbound` if seen before.
+    async fn append_messages(
+        &self,
+        practice_id: &PracticeId,
+        open: &OpenConversation,
+        messages: &[Message],
+        dedup_key: Option<&str>,
+    ) -> StoreResult<()>;
+
+    async fn get_conversation(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+    ) -> StoreResult<Option<Conversation>>;
+
+    /// The conversation with its messages and transfers (one query on DynamoDB).
+    async fn conversation_detail(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+    ) -> StoreResult<Option<ConversationDetail>>;
+
+    /// Ends a conversation that is still open in `conversation.department_id` (`VersionMismatch` if it was
+    /// moved or ended meanwhile): status resolved at `at`, the client's claim released, −1 on the department.
+    /// Returns the ended conversation.
+    async fn end_conversation(
+        &self,
+        conversation: &Conversation,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Conversation>;
+
+    /// A page of the practice's conversations, newest activity first. `BadCursor` for a foreign cursor.
+    async fn list_conversations(
+        &self,
+        practice_id: &PracticeId,
+        filter: &ConversationFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<ConversationPage>;
 }

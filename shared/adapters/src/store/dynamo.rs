@@ -21,10 +21,14 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
+use domain::conversation::{Conversation, ConversationId, Message};
 use domain::department::{name_key, Department, DepartmentSettings};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
-use domain::store::{sort_departments, PracticeConfig, Store, StoreError, StoreResult};
+use domain::store::{
+    sort_departments, ConversationDetail, ConversationFilter, ConversationPage, NewConversation,
+    OpenConversation, PracticeConfig, RoutingContext, Store, StoreError, StoreResult,
+};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
@@ -33,6 +37,10 @@ use super::table::{
     department_name_pk, department_sk, practice_pk, sms_number_pk, DEPT_NAME_SK, DEPT_SK_PREFIX,
     PK, PRACTICE_SK, SK, SMS_NUMBER_SK,
 };
+
+// The conversation methods' items and requests.
+#[path = "dynamo_conversations.rs"]
+mod conversations;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -958,6 +966,66 @@ impl Store for DynamoStore {
             .as_ref()
             .and_then(|item| string_attribute(item, "practice_id"))
             .map(PracticeId::from))
+    }
+
+    async fn routing_context(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        department_id: &DepartmentId,
+    ) -> StoreResult<RoutingContext> {
+        self.conversations_routing_context(practice_id, client_id, department_id)
+            .await
+    }
+
+    async fn start_conversation(&self, new: &NewConversation) -> StoreResult<()> {
+        self.conversations_start(new).await
+    }
+
+    async fn append_messages(
+        &self,
+        practice_id: &PracticeId,
+        open: &OpenConversation,
+        messages: &[Message],
+        dedup_key: Option<&str>,
+    ) -> StoreResult<()> {
+        self.conversations_append(practice_id, open, messages, dedup_key)
+            .await
+    }
+
+    async fn get_conversation(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+    ) -> StoreResult<Option<Conversation>> {
+        self.conversations_get(practice_id, id).await
+    }
+
+    async fn conversation_detail(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+    ) -> StoreResult<Option<ConversationDetail>> {
+        self.conversations_detail(practice_id, id).await
+    }
+
+    async fn end_conversation(
+        &self,
+        conversation: &Conversation,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Conversation> {
+        self.conversations_end(conversation, at).await
+    }
+
+    async fn list_conversations(
+        &self,
+        practice_id: &PracticeId,
+        filter: &ConversationFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<ConversationPage> {
+        self.conversations_list(practice_id, filter, cursor, limit)
+            .await
     }
 }
 

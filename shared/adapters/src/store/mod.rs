@@ -8,11 +8,32 @@
 //! | department | `PRACTICE#{practice_id}` | `DEPT#{department_id}` | `settings` (one map), `name_key`, `is_default`, `open_conversations`, `version`, timestamps |
 //! | department name | `DEPTNAME#{practice_id}#{name_key}` | `DEPTNAME` | `department_id`: the name is taken |
 //! | texting number | `SMSNUMBER#{e164}` | `SMSNUMBER` | `practice_id`: the owner |
+//! | conversation | `CONV#{practice_id}#{conversation_id}` | `CONV` | the `Conversation` fields; `GSI1PK = CONVS#{practice_id}#{status}`, `GSI1SK = {last_message_at}#{conversation_id}` |
+//! | message | `CONV#{practice_id}#{conversation_id}` | `MSG#{at}#{message_id}` | the `Message` fields |
+//! | transfer | `CONV#{practice_id}#{conversation_id}` | `XFER#{at}#{n}` | the `Transfer` fields |
+//! | client's open conversation | `OPEN#{practice_id}#{client_id}` | `OPEN` | `conversation_id`, `department_id`: the claim |
+//! | inbound message seen | `INBOUND#{practice_id}#{dedup_key}` | `INBOUND` | `conversation_id`; `expires_at` (TTL, 7 days) |
+//! | pending alert | `ALERT#{alert_id}` | `ALERT` | the `PendingAlert` fields, `status = "pending"` |
+//!
+//! Instants in keys (`{at}`, `{last_message_at}`) are fixed-width UTC with nanoseconds
+//! (`2026-11-21T17:30:00.123456789Z`), so keys sort as instants do.
 //!
 //! A practice and its departments share one item collection, so `practice_config` is one Query and
 //! `practice_and_department` one BatchGetItem. The name and number records are written in the same
 //! transaction as the change that claims or releases them, each with a condition, so uniqueness holds under
 //! concurrency.
+//!
+//! A conversation, its messages and transfers share one item collection keyed by the practice too, so
+//! another practice's conversation is unreachable and `conversation_detail` is one Query. Routing reads the
+//! practice, the department and the client's claim in one BatchGetItem; starting a conversation is one
+//! transaction (claim put if absent, conversation, messages, `ADD 1` to the department's
+//! `open_conversations` if the department exists, the pending alert, the dedup record put if absent);
+//! appending is one transaction (the conversation updated if still open, messages, dedup record); ending is
+//! one transaction (status resolved if still open in its department, claim deleted if it is this
+//! conversation's, `ADD -1`). `delete_department` is conditioned on `open_conversations = 0`, so a
+//! conversation never outlives its department. `GSI1` lists a practice's conversations per status, newest
+//! activity first (an unfiltered list merges the open and resolved partitions); a list cursor holds the
+//! practice and the last `GSI1SK` answered.
 
 mod counter;
 mod dynamo;

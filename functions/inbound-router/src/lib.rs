@@ -1,0 +1,158 @@
+//! The inbound-router function: inbound messages and the conversation lifecycle. `router` is mounted by this
+//! function's Lambda entry and by the local server; `sms` handles texts arriving through SNS.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use adapters::auth::Authenticated;
+use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, AppState};
+use adapters::{now, UlidIds};
+use domain::conversation::{ConversationId, ConversationStatus};
+use domain::identity::DepartmentId;
+use domain::routing::{self, InboundInput, StartInput};
+use domain::store::ConversationFilter;
+use domain::{DomainError, InvalidCode};
+
+pub mod sms;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/inbound", post(inbound))
+        .route(
+            "/conversations",
+            get(list_conversations).post(start_conversation),
+        )
+        .route("/conversations/{id}", get(conversation_detail))
+        .route("/conversations/{id}/messages", post(reply))
+        .route("/conversations/{id}/end", post(end_conversation))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn inbound(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let input: InboundInput = parse_json(&body)?;
+    let inbound = routing::inbound_from_caller(&caller, input)?;
+    let routed = routing::route_inbound(&*s.store, inbound, now(), &UlidIds).await?;
+    let status = if routed.new_conversation {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, routed))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    department_id: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list_conversations(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = query?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some("open") => Some(ConversationStatus::Open),
+        Some("resolved") => Some(ConversationStatus::Resolved),
+        Some(other) => {
+            return Err(DomainError::invalid(
+                InvalidCode::InvalidValue,
+                "status",
+                format!("{other:?}: status is open or resolved"),
+            )
+            .into())
+        }
+    };
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 50,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                DomainError::invalid(InvalidCode::InvalidValue, "limit", "limit is 1 to 100")
+            })?,
+    };
+    let filter = ConversationFilter {
+        status,
+        department_id: q.department_id.filter(|d| !d.is_empty()).map(DepartmentId),
+    };
+    let page = routing::list_conversations(
+        &*s.store,
+        &caller,
+        filter,
+        q.cursor.as_deref().filter(|c| !c.is_empty()),
+        limit,
+    )
+    .await?;
+    Ok(json_response(StatusCode::OK, page))
+}
+
+async fn start_conversation(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let input: StartInput = parse_json(&body)?;
+    let conversation = routing::staff_start(&*s.store, &caller, input, now(), &UlidIds).await?;
+    Ok(json_response(StatusCode::CREATED, conversation))
+}
+
+async fn conversation_detail(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let detail = routing::conversation_detail(&*s.store, &caller, &ConversationId(id)).await?;
+    Ok(json_response(StatusCode::OK, detail))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyBody {
+    body: String,
+}
+
+async fn reply(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ReplyBody { body } = parse_json(&body)?;
+    let message = routing::staff_reply(
+        &*s.store,
+        &caller,
+        &ConversationId(id),
+        &body,
+        now(),
+        &UlidIds,
+    )
+    .await?;
+    Ok(json_response(StatusCode::CREATED, message))
+}
+
+async fn end_conversation(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let conversation =
+        routing::end_conversation(&*s.store, &caller, &ConversationId(id), now()).await?;
+    Ok(json_response(StatusCode::OK, conversation))
+}

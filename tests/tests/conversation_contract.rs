@@ -1,0 +1,1699 @@
+//! The storage contract for conversations (`domain::store::Store`'s conversation methods), written once and
+//! run against both stores: the embedded `MemoryStore` and the `DynamoStore` on DynamoDB Local (each test on
+//! a table of its own). The concurrency tests go through `domain::routing`, as the functions do. A few checks
+//! only the DynamoDB store can answer (request budgets, the raw item layout) come at the end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use adapters::store::DynamoStore;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+use domain::alert::{AlertKind, PendingAlert};
+use domain::conversation::{
+    Author, Channel, Conversation, ConversationId, ConversationStatus, Message, MessageId,
+};
+use domain::department::Department;
+use domain::error::{DomainError, InvalidCode};
+use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
+use domain::practice::Practice;
+use domain::routing::{self, Inbound, Routed};
+use domain::store::{
+    ConversationDetail, ConversationFilter, ConversationPage, NewConversation, OpenConversation,
+    RoutingContext, Store, StoreError,
+};
+use tokio::sync::Barrier;
+use vetchat_tests::{
+    default_department, fresh_dynamo_store, sample_department, sample_practice, t0, TestStore,
+};
+
+type DynStore = Arc<dyn Store>;
+
+/// Runs each contract test against both stores, on a multi-threaded runtime so concurrent calls overlap.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(vetchat_tests::TestStore::memory()).await
+                }
+            )*
+        }
+        mod dynamo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(vetchat_tests::TestStore::dynamo().await).await
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_conversation_starts_takes_messages_and_reads_back,
+    a_client_has_one_open_conversation,
+    starting_in_a_deleted_department_is_not_found_and_writes_nothing,
+    a_redelivered_inbound_message_is_stored_once,
+    ending_releases_the_claim_and_the_count,
+    a_department_with_open_conversations_cannot_be_deleted,
+    lists_newest_activity_first_with_filters,
+    pages_walk_every_conversation_exactly_once,
+    foreign_and_garbled_cursors_are_refused,
+    another_practice_never_sees_a_conversation,
+    thirty_two_texts_from_one_number_start_one_conversation,
+    a_department_deleted_while_chats_start_never_keeps_one,
+    counts_match_the_truth_after_concurrent_starts_ends_and_messages,
+);
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------------------
+
+/// Ids unique in the test process, in creation order.
+struct TestIds;
+
+impl Ids for TestIds {
+    fn next(&self, prefix: &str) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        format!("{prefix}_{:010}", NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+fn id(prefix: &str) -> String {
+    TestIds.next(prefix)
+}
+
+/// A new practice whose default department has the id routing derives (`DepartmentId::default_for`).
+async fn setup(store: &DynStore) -> (Practice, Department) {
+    let mut practice = sample_practice();
+    practice.default_department_id = DepartmentId::default_for(&practice.id);
+    let default = default_department(&practice);
+    store
+        .create_practice(&practice, &default)
+        .await
+        .expect("create practice");
+    (practice, default)
+}
+
+/// A department visible in the app, open 09:00–18:00 on weekdays (New York): `t0()` is a Monday 09:30.
+async fn create_department(store: &DynStore, practice_id: &PracticeId, name: &str) -> Department {
+    let mut d = sample_department(practice_id, name);
+    d.settings.visible_in_app = true;
+    store
+        .create_department(&d)
+        .await
+        .expect("create department");
+    d
+}
+
+fn conversation(
+    practice_id: &PracticeId,
+    department_id: &DepartmentId,
+    client_id: &str,
+    at: DateTime<Utc>,
+) -> Conversation {
+    Conversation {
+        id: ConversationId(id("cnv")),
+        practice_id: practice_id.clone(),
+        department_id: department_id.clone(),
+        client_id: client_id.to_owned(),
+        channel: Channel::App,
+        status: ConversationStatus::Open,
+        started_at: at,
+        last_message_at: at,
+        resolved_at: None,
+    }
+}
+
+fn client_message(c: &Conversation, at: DateTime<Utc>, body: &str) -> Message {
+    Message {
+        id: MessageId(id("msg")),
+        conversation_id: c.id.clone(),
+        at,
+        author: Author::Client {
+            id: c.client_id.clone(),
+        },
+        channel: c.channel,
+        body: body.to_owned(),
+    }
+}
+
+/// A new conversation with its first message and its new-conversation alert.
+fn new_conversation(c: Conversation, body: &str, dedup_key: Option<&str>) -> NewConversation {
+    let messages = vec![client_message(&c, c.started_at, body)];
+    let alert = PendingAlert::new(
+        &TestIds,
+        AlertKind::NewConversation,
+        &c,
+        &c.department_id,
+        None,
+        c.started_at,
+    )
+    .with_preview(body);
+    NewConversation {
+        conversation: c,
+        messages,
+        alert: Some(alert),
+        dedup_key: dedup_key.map(str::to_owned),
+    }
+}
+
+/// Starts a conversation for `client_id` in `department_id` at `at`; panics if the store refuses.
+async fn start(
+    store: &DynStore,
+    practice_id: &PracticeId,
+    department_id: &DepartmentId,
+    client_id: &str,
+    at: DateTime<Utc>,
+) -> NewConversation {
+    let new = new_conversation(
+        conversation(practice_id, department_id, client_id, at),
+        "Hello, my dog ate a sock",
+        None,
+    );
+    store
+        .start_conversation(&new)
+        .await
+        .expect("start conversation");
+    new
+}
+
+fn open_of(c: &Conversation) -> OpenConversation {
+    OpenConversation {
+        conversation_id: c.id.clone(),
+        department_id: c.department_id.clone(),
+    }
+}
+
+/// The department's `open_conversations`, `None` if it is gone.
+async fn open_count(
+    store: &DynStore,
+    practice_id: &PracticeId,
+    department_id: &DepartmentId,
+) -> Option<u32> {
+    store
+        .practice_and_department(practice_id, department_id)
+        .await
+        .expect("practice_and_department")
+        .1
+        .map(|d| d.open_conversations)
+}
+
+/// The client's open-conversation claim, as routing reads it.
+async fn claim(
+    store: &DynStore,
+    practice_id: &PracticeId,
+    client_id: &str,
+) -> Option<OpenConversation> {
+    store
+        .routing_context(
+            practice_id,
+            client_id,
+            &DepartmentId::default_for(practice_id),
+        )
+        .await
+        .expect("routing_context")
+        .open_conversation
+}
+
+async fn detail(
+    store: &DynStore,
+    practice_id: &PracticeId,
+    id: &ConversationId,
+) -> ConversationDetail {
+    store
+        .conversation_detail(practice_id, id)
+        .await
+        .expect("conversation_detail")
+        .expect("the conversation exists")
+}
+
+fn ids(conversations: &[Conversation]) -> Vec<&str> {
+    conversations.iter().map(|c| c.id.as_str()).collect()
+}
+
+/// Every page of a listing, walked with `limit`.
+async fn pages(
+    store: &DynStore,
+    practice_id: &PracticeId,
+    filter: &ConversationFilter,
+    limit: usize,
+) -> Vec<ConversationPage> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_conversations(practice_id, filter, cursor.as_deref(), limit)
+            .await
+            .expect("list_conversations");
+        cursor = page.next_cursor.clone();
+        pages.push(page);
+        assert!(pages.len() < 1000, "the cursor never runs out");
+        if cursor.is_none() {
+            return pages;
+        }
+    }
+}
+
+/// The whole listing (large pages).
+async fn list_all(
+    store: &DynStore,
+    practice_id: &PracticeId,
+    filter: &ConversationFilter,
+) -> Vec<Conversation> {
+    pages(store, practice_id, filter, 100)
+        .await
+        .into_iter()
+        .flat_map(|p| p.conversations)
+        .collect()
+}
+
+fn filter(
+    status: Option<ConversationStatus>,
+    department_id: Option<&DepartmentId>,
+) -> ConversationFilter {
+    ConversationFilter {
+        status,
+        department_id: department_id.cloned(),
+    }
+}
+
+/// Newest activity first, ties by id (descending): the order every list answers.
+fn newest_first(mut conversations: Vec<Conversation>) -> Vec<Conversation> {
+    conversations.sort_by(|a, b| (b.last_message_at, &b.id).cmp(&(a.last_message_at, &a.id)));
+    conversations
+}
+
+fn staff(practice_id: &PracticeId) -> Caller {
+    Caller {
+        sub: "staff-1".into(),
+        practice_id: practice_id.clone(),
+        role: Role::Staff,
+    }
+}
+
+fn inbound(
+    practice_id: &PracticeId,
+    channel: Channel,
+    client_id: &str,
+    department_id: Option<&DepartmentId>,
+    body: &str,
+) -> Inbound {
+    Inbound {
+        practice_id: practice_id.clone(),
+        channel,
+        client_id: client_id.to_owned(),
+        department_id: department_id.cloned(),
+        body: body.to_owned(),
+        dedup_key: None,
+    }
+}
+
+/// Runs every racer on its own task, all released at once by a barrier; results in racer order.
+async fn race<T, R, F, Fut>(racers: Vec<T>, run: F) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send,
+{
+    let barrier = Arc::new(Barrier::new(racers.len()));
+    let run = Arc::new(run);
+    let tasks: Vec<_> = racers
+        .into_iter()
+        .map(|racer| {
+            let (barrier, run) = (barrier.clone(), run.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run(racer).await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.expect("racer task"));
+    }
+    results
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Start, append, read
+// ---------------------------------------------------------------------------------------------------------
+
+async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    let new = start(&store, &practice.id, &default.id, "client-1", t0()).await;
+    let c = new.conversation.clone();
+
+    let ctx = store
+        .routing_context(&practice.id, "client-1", &default.id)
+        .await
+        .expect("routing_context");
+    let mut counted = default.clone();
+    counted.open_conversations = 1;
+    assert_eq!(
+        ctx,
+        RoutingContext {
+            practice: Some(practice.clone()),
+            department: Some(counted),
+            open_conversation: Some(open_of(&c)),
+        }
+    );
+    assert_eq!(
+        claim(&store, &practice.id, "client-2").await,
+        None,
+        "another client"
+    );
+    let unknown = store
+        .routing_context(&practice.id, "client-1", &DepartmentId(id("dep")))
+        .await
+        .expect("routing_context");
+    assert_eq!(
+        (unknown.department, unknown.open_conversation),
+        (None, Some(open_of(&c)))
+    );
+    let nobody = store
+        .routing_context(&PracticeId(id("prc")), "client-1", &default.id)
+        .await
+        .expect("routing_context");
+    assert_eq!(
+        nobody,
+        RoutingContext {
+            practice: None,
+            department: None,
+            open_conversation: None
+        }
+    );
+
+    assert_eq!(
+        store.get_conversation(&practice.id, &c.id).await,
+        Ok(Some(c.clone()))
+    );
+    assert_eq!(
+        detail(&store, &practice.id, &c.id).await,
+        ConversationDetail {
+            conversation: c.clone(),
+            messages: new.messages.clone(),
+            transfers: vec![],
+        }
+    );
+    assert_eq!(
+        store
+            .get_conversation(&practice.id, &ConversationId(id("cnv")))
+            .await,
+        Ok(None)
+    );
+    assert_eq!(
+        store
+            .conversation_detail(&practice.id, &ConversationId(id("cnv")))
+            .await,
+        Ok(None)
+    );
+
+    // A batch given out of time order is stored in time order; the activity moves to its latest message.
+    let later = client_message(&c, t0() + Duration::minutes(6), "still there?");
+    let earlier = client_message(&c, t0() + Duration::minutes(5), "it was blue");
+    store
+        .append_messages(
+            &practice.id,
+            &open_of(&c),
+            &[later.clone(), earlier.clone()],
+            None,
+        )
+        .await
+        .expect("append");
+    // Within one microsecond, by nanoseconds.
+    let close = client_message(
+        &c,
+        t0() + Duration::minutes(6) + Duration::nanoseconds(500),
+        "hello?",
+    );
+    store
+        .append_messages(&practice.id, &open_of(&c), &[close.clone()], None)
+        .await
+        .expect("append");
+
+    let read = detail(&store, &practice.id, &c.id).await;
+    assert_eq!(
+        read.messages,
+        vec![new.messages[0].clone(), earlier, later, close.clone()]
+    );
+    let moved = Conversation {
+        last_message_at: close.at,
+        ..c.clone()
+    };
+    assert_eq!(read.conversation, moved);
+    assert_eq!(
+        store.get_conversation(&practice.id, &c.id).await,
+        Ok(Some(moved.clone()))
+    );
+    assert_eq!(
+        list_all(&store, &practice.id, &ConversationFilter::default()).await,
+        vec![moved]
+    );
+    assert_eq!(
+        t.pending_alerts().await,
+        vec![new.alert.clone().expect("an alert")]
+    );
+    assert_eq!(open_count(&store, &practice.id, &default.id).await, Some(1));
+}
+
+async fn a_client_has_one_open_conversation(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    let surgery = create_department(&store, &practice.id, "Surgery").await;
+    let first = start(&store, &practice.id, &default.id, "client-1", t0()).await;
+
+    // The same client, another department, even with a gateway message id: refused, nothing written.
+    let second = new_conversation(
+        conversation(
+            &practice.id,
+            &surgery.id,
+            "client-1",
+            t0() + Duration::minutes(1),
+        ),
+        "again",
+        Some("gw-1"),
+    );
+    assert_eq!(
+        store.start_conversation(&second).await,
+        Err(StoreError::ClientHasOpenConversation)
+    );
+    assert_eq!(
+        store
+            .get_conversation(&practice.id, &second.conversation.id)
+            .await,
+        Ok(None)
+    );
+    assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(0));
+    assert_eq!(open_count(&store, &practice.id, &default.id).await, Some(1));
+    assert_eq!(
+        claim(&store, &practice.id, "client-1").await,
+        Some(open_of(&first.conversation))
+    );
+    assert_eq!(
+        t.pending_alerts().await,
+        vec![first.alert.clone().expect("an alert")]
+    );
+    assert_eq!(
+        ids(&list_all(&store, &practice.id, &ConversationFilter::default()).await),
+        vec![first.conversation.id.as_str()]
+    );
+    // The refused start did not keep its gateway message id.
+    let m = client_message(&first.conversation, t0() + Duration::minutes(2), "again");
+    store
+        .append_messages(
+            &practice.id,
+            &open_of(&first.conversation),
+            &[m],
+            Some("gw-1"),
+        )
+        .await
+        .expect("the id is new");
+
+    // Another client is independent.
+    start(&store, &practice.id, &surgery.id, "client-2", t0()).await;
+    assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(1));
+}
+
+async fn starting_in_a_deleted_department_is_not_found_and_writes_nothing(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    let surgery = create_department(&store, &practice.id, "Surgery").await;
+    store.delete_department(&surgery).await.expect("delete");
+
+    let new = new_conversation(
+        conversation(&practice.id, &surgery.id, "client-1", t0()),
+        "hello",
+        Some("gw-1"),
+    );
+    assert_eq!(
+        store.start_conversation(&new).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store
+            .get_conversation(&practice.id, &new.conversation.id)
+            .await,
+        Ok(None)
+    );
+    assert_eq!(
+        store
+            .conversation_detail(&practice.id, &new.conversation.id)
+            .await,
+        Ok(None)
+    );
+    assert_eq!(claim(&store, &practice.id, "client-1").await, None);
+    assert_eq!(
+        open_count(&store, &practice.id, &surgery.id).await,
+        None,
+        "not re-created by the counter"
+    );
+    assert_eq!(t.pending_alerts().await, vec![]);
+    assert_eq!(
+        list_all(&store, &practice.id, &ConversationFilter::default()).await,
+        vec![]
+    );
+
+    // Neither the claim nor the gateway message id was kept: the same message starts in the default one.
+    let retry = new_conversation(
+        conversation(&practice.id, &default.id, "client-1", t0()),
+        "hello",
+        Some("gw-1"),
+    );
+    store
+        .start_conversation(&retry)
+        .await
+        .expect("start in the default department");
+    assert_eq!(open_count(&store, &practice.id, &default.id).await, Some(1));
+
+    // A department that never existed, likewise.
+    let nowhere = new_conversation(
+        conversation(&practice.id, &DepartmentId(id("dep")), "client-2", t0()),
+        "hello",
+        None,
+    );
+    assert_eq!(
+        store.start_conversation(&nowhere).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(claim(&store, &practice.id, "client-2").await, None);
+}
+
+async fn a_redelivered_inbound_message_is_stored_once(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    let first = new_conversation(
+        conversation(&practice.id, &default.id, "+12025550101", t0()),
+        "hi",
+        Some("gw-1"),
+    );
+    let c = first.conversation.clone();
+    store.start_conversation(&first).await.expect("start");
+
+    // The gateway delivers the first message again (a new message id, the same gateway id).
+    let again = client_message(&c, t0() + Duration::seconds(30), "hi");
+    assert_eq!(
+        store
+            .append_messages(&practice.id, &open_of(&c), &[again.clone()], Some("gw-1"))
+            .await,
+        Err(StoreError::DuplicateInbound(c.id.clone()))
+    );
+    let m2 = client_message(&c, t0() + Duration::minutes(1), "second");
+    store
+        .append_messages(&practice.id, &open_of(&c), &[m2.clone()], Some("gw-2"))
+        .await
+        .expect("a new message");
+    let m2_again = client_message(&c, t0() + Duration::minutes(2), "second");
+    assert_eq!(
+        store
+            .append_messages(&practice.id, &open_of(&c), &[m2_again], Some("gw-2"))
+            .await,
+        Err(StoreError::DuplicateInbound(c.id.clone()))
+    );
+    let read = detail(&store, &practice.id, &c.id).await;
+    assert_eq!(read.messages, vec![first.messages[0].clone(), m2.clone()]);
+    assert_eq!(
+        read.conversation.last_message_at, m2.at,
+        "a refused append moves nothing"
+    );
+
+    // After the conversation ended, a redelivery would start a new one: it names the first instead.
+    store
+        .end_conversation(&read.conversation, t0() + Duration::hours(1))
+        .await
+        .expect("end");
+    let late = new_conversation(
+        conversation(
+            &practice.id,
+            &default.id,
+            "+12025550101",
+            t0() + Duration::hours(2),
+        ),
+        "hi",
+        Some("gw-1"),
+    );
+    assert_eq!(
+        store.start_conversation(&late).await,
+        Err(StoreError::DuplicateInbound(c.id.clone()))
+    );
+    assert_eq!(
+        store
+            .get_conversation(&practice.id, &late.conversation.id)
+            .await,
+        Ok(None)
+    );
+    assert_eq!(claim(&store, &practice.id, "+12025550101").await, None);
+    assert_eq!(open_count(&store, &practice.id, &default.id).await, Some(0));
+    assert_eq!(t.pending_alerts().await.len(), 1);
+
+    // Gateway ids are per practice.
+    let (other, other_default) = setup(&store).await;
+    let elsewhere = new_conversation(
+        conversation(&other.id, &other_default.id, "+12025550101", t0()),
+        "hi",
+        Some("gw-1"),
+    );
+    store
+        .start_conversation(&elsewhere)
+        .await
+        .expect("another practice's gw-1");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// End, and departments with conversations
+// ---------------------------------------------------------------------------------------------------------
+
+async fn ending_releases_the_claim_and_the_count(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    let surgery = create_department(&store, &practice.id, "Surgery").await;
+    let c = start(&store, &practice.id, &surgery.id, "client-1", t0())
+        .await
+        .conversation;
+    assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(1));
+
+    let at = t0() + Duration::hours(1);
+    let ended = store.end_conversation(&c, at).await.expect("end");
+    assert_eq!(
+        ended,
+        Conversation {
+            status: ConversationStatus::Resolved,
+            resolved_at: Some(at),
+            ..c.clone()
+        }
+    );
+    assert_eq!(
+        store.get_conversation(&practice.id, &c.id).await,
+        Ok(Some(ended.clone()))
+    );
+    assert_eq!(
+        detail(&store, &practice.id, &c.id).await.conversation,
+        ended
+    );
+    assert_eq!(claim(&store, &practice.id, "client-1").await, None);
+    assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(0));
+
+    // Ended is ended: no more messages, no second end.
+    let m = client_message(&c, at + Duration::minutes(1), "one more thing");
+    assert_eq!(
+        store
+            .append_messages(&practice.id, &open_of(&c), &[m], None)
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(detail(&store, &practice.id, &c.id).await.messages.len(), 1);
+    assert_eq!(
+        store.end_conversation(&c, at).await,
+        Err(StoreError::VersionMismatch)
+    );
+    assert_eq!(
+        store.end_conversation(&ended, at).await,
+        Err(StoreError::VersionMismatch)
+    );
+    assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(0));
+    // The domain treats a second end as done.
+    let again = routing::end_conversation(
+        store.as_ref(),
+        &staff(&practice.id),
+        &c.id,
+        at + Duration::hours(1),
+    )
+    .await
+    .expect("ending twice is not an error");
+    assert_eq!(again, ended);
+    assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(0));
+
+    // The client may start again; a copy in another department (moved meanwhile) cannot end it.
+    let c2 = start(
+        &store,
+        &practice.id,
+        &surgery.id,
+        "client-1",
+        t0() + Duration::hours(3),
+    )
+    .await
+    .conversation;
+    let moved = Conversation {
+        department_id: default.id.clone(),
+        ..c2.clone()
+    };
+    assert_eq!(
+        store.end_conversation(&moved, at).await,
+        Err(StoreError::VersionMismatch)
+    );
+    assert_eq!(
+        claim(&store, &practice.id, "client-1").await,
+        Some(open_of(&c2))
+    );
+    assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(1));
+    assert_eq!(open_count(&store, &practice.id, &default.id).await, Some(0));
+    assert_eq!(
+        store.get_conversation(&practice.id, &c2.id).await,
+        Ok(Some(c2.clone()))
+    );
+    // Unknown conversation.
+    let ghost = conversation(&practice.id, &surgery.id, "client-9", t0());
+    assert_eq!(
+        store.end_conversation(&ghost, at).await,
+        Err(StoreError::VersionMismatch)
+    );
+    assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(1));
+}
+
+async fn a_department_with_open_conversations_cannot_be_deleted(t: TestStore) {
+    let store = t.store();
+    let (practice, _) = setup(&store).await;
+    let surgery = create_department(&store, &practice.id, "Surgery").await;
+    let a = start(&store, &practice.id, &surgery.id, "client-a", t0())
+        .await
+        .conversation;
+    let b = start(&store, &practice.id, &surgery.id, "client-b", t0())
+        .await
+        .conversation;
+
+    // The caller's copy says 0 open conversations; the stored counter decides.
+    assert_eq!(surgery.open_conversations, 0);
+    assert_eq!(
+        store.delete_department(&surgery).await,
+        Err(StoreError::HasOpenConversations)
+    );
+    assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(2));
+    store
+        .end_conversation(&a, t0() + Duration::hours(1))
+        .await
+        .expect("end a");
+    assert_eq!(
+        store.delete_department(&surgery).await,
+        Err(StoreError::HasOpenConversations)
+    );
+    store
+        .end_conversation(&b, t0() + Duration::hours(1))
+        .await
+        .expect("end b");
+    assert_eq!(store.delete_department(&surgery).await, Ok(()));
+    assert_eq!(open_count(&store, &practice.id, &surgery.id).await, None);
+    assert_eq!(
+        store.delete_department(&surgery).await,
+        Err(StoreError::NotFound)
+    );
+    // Its name is free; its resolved conversations are still there to read.
+    create_department(&store, &practice.id, "Surgery").await;
+    assert_eq!(
+        detail(&store, &practice.id, &a.id)
+            .await
+            .conversation
+            .status,
+        ConversationStatus::Resolved
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Lists
+// ---------------------------------------------------------------------------------------------------------
+
+async fn lists_newest_activity_first_with_filters(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    let surgery = create_department(&store, &practice.id, "Surgery").await;
+    assert_eq!(
+        store
+            .list_conversations(&practice.id, &ConversationFilter::default(), None, 10)
+            .await,
+        Ok(ConversationPage {
+            conversations: vec![],
+            next_cursor: None
+        })
+    );
+
+    let minutes = |m: i64| t0() + Duration::minutes(m);
+    let mut truth = Vec::new();
+    for (i, department) in [&default, &surgery, &default, &surgery, &default]
+        .into_iter()
+        .enumerate()
+    {
+        let c = start(
+            &store,
+            &practice.id,
+            &department.id,
+            &format!("client-{i}"),
+            minutes(i as i64),
+        )
+        .await
+        .conversation;
+        truth.push(c);
+    }
+    // Two with the very same activity instant: the id orders them.
+    for client in ["tie-a", "tie-b"] {
+        truth.push(
+            start(&store, &practice.id, &surgery.id, client, minutes(7))
+                .await
+                .conversation,
+        );
+    }
+    // c1 and c4 end; c0 gets a message and becomes the newest.
+    for i in [1, 4] {
+        truth[i] = store
+            .end_conversation(&truth[i], minutes(30))
+            .await
+            .expect("end");
+    }
+    let m = client_message(&truth[0], minutes(20), "news");
+    store
+        .append_messages(&practice.id, &open_of(&truth[0]), &[m], None)
+        .await
+        .expect("append");
+    truth[0].last_message_at = minutes(20);
+
+    let expect = |keep: &dyn Fn(&Conversation) -> bool| {
+        newest_first(truth.iter().filter(|c| keep(c)).cloned().collect())
+    };
+    let all = expect(&|_| true);
+    assert_eq!(
+        all[0].id, truth[0].id,
+        "the conversation with the newest message first"
+    );
+    let open = ConversationStatus::Open;
+    let resolved = ConversationStatus::Resolved;
+    let cases: Vec<(ConversationFilter, Vec<Conversation>)> = vec![
+        (filter(None, None), all.clone()),
+        (filter(Some(open), None), expect(&|c| c.status == open)),
+        (
+            filter(Some(resolved), None),
+            expect(&|c| c.status == resolved),
+        ),
+        (
+            filter(None, Some(&surgery.id)),
+            expect(&|c| c.department_id == surgery.id),
+        ),
+        (
+            filter(Some(open), Some(&surgery.id)),
+            expect(&|c| c.status == open && c.department_id == surgery.id),
+        ),
+        (
+            filter(Some(resolved), Some(&default.id)),
+            expect(&|c| c.status == resolved && c.department_id == default.id),
+        ),
+        (filter(None, Some(&DepartmentId(id("dep")))), vec![]),
+    ];
+    for (f, expected) in cases {
+        assert!(f.department_id.is_some() || !expected.is_empty());
+        let page = store
+            .list_conversations(&practice.id, &f, None, 100)
+            .await
+            .expect("list");
+        assert_eq!(page.conversations, expected, "{f:?}");
+        assert_eq!(page.next_cursor, None, "{f:?}: everything on one page");
+    }
+}
+
+async fn pages_walk_every_conversation_exactly_once(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    let surgery = create_department(&store, &practice.id, "Surgery").await;
+    let mut truth = Vec::new();
+    for i in 0..13i64 {
+        let department = if i % 2 == 0 { &default } else { &surgery };
+        // Some share an instant, so ties fall on page boundaries too.
+        let at = t0() + Duration::minutes(i / 2);
+        let mut c = start(
+            &store,
+            &practice.id,
+            &department.id,
+            &format!("client-{i}"),
+            at,
+        )
+        .await
+        .conversation;
+        if i % 3 == 0 {
+            c = store
+                .end_conversation(&c, at + Duration::hours(1))
+                .await
+                .expect("end");
+        }
+        truth.push(c);
+    }
+
+    let filters = [
+        filter(None, None),
+        filter(Some(ConversationStatus::Open), None),
+        filter(Some(ConversationStatus::Resolved), None),
+        filter(None, Some(&surgery.id)),
+        filter(Some(ConversationStatus::Open), Some(&default.id)),
+    ];
+    for f in &filters {
+        let expected = newest_first(
+            truth
+                .iter()
+                .filter(|c| f.status.is_none_or(|s| c.status == s))
+                .filter(|c| {
+                    f.department_id
+                        .as_ref()
+                        .is_none_or(|d| &c.department_id == d)
+                })
+                .cloned()
+                .collect(),
+        );
+        for limit in [1, 2, 3, 5, 13, 20] {
+            let pages = pages(&store, &practice.id, f, limit).await;
+            let walked: Vec<Conversation> =
+                pages.iter().flat_map(|p| p.conversations.clone()).collect();
+            assert_eq!(ids(&walked), ids(&expected), "{f:?}, limit {limit}");
+            assert_eq!(walked, expected);
+            // Full pages until the last; no empty page after a full one.
+            let (last, full) = pages.split_last().expect("a page");
+            assert!(
+                full.iter().all(|p| p.conversations.len() == limit),
+                "{f:?}, limit {limit}"
+            );
+            assert!(!last.conversations.is_empty() && last.conversations.len() <= limit);
+            assert_eq!(
+                pages.len(),
+                expected.len().div_ceil(limit),
+                "{f:?}, limit {limit}"
+            );
+        }
+    }
+}
+
+async fn foreign_and_garbled_cursors_are_refused(t: TestStore) {
+    let store = t.store();
+    let (a, a_default) = setup(&store).await;
+    let (b, b_default) = setup(&store).await;
+    for i in 0..3 {
+        start(
+            &store,
+            &a.id,
+            &a_default.id,
+            &format!("a-{i}"),
+            t0() + Duration::minutes(i),
+        )
+        .await;
+        start(
+            &store,
+            &b.id,
+            &b_default.id,
+            &format!("b-{i}"),
+            t0() + Duration::minutes(i),
+        )
+        .await;
+    }
+    let everything = ConversationFilter::default();
+    let first = store
+        .list_conversations(&a.id, &everything, None, 1)
+        .await
+        .expect("list");
+    let cursor = first.next_cursor.expect("more than one page");
+
+    let truncated = &cursor[..cursor.len() / 2];
+    let mut flipped = cursor.clone().into_bytes();
+    flipped[cursor.len() / 2] = if flipped[cursor.len() / 2] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    let flipped = String::from_utf8(flipped).expect("ascii");
+    for garbled in [
+        "",
+        "not a cursor!",
+        "AAAA",
+        "e30",
+        "bnVsbA",
+        truncated,
+        flipped.as_str(),
+    ] {
+        let r = store
+            .list_conversations(&a.id, &everything, Some(garbled), 10)
+            .await;
+        match r {
+            Err(StoreError::BadCursor) => {}
+            // A flipped character may still decode: then it may only ever show A's own conversations.
+            Ok(page) if garbled == flipped => {
+                assert!(page.conversations.iter().all(|c| c.practice_id == a.id));
+            }
+            other => panic!("cursor {garbled:?}: {other:?}"),
+        }
+    }
+
+    // A's cursor in B's hands: refused, or at most a page of B's own, never A's conversations.
+    match store
+        .list_conversations(&b.id, &everything, Some(&cursor), 10)
+        .await
+    {
+        Err(StoreError::BadCursor) => {}
+        Ok(page) => assert!(
+            page.conversations.iter().all(|c| c.practice_id == b.id),
+            "{page:?}"
+        ),
+        Err(other) => panic!("{other:?}"),
+    }
+    // A's cursor still works for A.
+    let rest = store
+        .list_conversations(&a.id, &everything, Some(&cursor), 10)
+        .await
+        .expect("list");
+    assert_eq!(rest.conversations.len(), 2);
+    assert!(rest.conversations.iter().all(|c| c.practice_id == a.id));
+}
+
+async fn another_practice_never_sees_a_conversation(t: TestStore) {
+    let store = t.store();
+    let (a, a_default) = setup(&store).await;
+    let (b, b_default) = setup(&store).await;
+    let new = start(&store, &a.id, &a_default.id, "shared-client", t0()).await;
+    let c = new.conversation.clone();
+
+    assert_eq!(store.get_conversation(&b.id, &c.id).await, Ok(None));
+    assert_eq!(store.conversation_detail(&b.id, &c.id).await, Ok(None));
+    assert_eq!(
+        list_all(&store, &b.id, &ConversationFilter::default()).await,
+        vec![]
+    );
+    assert_eq!(
+        list_all(
+            &store,
+            &b.id,
+            &filter(Some(ConversationStatus::Open), Some(&a_default.id))
+        )
+        .await,
+        vec![]
+    );
+    let ctx = store
+        .routing_context(&b.id, "shared-client", &a_default.id)
+        .await
+        .expect("routing_context");
+    assert_eq!(
+        ctx,
+        RoutingContext {
+            practice: Some(b.clone()),
+            department: None,
+            open_conversation: None
+        }
+    );
+
+    // Writes addressed through B do not reach A's conversation.
+    let m = client_message(&c, t0() + Duration::minutes(1), "through B");
+    assert_eq!(
+        store.append_messages(&b.id, &open_of(&c), &[m], None).await,
+        Err(StoreError::NotFound)
+    );
+    let as_b = Conversation {
+        practice_id: b.id.clone(),
+        department_id: b_default.id.clone(),
+        ..c.clone()
+    };
+    assert_eq!(
+        store.end_conversation(&as_b, t0()).await,
+        Err(StoreError::VersionMismatch)
+    );
+    assert_eq!(open_count(&store, &b.id, &b_default.id).await, Some(0));
+
+    // B may even hold a conversation with the same id and the same client: both stand apart.
+    let same_id = new_conversation(as_b.clone(), "B's own", None);
+    store
+        .start_conversation(&same_id)
+        .await
+        .expect("B's conversation");
+    assert_eq!(detail(&store, &a.id, &c.id).await.messages, new.messages);
+    assert_eq!(
+        detail(&store, &b.id, &c.id).await.messages,
+        same_id.messages
+    );
+    assert_eq!(
+        claim(&store, &a.id, "shared-client").await,
+        Some(open_of(&c))
+    );
+    assert_eq!(
+        claim(&store, &b.id, "shared-client").await,
+        Some(open_of(&as_b))
+    );
+    store.end_conversation(&as_b, t0()).await.expect("end B's");
+    assert_eq!(detail(&store, &a.id, &c.id).await.conversation, c);
+    assert_eq!(open_count(&store, &a.id, &a_default.id).await, Some(1));
+    assert_eq!(
+        list_all(&store, &a.id, &ConversationFilter::default()).await,
+        vec![c]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Real concurrency, through the routing service: every racer starts at a barrier.
+// ---------------------------------------------------------------------------------------------------------
+
+async fn thirty_two_texts_from_one_number_start_one_conversation(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    const FROM: &str = "+12025550142";
+    let bodies: Vec<String> = (0..32).map(|i| format!("text {i}")).collect();
+
+    let s = store.clone();
+    let pid = practice.id.clone();
+    let results = race(bodies.clone(), move |body| {
+        let (s, pid) = (s.clone(), pid.clone());
+        async move {
+            let message = inbound(&pid, Channel::Sms, FROM, None, &body);
+            routing::route_inbound(s.as_ref(), message, t0(), &TestIds).await
+        }
+    })
+    .await;
+
+    let routed: Vec<Routed> = results
+        .into_iter()
+        .map(|r| r.expect("every text is taken"))
+        .collect();
+    assert_eq!(
+        routed.iter().filter(|r| r.new_conversation).count(),
+        1,
+        "{routed:?}"
+    );
+    let conversations: BTreeSet<&ConversationId> =
+        routed.iter().map(|r| &r.conversation_id).collect();
+    assert_eq!(
+        conversations.len(),
+        1,
+        "one conversation: {conversations:?}"
+    );
+    let id = routed[0].conversation_id.clone();
+    assert!(routed.iter().all(|r| r.department_id == default.id));
+
+    let read = detail(&store, &practice.id, &id).await;
+    let stored: BTreeSet<&str> = read.messages.iter().map(|m| m.body.as_str()).collect();
+    let sent: BTreeSet<&str> = bodies.iter().map(String::as_str).collect();
+    assert_eq!(stored, sent);
+    assert_eq!(
+        read.messages.len(),
+        32,
+        "each text once, no auto-replies to texts"
+    );
+    assert_eq!(read.conversation.status, ConversationStatus::Open);
+    assert_eq!(
+        list_all(&store, &practice.id, &ConversationFilter::default())
+            .await
+            .len(),
+        1
+    );
+
+    let alerts = t.pending_alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        (
+            &alerts[0].conversation_id,
+            alerts[0].kind,
+            &alerts[0].department_id
+        ),
+        (&id, AlertKind::NewConversation, &default.id)
+    );
+    assert_eq!(open_count(&store, &practice.id, &default.id).await, Some(1));
+    assert_eq!(
+        claim(&store, &practice.id, FROM)
+            .await
+            .map(|o| o.conversation_id),
+        Some(id)
+    );
+}
+
+async fn a_department_deleted_while_chats_start_never_keeps_one(t: TestStore) {
+    let store = t.store();
+    let (practice, _) = setup(&store).await;
+    const CHATS: usize = 8;
+    let mut outcomes = BTreeMap::new();
+    // The delete is released a little later each round, so both outcomes (and the window between a
+    // chat's read and its write) come up.
+    for (round, delete_after_ms) in [0u64, 3, 10, 30, 60, 120, 250].into_iter().enumerate() {
+        let department = create_department(&store, &practice.id, &format!("Round {round}")).await;
+        enum Racer {
+            Chat(String, u64),
+            Delete(u64),
+        }
+        enum Result_ {
+            Chat(Result<Routed, DomainError>),
+            Delete(Result<(), StoreError>),
+        }
+        let mut racers: Vec<Racer> = (0..CHATS)
+            .map(|i| Racer::Chat(format!("r{round}-client-{i}"), (i as u64 * 3) % 8))
+            .collect();
+        racers.insert(CHATS / 2, Racer::Delete(delete_after_ms));
+
+        let (s, pid, d) = (store.clone(), practice.id.clone(), department.clone());
+        let results = race(racers, move |racer| {
+            let (s, pid, d) = (s.clone(), pid.clone(), d.clone());
+            async move {
+                match racer {
+                    Racer::Chat(client, delay) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                        let message = inbound(&pid, Channel::App, &client, Some(&d.id), "hello");
+                        Result_::Chat(
+                            routing::route_inbound(s.as_ref(), message, t0(), &TestIds).await,
+                        )
+                    }
+                    Racer::Delete(delay) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                        Result_::Delete(s.delete_department(&d).await)
+                    }
+                }
+            }
+        })
+        .await;
+
+        let mut started = 0;
+        let mut refused = 0;
+        let mut deleted = None;
+        for r in results {
+            match r {
+                Result_::Chat(Ok(routed)) => {
+                    assert!(routed.new_conversation);
+                    assert_eq!(routed.department_id, department.id);
+                    started += 1;
+                }
+                Result_::Chat(Err(DomainError::Invalid {
+                    code: InvalidCode::DepartmentNotVisible,
+                    ..
+                })) => refused += 1,
+                Result_::Chat(Err(e)) => panic!("round {round}: {e:?}"),
+                Result_::Delete(r) => deleted = Some(r),
+            }
+        }
+        let listed = list_all(&store, &practice.id, &filter(None, Some(&department.id))).await;
+        match deleted.expect("the delete ran") {
+            Ok(()) => {
+                // The delete won: no chat got in, before or after.
+                assert_eq!((started, refused), (0, CHATS), "round {round}");
+                assert_eq!(
+                    listed,
+                    vec![],
+                    "round {round}: a conversation in a deleted department"
+                );
+                assert_eq!(open_count(&store, &practice.id, &department.id).await, None);
+                *outcomes.entry("delete won").or_insert(0) += 1;
+            }
+            Err(StoreError::HasOpenConversations) => {
+                // A chat won: the department stays, and so does every chat.
+                assert_eq!((started, refused), (CHATS, 0), "round {round}");
+                assert_eq!(listed.len(), CHATS);
+                assert_eq!(
+                    open_count(&store, &practice.id, &department.id).await,
+                    Some(CHATS as u32)
+                );
+                *outcomes.entry("a chat won").or_insert(0) += 1;
+            }
+            Err(e) => panic!("round {round}: delete {e:?}"),
+        }
+    }
+    eprintln!("outcomes: {outcomes:?}");
+    // Every alert belongs to a conversation that exists.
+    for alert in t.pending_alerts().await {
+        assert!(store
+            .get_conversation(&practice.id, &alert.conversation_id)
+            .await
+            .expect("get")
+            .is_some());
+    }
+}
+
+async fn counts_match_the_truth_after_concurrent_starts_ends_and_messages(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    let a = create_department(&store, &practice.id, "Alpha").await;
+    let b = create_department(&store, &practice.id, "Beta").await;
+    let departments = [default.id.clone(), a.id.clone(), b.id.clone()];
+    let pid = practice.id.clone();
+
+    // Phase 1: twelve clients start, concurrently.
+    let s = store.clone();
+    let (p, deps) = (pid.clone(), departments.clone());
+    let first: Vec<Routed> = race((0..12).collect::<Vec<usize>>(), move |i| {
+        let (s, p, d) = (s.clone(), p.clone(), deps[i % 3].clone());
+        async move {
+            let message = inbound(&p, Channel::App, &format!("old-{i}"), Some(&d), "first");
+            routing::route_inbound(s.as_ref(), message, t0(), &TestIds).await
+        }
+    })
+    .await
+    .into_iter()
+    .map(|r| r.expect("start"))
+    .collect();
+    assert!(first.iter().all(|r| r.new_conversation));
+
+    // Phase 2, all at once: each old conversation ended twice, each old client writes again (joining the
+    // old conversation or, after its end, starting a new one), and twelve new clients start.
+    enum Racer {
+        End(ConversationId),
+        Write(String, DepartmentId, String),
+    }
+    let mut racers = Vec::new();
+    for (i, r) in first.iter().enumerate() {
+        racers.push(Racer::End(r.conversation_id.clone()));
+        racers.push(Racer::End(r.conversation_id.clone()));
+        racers.push(Racer::Write(
+            format!("old-{i}"),
+            departments[(i + 1) % 3].clone(),
+            format!("again {i}"),
+        ));
+        racers.push(Racer::Write(
+            format!("new-{i}"),
+            departments[i % 3].clone(),
+            format!("new {i}"),
+        ));
+    }
+    let s = store.clone();
+    let p = pid.clone();
+    let results = race(racers, move |racer| {
+        let (s, p) = (s.clone(), p.clone());
+        async move {
+            let now = t0() + Duration::minutes(5);
+            match racer {
+                Racer::End(id) => routing::end_conversation(s.as_ref(), &staff(&p), &id, now)
+                    .await
+                    .map(|c| (c.id, String::new())),
+                Racer::Write(client, department, body) => {
+                    let message = inbound(&p, Channel::App, &client, Some(&department), &body);
+                    routing::route_inbound(s.as_ref(), message, now, &TestIds)
+                        .await
+                        .map(|r| (r.conversation_id, body))
+                }
+            }
+        }
+    })
+    .await;
+
+    // Every write landed in the conversation it was answered with.
+    for r in results {
+        let (id, body) = r.expect("every end and every message succeeds");
+        let read = detail(&store, &pid, &id).await;
+        if !body.is_empty() {
+            assert!(
+                read.messages.iter().any(|m| m.body == body),
+                "{body} in {id}"
+            );
+        }
+    }
+    for r in &first {
+        assert_eq!(
+            detail(&store, &pid, &r.conversation_id)
+                .await
+                .conversation
+                .status,
+            ConversationStatus::Resolved
+        );
+    }
+
+    // The counters, the claims and the alerts agree with the conversations.
+    let all = list_all(&store, &pid, &ConversationFilter::default()).await;
+    let open: Vec<&Conversation> = all
+        .iter()
+        .filter(|c| c.status == ConversationStatus::Open)
+        .collect();
+    for d in &departments {
+        let truth = open.iter().filter(|c| &c.department_id == d).count();
+        assert_eq!(
+            open_count(&store, &pid, d).await,
+            Some(truth as u32),
+            "department {d}"
+        );
+        assert_eq!(
+            list_all(
+                &store,
+                &pid,
+                &filter(Some(ConversationStatus::Open), Some(d))
+            )
+            .await
+            .len(),
+            truth
+        );
+    }
+    let clients: BTreeSet<&str> = all.iter().map(|c| c.client_id.as_str()).collect();
+    for client in clients {
+        let open_ones: Vec<&&Conversation> =
+            open.iter().filter(|c| c.client_id == client).collect();
+        assert!(
+            open_ones.len() <= 1,
+            "{client} has {} open conversations",
+            open_ones.len()
+        );
+        assert_eq!(
+            claim(&store, &pid, client).await,
+            open_ones.first().map(|c| open_of(c)),
+            "{client}"
+        );
+    }
+    assert!(open.len() >= 12, "the new clients' conversations are open");
+    let alerts = t.pending_alerts().await;
+    let alerted: BTreeSet<&ConversationId> = alerts.iter().map(|a| &a.conversation_id).collect();
+    assert_eq!(alerts.len(), all.len(), "one alert per conversation");
+    assert_eq!(alerted, all.iter().map(|c| &c.id).collect());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// DynamoDB only: request budgets and the item layout
+// ---------------------------------------------------------------------------------------------------------
+
+/// The requests `f` sends, by operation.
+async fn requests<F: Future>(store: &DynamoStore, f: F) -> (F::Output, BTreeMap<String, u64>) {
+    store.request_counter().reset();
+    let out = f.await;
+    (out, store.request_counts())
+}
+
+fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+#[tokio::test]
+async fn dynamo_conversation_requests_stay_within_budget() {
+    let dynamo = Arc::new(fresh_dynamo_store().await);
+    let store: DynStore = dynamo.clone();
+    let (practice, default) = setup(&store).await;
+    let d = dynamo.as_ref();
+
+    let (r, n) = requests(
+        d,
+        store.routing_context(&practice.id, "client-1", &default.id),
+    )
+    .await;
+    assert!(r.is_ok());
+    assert_eq!(n, counts(&[("BatchGetItem", 1)]), "routing_context");
+
+    let new = new_conversation(
+        conversation(&practice.id, &default.id, "client-1", t0()),
+        "hi",
+        Some("gw-1"),
+    );
+    let c = new.conversation.clone();
+    let (r, n) = requests(d, store.start_conversation(&new)).await;
+    assert_eq!(
+        (r, n),
+        (Ok(()), counts(&[("TransactWriteItems", 1)])),
+        "start_conversation"
+    );
+    let (r, n) = requests(d, store.start_conversation(&new)).await;
+    assert_eq!(
+        (r, n),
+        (
+            Err(StoreError::ClientHasOpenConversation),
+            counts(&[("TransactWriteItems", 1)])
+        ),
+        "a refused start"
+    );
+
+    let m = client_message(&c, t0() + Duration::minutes(1), "more");
+    let (r, n) = requests(
+        d,
+        store.append_messages(&practice.id, &open_of(&c), &[m], Some("gw-2")),
+    )
+    .await;
+    assert_eq!(
+        (r, n),
+        (Ok(()), counts(&[("TransactWriteItems", 1)])),
+        "append_messages"
+    );
+
+    let (r, n) = requests(d, store.get_conversation(&practice.id, &c.id)).await;
+    assert!(matches!(r, Ok(Some(_))));
+    assert_eq!(n, counts(&[("GetItem", 1)]), "get_conversation");
+    let (r, n) = requests(d, store.conversation_detail(&practice.id, &c.id)).await;
+    assert_eq!(r.expect("detail").expect("exists").messages.len(), 2);
+    assert_eq!(n, counts(&[("Query", 1)]), "conversation_detail");
+
+    let open = filter(Some(ConversationStatus::Open), None);
+    let (r, n) = requests(d, store.list_conversations(&practice.id, &open, None, 20)).await;
+    assert_eq!(r.expect("list").conversations.len(), 1);
+    assert_eq!(n, counts(&[("Query", 1)]), "list with a status");
+    let (r, n) = requests(
+        d,
+        store.list_conversations(&practice.id, &ConversationFilter::default(), None, 20),
+    )
+    .await;
+    assert_eq!(r.expect("list").conversations.len(), 1);
+    assert_eq!(n, counts(&[("Query", 2)]), "list of both statuses");
+
+    let current = store
+        .get_conversation(&practice.id, &c.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    let (r, n) = requests(
+        d,
+        store.end_conversation(&current, t0() + Duration::hours(1)),
+    )
+    .await;
+    assert!(r.is_ok());
+    assert_eq!(n, counts(&[("TransactWriteItems", 1)]), "end_conversation");
+
+    // Through the routing service: a new conversation, then a message into it, 1 read + 1 write each.
+    let text = || inbound(&practice.id, Channel::Sms, "+12025550199", None, "hello");
+    let (r, n) = requests(
+        d,
+        routing::route_inbound(store.as_ref(), text(), t0(), &TestIds),
+    )
+    .await;
+    assert!(r.expect("routed").new_conversation);
+    assert_eq!(
+        n,
+        counts(&[("BatchGetItem", 1), ("TransactWriteItems", 1)]),
+        "a new conversation"
+    );
+    let (r, n) = requests(
+        d,
+        routing::route_inbound(store.as_ref(), text(), t0(), &TestIds),
+    )
+    .await;
+    assert!(!r.expect("routed").new_conversation);
+    assert_eq!(
+        n,
+        counts(&[("BatchGetItem", 1), ("TransactWriteItems", 1)]),
+        "a message into an open conversation"
+    );
+}
+
+#[tokio::test]
+async fn dynamo_conversation_items_are_where_the_layout_says() {
+    let dynamo = Arc::new(fresh_dynamo_store().await);
+    let store: DynStore = dynamo.clone();
+    let client = vetchat_tests::dynamo_client().await;
+    let table = dynamo.table_name().to_owned();
+    let (practice, default) = setup(&store).await;
+    let at = t0() + Duration::nanoseconds(123_456_789);
+    let new = new_conversation(
+        conversation(&practice.id, &default.id, "client-1", at),
+        "hi",
+        Some("gw-1"),
+    );
+    let c = new.conversation.clone();
+    store.start_conversation(&new).await.expect("start");
+
+    let get = |pk: String, sk: String| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            client
+                .get_item()
+                .table_name(table)
+                .key("PK", AttributeValue::S(pk))
+                .key("SK", AttributeValue::S(sk))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("GetItem")
+                .item
+        }
+    };
+    let string = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_else(|| panic!("no string {name} in {item:?}"))
+    };
+    let conversation_pk = format!("CONV#{}#{}", practice.id, c.id);
+    let item = get(conversation_pk.clone(), "CONV".into())
+        .await
+        .expect("conversation item");
+    assert_eq!(
+        string(&item, "GSI1PK"),
+        format!("CONVS#{}#open", practice.id)
+    );
+    assert_eq!(
+        string(&item, "GSI1SK"),
+        format!("2026-03-02T14:30:00.123456789Z#{}", c.id)
+    );
+    let message = &new.messages[0];
+    assert!(get(
+        conversation_pk.clone(),
+        format!("MSG#2026-03-02T14:30:00.123456789Z#{}", message.id)
+    )
+    .await
+    .is_some());
+    let claim_item = get(format!("OPEN#{}#client-1", practice.id), "OPEN".into())
+        .await
+        .expect("claim item");
+    assert_eq!(
+        (
+            string(&claim_item, "conversation_id"),
+            string(&claim_item, "department_id")
+        ),
+        (c.id.to_string(), default.id.to_string())
+    );
+    let dedup = get(format!("INBOUND#{}#gw-1", practice.id), "INBOUND".into())
+        .await
+        .expect("dedup item");
+    assert_eq!(string(&dedup, "conversation_id"), c.id.to_string());
+    let expires_at: i64 = dedup
+        .get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .expect("expires_at, a number");
+    let in_a_week = (Utc::now() + Duration::days(7)).timestamp();
+    assert!(
+        (in_a_week - 60..=in_a_week + 60).contains(&expires_at),
+        "TTL in 7 days"
+    );
+    let alert = new.alert.clone().expect("alert");
+    let alert_item = get(format!("ALERT#{}", alert.id), "ALERT".into())
+        .await
+        .expect("alert item");
+    assert_eq!(string(&alert_item, "status"), "pending");
+    assert_eq!(
+        vetchat_tests::dynamo_pending_alerts(&dynamo).await,
+        vec![alert]
+    );
+    let department = get(
+        format!("PRACTICE#{}", practice.id),
+        format!("DEPT#{}", default.id),
+    )
+    .await
+    .expect("department item");
+    assert_eq!(
+        department.get("open_conversations"),
+        Some(&AttributeValue::N("1".into()))
+    );
+
+    // Ended: in the resolved partition, the claim gone, the counter back.
+    store
+        .end_conversation(&c, t0() + Duration::hours(1))
+        .await
+        .expect("end");
+    let item = get(conversation_pk, "CONV".into())
+        .await
+        .expect("conversation item");
+    assert_eq!(
+        string(&item, "GSI1PK"),
+        format!("CONVS#{}#resolved", practice.id)
+    );
+    assert_eq!(string(&item, "status"), "resolved");
+    assert!(get(format!("OPEN#{}#client-1", practice.id), "OPEN".into())
+        .await
+        .is_none());
+    let department = get(
+        format!("PRACTICE#{}", practice.id),
+        format!("DEPT#{}", default.id),
+    )
+    .await
+    .expect("department item");
+    assert_eq!(
+        department.get("open_conversations"),
+        Some(&AttributeValue::N("0".into()))
+    );
+}

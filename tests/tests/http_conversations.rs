@@ -1,0 +1,814 @@
+//! The HTTP contract of inbound messages and conversations (API.md), on both stores. Handlers read the wall
+//! clock, so "open" departments here are open around the clock and "closed" ones have no hours at all.
+
+mod support;
+
+use std::sync::Arc;
+
+use domain::identity::Role;
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::{Api, Reply};
+
+on_both_stores!(
+    texts_start_in_the_default_department_and_join_the_open_conversation,
+    app_chat_gets_the_greeting_web_chat_does_not,
+    closed_and_offline_departments_refuse_new_app_chats,
+    after_hours_messages_are_left_when_allowed,
+    hidden_departments_cannot_be_chosen_by_app_users,
+    an_open_conversation_takes_every_message_whatever_the_department_says,
+    channels_need_their_roles,
+    staff_start_reply_and_end_conversations,
+    a_department_with_open_conversations_cannot_be_deleted,
+    conversations_are_listed_newest_first_with_filters_and_pages,
+    another_practice_cannot_see_conversations,
+    texts_arriving_at_once_make_one_conversation,
+    inbound_texts_through_sns_are_routed_once,
+);
+
+fn always_open() -> Value {
+    let day = json!({"start": "00:00", "end": "24:00"});
+    json!({"mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day})
+}
+
+fn never_open() -> Value {
+    json!({"mon": null, "tue": null, "wed": null, "thu": null, "fri": null, "sat": null, "sun": null})
+}
+
+async fn text(api: &Api, p: &str, from: &str, body: &str) -> Reply {
+    api.call(
+        p,
+        Role::Integration,
+        Method::POST,
+        "/inbound",
+        Some(json!({"channel": "sms", "from": from, "body": body})),
+    )
+    .await
+}
+
+async fn app(api: &Api, p: &str, client: &str, department: Option<&str>, body: &str) -> Reply {
+    let mut msg = json!({"channel": "app", "body": body});
+    if let Some(d) = department {
+        msg["department_id"] = json!(d);
+    }
+    let auth = format!(
+        "Bearer {}",
+        local::sign_token(
+            support::SECRET,
+            p,
+            Role::Client,
+            client,
+            chrono::Utc::now().timestamp(),
+            3600
+        )
+    );
+    api.raw(
+        Method::POST,
+        "/inbound",
+        &[("authorization", &auth)],
+        Some(msg.to_string()),
+    )
+    .await
+}
+
+async fn department(api: &Api, p: &str, id: &str) -> Value {
+    api.admin(p, Method::GET, &format!("/departments/{id}"), None)
+        .await
+        .body
+}
+
+async fn detail(api: &Api, p: &str, id: &str) -> Value {
+    let r = api
+        .call(
+            p,
+            Role::Staff,
+            Method::GET,
+            &format!("/conversations/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body
+}
+
+async fn texts_start_in_the_default_department_and_join_the_open_conversation(api: Api) {
+    let p = Api::practice_id();
+    let default_id = api.setup_practice(&p).await;
+    // Texts are taken even when the default department is closed and switched off.
+    api.admin(
+        &p,
+        Method::PATCH,
+        &format!("/departments/{default_id}"),
+        Some(json!({"hours": never_open(), "online": false})),
+    )
+    .await;
+    let grooming = api
+        .add_department(
+            &p,
+            json!({"name": "Grooming", "visible_in_app": true, "hours": always_open()}),
+        )
+        .await;
+
+    let msg = json!({"channel": "sms", "from": "+1 201 555 0111", "body": "Is Rex ready?", "department_id": grooming["id"]});
+    let first = api
+        .call(&p, Role::Integration, Method::POST, "/inbound", Some(msg))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    assert_eq!(
+        first.body["department_id"],
+        default_id.as_str(),
+        "texts always start in the default department"
+    );
+    assert_eq!(first.body["new_conversation"], true);
+    assert_eq!(first.body["outcome"], "after_hours_message_left");
+    let id = first.body["conversation_id"].as_str().unwrap().to_owned();
+
+    let second = text(&api, &p, "+12015550111", "Hello?").await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(second.body["conversation_id"], id.as_str());
+    assert_eq!(second.body["new_conversation"], false);
+
+    let d = detail(&api, &p, &id).await;
+    assert_eq!(d["client_id"], "+12015550111");
+    assert_eq!(d["channel"], "sms");
+    assert_eq!(d["status"], "open");
+    let bodies: Vec<&str> = d["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["Is Rex ready?", "Hello?"]);
+    assert_eq!(
+        department(&api, &p, &default_id).await["open_conversations"],
+        1
+    );
+
+    let whatsapp = api
+        .call(
+            &p,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(json!({"channel": "whatsapp", "from": "+447911123456", "body": "Hi"})),
+        )
+        .await;
+    assert_eq!(whatsapp.status, StatusCode::CREATED);
+    assert_eq!(whatsapp.body["department_id"], default_id.as_str());
+    let bad = text(&api, &p, "not a number", "x").await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone")
+    );
+    let empty = text(&api, &p, "+12015550112", "   ").await;
+    assert_eq!(
+        (empty.status, empty.code(), empty.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", "body")
+    );
+}
+
+async fn app_chat_gets_the_greeting_web_chat_does_not(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await;
+    let d = api
+        .add_department(
+            &p,
+            json!({"name": "Grooming", "visible_in_app": true, "hours": always_open(),
+                                    "chat": {"greeting": "Hi! How can we help?"}}),
+        )
+        .await;
+    let id = d["id"].as_str().unwrap();
+    let r = app(&api, &p, "owner-1", Some(id), "Can I book a bath?").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["outcome"], "delivered");
+    assert_eq!(
+        r.body["auto_replies"],
+        json!([{"kind": "greeting", "text": "Hi! How can we help?"}])
+    );
+    let conv = detail(&api, &p, r.body["conversation_id"].as_str().unwrap()).await;
+    let msgs = conv["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0]["body"], "Can I book a bath?");
+    assert_eq!(
+        msgs[0]["author"],
+        json!({"kind": "client", "id": "owner-1"})
+    );
+    assert_eq!(msgs[1]["body"], "Hi! How can we help?");
+    assert_eq!(msgs[1]["author"]["kind"], "auto");
+
+    // A later message in the same conversation gets no second greeting.
+    let again = app(&api, &p, "owner-1", Some(id), "Tomorrow?").await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["auto_replies"], json!([]));
+
+    let auth = format!(
+        "Bearer {}",
+        local::sign_token(
+            support::SECRET,
+            &p,
+            Role::Client,
+            "web-visitor",
+            chrono::Utc::now().timestamp(),
+            3600
+        )
+    );
+    let web = api
+        .raw(
+            Method::POST,
+            "/inbound",
+            &[("authorization", &auth)],
+            Some(json!({"channel": "web", "department_id": id, "body": "Hi"}).to_string()),
+        )
+        .await;
+    assert_eq!(web.status, StatusCode::CREATED);
+    assert_eq!(web.body["auto_replies"], json!([]));
+}
+
+async fn closed_and_offline_departments_refuse_new_app_chats(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await;
+    let closed = api
+        .add_department(&p, json!({"name": "Boarding", "visible_in_app": true, "hours": never_open(),
+                                   "chat": {"allow_messages_after_hours": false, "after_hours_message": "Closed today."}}))
+        .await;
+    let r = app(&api, &p, "owner-1", closed["id"].as_str(), "Hello").await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "after_hours"));
+    assert_eq!(r.body["error"]["after_hours_message"], "Closed today.");
+    assert_eq!(r.body["error"]["opens_at"], Value::Null, "never opens");
+
+    let offline = api
+        .add_department(&p, json!({"name": "Grooming", "visible_in_app": true, "hours": always_open(), "online": false}))
+        .await;
+    let r = app(&api, &p, "owner-1", offline["id"].as_str(), "Hello").await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "offline"));
+    assert!(r.body["error"]["after_hours_message"].is_string());
+
+    let list = api
+        .call(&p, Role::Staff, Method::GET, "/conversations", None)
+        .await;
+    assert_eq!(
+        list.body["conversations"],
+        json!([]),
+        "refusals store nothing"
+    );
+    assert_eq!(
+        department(&api, &p, closed["id"].as_str().unwrap()).await["open_conversations"],
+        0
+    );
+}
+
+async fn after_hours_messages_are_left_when_allowed(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await;
+    let d = api
+        .add_department(&p, json!({"name": "Boarding", "visible_in_app": true, "hours": never_open(),
+                                   "date_overrides": [{"start_date": "2030-01-07", "end_date": "2030-01-07", "kind": "working"}],
+                                   "chat": {"greeting": "Hi!", "allow_messages_after_hours": true, "after_hours_message": "We will answer when we open."}}))
+        .await;
+    let r = app(&api, &p, "owner-2", d["id"].as_str(), "Can Rex stay over?").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["outcome"], "after_hours_message_left");
+    assert_eq!(
+        r.body["auto_replies"],
+        json!([{"kind": "greeting", "text": "Hi!"}, {"kind": "after_hours", "text": "We will answer when we open."}])
+    );
+}
+
+async fn hidden_departments_cannot_be_chosen_by_app_users(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await;
+    let vet = api
+        .add_department(
+            &p,
+            json!({"name": "Telehealth Vet", "visible_in_app": false, "hours": always_open()}),
+        )
+        .await;
+    let r = app(&api, &p, "owner-1", vet["id"].as_str(), "Hi doc").await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "department_not_visible",
+            "department_id"
+        )
+    );
+    let r = app(&api, &p, "owner-1", Some("dep_nope"), "Hi").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "department_not_visible")
+    );
+    // Without a department, the default one (always visible).
+    let default_id =
+        api.admin(&p, Method::GET, "/practice", None).await.body["default_department_id"].clone();
+    api.admin(
+        &p,
+        Method::PATCH,
+        &format!("/departments/{}", default_id.as_str().unwrap()),
+        Some(json!({"hours": always_open()})),
+    )
+    .await;
+    let r = app(&api, &p, "owner-1", None, "Hi").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["department_id"], default_id);
+}
+
+async fn an_open_conversation_takes_every_message_whatever_the_department_says(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await;
+    let grooming = api
+        .add_department(
+            &p,
+            json!({"name": "Grooming", "visible_in_app": true, "hours": always_open()}),
+        )
+        .await;
+    let boarding = api
+        .add_department(
+            &p,
+            json!({"name": "Boarding", "visible_in_app": true, "hours": never_open(),
+                                                 "chat": {"allow_messages_after_hours": false}}),
+        )
+        .await;
+    let gid = grooming["id"].as_str().unwrap();
+    let first = app(&api, &p, "owner-3", Some(gid), "Hi").await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // Grooming goes offline, and the client names the closed Boarding: the message still joins.
+    api.call(
+        &p,
+        Role::Staff,
+        Method::PUT,
+        &format!("/departments/{gid}/online"),
+        Some(json!({"online": false})),
+    )
+    .await;
+    let r = app(&api, &p, "owner-3", boarding["id"].as_str(), "Still there?").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["conversation_id"], first.body["conversation_id"]);
+    assert_eq!(r.body["department_id"], gid);
+}
+
+async fn channels_need_their_roles(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await;
+    let r = api
+        .call(
+            &p,
+            Role::Client,
+            Method::POST,
+            "/inbound",
+            Some(json!({"channel": "sms", "from": "+12015550111", "body": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = api
+        .call(
+            &p,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(json!({"channel": "app", "body": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            "/inbound",
+            Some(json!({"channel": "web", "body": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    for (method, path) in [
+        (Method::GET, "/conversations"),
+        (Method::GET, "/conversations/cnv_x"),
+        (Method::POST, "/conversations/cnv_x/end"),
+    ] {
+        let r = api.call(&p, Role::Client, method.clone(), path, None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    let r = api
+        .call(
+            &p,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(json!({"channel": "fax", "body": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "malformed_request")
+    );
+    let r = api
+        .raw(
+            Method::POST,
+            "/inbound",
+            &[],
+            Some(json!({"channel": "app", "body": "x"}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn staff_start_reply_and_end_conversations(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await;
+    // The telehealth vet is hidden and has no hours: staff can still start a chat there at any time.
+    let vet = api
+        .add_department(&p, json!({"name": "Telehealth Vet", "hours": never_open()}))
+        .await;
+    let vid = vet["id"].as_str().unwrap();
+    let r = api
+        .call(&p, Role::Staff, Method::POST, "/conversations", Some(json!({"department_id": vid, "client_id": "owner-9", "body": "Your consult is ready"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["status"], "open");
+    assert_eq!(r.body["department_id"], vid);
+    assert_eq!(r.body["channel"], "app");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+
+    let dup = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            "/conversations",
+            Some(json!({"department_id": vid, "client_id": "owner-9", "body": "again"})),
+        )
+        .await;
+    assert_eq!(
+        (dup.status, dup.code()),
+        (StatusCode::CONFLICT, "client_has_open_conversation")
+    );
+    assert_eq!(dup.body["error"]["conversation_id"], id.as_str());
+
+    // The client's answer joins it.
+    let answer = app(&api, &p, "owner-9", None, "Thanks!").await;
+    assert_eq!(answer.body["conversation_id"], id.as_str());
+
+    let reply = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some(json!({"body": "Let's start."})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(
+        reply.body["author"],
+        json!({"kind": "staff", "id": "staff-1"})
+    );
+    let d = detail(&api, &p, &id).await;
+    let bodies: Vec<&str> = d["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["Your consult is ready", "Thanks!", "Let's start."]);
+    assert_eq!(d["transfers"], json!([]));
+    assert_eq!(department(&api, &p, vid).await["open_conversations"], 1);
+
+    let end = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/end"),
+            None,
+        )
+        .await;
+    assert_eq!(end.status, StatusCode::OK);
+    assert_eq!(end.body["status"], "resolved");
+    assert!(end.body["resolved_at"].is_string());
+    let again = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/end"),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "ending twice is not an error");
+    assert_eq!(again.body["resolved_at"], end.body["resolved_at"]);
+    assert_eq!(department(&api, &p, vid).await["open_conversations"], 0);
+
+    let late = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some(json!({"body": "one more"})),
+        )
+        .await;
+    assert_eq!(
+        (late.status, late.code()),
+        (StatusCode::CONFLICT, "conversation_resolved")
+    );
+
+    // After the end, the client's next message starts a new conversation (in the default department).
+    let next = app(&api, &p, "owner-9", None, "Me again").await;
+    assert_ne!(next.body["conversation_id"], id.as_str());
+    assert_eq!(next.body["new_conversation"], true);
+}
+
+async fn a_department_with_open_conversations_cannot_be_deleted(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await;
+    let d = api.add_department(&p, json!({"name": "Grooming"})).await;
+    let did = d["id"].as_str().unwrap();
+    let c = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            "/conversations",
+            Some(json!({"department_id": did, "client_id": "owner-1", "body": "Hi"})),
+        )
+        .await;
+    let r = api
+        .admin(&p, Method::DELETE, &format!("/departments/{did}"), None)
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "department_has_open_conversations")
+    );
+    assert_eq!(
+        department(&api, &p, did).await["name"],
+        "Grooming",
+        "still there"
+    );
+    api.call(
+        &p,
+        Role::Staff,
+        Method::POST,
+        &format!("/conversations/{}/end", c.body["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    let r = api
+        .admin(&p, Method::DELETE, &format!("/departments/{did}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}
+
+async fn conversations_are_listed_newest_first_with_filters_and_pages(api: Api) {
+    let p = Api::practice_id();
+    let default_id = api.setup_practice(&p).await;
+    let vet = api.add_department(&p, json!({"name": "Vet"})).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let dep = if i % 2 == 0 {
+            default_id.clone()
+        } else {
+            vet["id"].as_str().unwrap().to_owned()
+        };
+        let r = api
+            .call(
+                &p,
+                Role::Staff,
+                Method::POST,
+                "/conversations",
+                Some(
+                    json!({"department_id": dep, "client_id": format!("owner-{i}"), "body": "Hi"}),
+                ),
+            )
+            .await;
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    // The oldest gets new activity: it moves to the top.
+    api.call(
+        &p,
+        Role::Staff,
+        Method::POST,
+        &format!("/conversations/{}/messages", ids[0]),
+        Some(json!({"body": "news"})),
+    )
+    .await;
+    api.call(
+        &p,
+        Role::Staff,
+        Method::POST,
+        &format!("/conversations/{}/end", ids[4]),
+        None,
+    )
+    .await;
+
+    let list = |q: &'static str| {
+        let (api, p) = (&api, &p);
+        async move {
+            api.call(
+                p,
+                Role::Staff,
+                Method::GET,
+                &format!("/conversations{q}"),
+                None,
+            )
+            .await
+        }
+    };
+    let ids_of = |r: &Reply| -> Vec<String> {
+        r.body["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = list("").await;
+    assert_eq!(
+        ids_of(&all),
+        [&ids[0], &ids[4], &ids[3], &ids[2], &ids[1]].map(String::clone)
+    );
+    assert_eq!(all.body["next_cursor"], Value::Null);
+    let open = list("?status=open").await;
+    assert_eq!(
+        ids_of(&open),
+        [&ids[0], &ids[3], &ids[2], &ids[1]].map(String::clone)
+    );
+    let resolved = list("?status=resolved").await;
+    assert_eq!(ids_of(&resolved), [ids[4].clone()]);
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::GET,
+            &format!(
+                "/conversations?status=open&department_id={}",
+                vet["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(ids_of(&r), [&ids[3], &ids[1]].map(String::clone));
+
+    // Pages of two walk every conversation once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let q = match &cursor {
+            Some(c) => format!("/conversations?limit=2&cursor={c}"),
+            None => "/conversations?limit=2".to_owned(),
+        };
+        let page = api.call(&p, Role::Staff, Method::GET, &q, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        seen.extend(ids_of(&page));
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids_of(&all));
+
+    for (q, field) in [
+        ("?status=closed", "status"),
+        ("?limit=0", "limit"),
+        ("?cursor=garbage", "cursor"),
+    ] {
+        let r = api
+            .call(
+                &p,
+                Role::Staff,
+                Method::GET,
+                &format!("/conversations{q}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", field),
+            "{q}"
+        );
+    }
+}
+
+async fn another_practice_cannot_see_conversations(api: Api) {
+    let a = Api::practice_id();
+    let b = Api::practice_id();
+    api.setup_practice(&a).await;
+    api.setup_practice(&b).await;
+    let r = text(&api, &a, "+12015550177", "A's secret").await;
+    let id = r.body["conversation_id"].as_str().unwrap();
+    for (method, path, body) in [
+        (Method::GET, format!("/conversations/{id}"), None),
+        (
+            Method::POST,
+            format!("/conversations/{id}/messages"),
+            Some(json!({"body": "hi"})),
+        ),
+        (Method::POST, format!("/conversations/{id}/end"), None),
+    ] {
+        let r = api.call(&b, Role::Staff, method.clone(), &path, body).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{method} {path}"
+        );
+    }
+    let list = api
+        .call(&b, Role::Staff, Method::GET, "/conversations", None)
+        .await;
+    assert_eq!(list.body["conversations"], json!([]));
+    // The same number texting B starts B's own conversation.
+    let rb = text(&api, &b, "+12015550177", "B's").await;
+    assert_eq!(rb.status, StatusCode::CREATED);
+    assert_ne!(rb.body["conversation_id"], id);
+    let d = detail(&api, &a, id).await;
+    assert_eq!(d["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(d["status"], "open");
+}
+
+async fn texts_arriving_at_once_make_one_conversation(api: Api) {
+    let p = Api::practice_id();
+    let default_id = api.setup_practice(&p).await;
+    let api = Arc::new(api);
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let (api, p, barrier) = (api.clone(), p.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            text(&api, &p, "+12015550199", &format!("message {i}")).await
+        }));
+    }
+    let mut conversations = std::collections::BTreeSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert!(
+            r.status == StatusCode::CREATED || r.status == StatusCode::OK,
+            "{:?}",
+            r.body
+        );
+        created += usize::from(r.status == StatusCode::CREATED);
+        conversations.insert(r.body["conversation_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(conversations.len(), 1, "one conversation");
+    assert_eq!(
+        created, 1,
+        "exactly one answer says it started the conversation"
+    );
+    let id = conversations.into_iter().next().unwrap();
+    let d = detail(&api, &p, &id).await;
+    let mut bodies: Vec<String> = d["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect();
+    bodies.sort();
+    let mut expected: Vec<String> = (0..32).map(|i| format!("message {i}")).collect();
+    expected.sort();
+    assert_eq!(bodies, expected, "all 32 messages kept, none twice");
+    assert_eq!(
+        department(&api, &p, &default_id).await["open_conversations"],
+        1
+    );
+}
+
+async fn inbound_texts_through_sns_are_routed_once(api: Api) {
+    let p = Api::practice_id();
+    let r = api
+        .admin(&p, Method::PUT, "/practice", Some(json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US", "sms_numbers": ["+12015550100"]})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let notification = json!({"originationNumber": "+12015550142", "destinationNumber": "+12015550100",
+                               "messageBody": "Is the clinic open Saturday?", "inboundMessageId": format!("in-{p}")})
+    .to_string();
+    let ids = adapters::UlidIds;
+    let first =
+        inbound_router::sms::handle_text(&*api.store, &notification, chrono::Utc::now(), &ids)
+            .await
+            .unwrap();
+    let inbound_router::sms::TextOutcome::Routed(routed) = first else {
+        panic!("not routed: {first:?}")
+    };
+    assert!(routed.new_conversation);
+    // SNS delivers again: nothing is stored twice.
+    let again =
+        inbound_router::sms::handle_text(&*api.store, &notification, chrono::Utc::now(), &ids)
+            .await
+            .unwrap();
+    let inbound_router::sms::TextOutcome::Routed(replayed) = again else {
+        panic!("not routed: {again:?}")
+    };
+    assert_eq!(replayed.conversation_id, routed.conversation_id);
+    let d = detail(&api, &p, routed.conversation_id.as_str()).await;
+    assert_eq!(d["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(d["client_id"], "+12015550142");
+    // A text to a number no practice owns is dropped without an error.
+    let stray = notification.replace("+12015550100", "+12015550999");
+    let out = inbound_router::sms::handle_text(&*api.store, &stray, chrono::Utc::now(), &ids)
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, inbound_router::sms::TextOutcome::UnknownDestination(_)),
+        "{out:?}"
+    );
+}
