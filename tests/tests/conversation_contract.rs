@@ -434,7 +434,12 @@ async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
         "hello?",
     );
     store
-        .append_messages(&practice.id, &open_of(&c), &[close.clone()], None)
+        .append_messages(
+            &practice.id,
+            &open_of(&c),
+            std::slice::from_ref(&close),
+            None,
+        )
         .await
         .expect("append");
 
@@ -600,13 +605,18 @@ async fn a_redelivered_inbound_message_is_stored_once(t: TestStore) {
     let again = client_message(&c, t0() + Duration::seconds(30), "hi");
     assert_eq!(
         store
-            .append_messages(&practice.id, &open_of(&c), &[again.clone()], Some("gw-1"))
+            .append_messages(&practice.id, &open_of(&c), &[again], Some("gw-1"))
             .await,
         Err(StoreError::DuplicateInbound(c.id.clone()))
     );
     let m2 = client_message(&c, t0() + Duration::minutes(1), "second");
     store
-        .append_messages(&practice.id, &open_of(&c), &[m2.clone()], Some("gw-2"))
+        .append_messages(
+            &practice.id,
+            &open_of(&c),
+            std::slice::from_ref(&m2),
+            Some("gw-2"),
+        )
         .await
         .expect("a new message");
     let m2_again = client_message(&c, t0() + Duration::minutes(2), "second");

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Json;
 use axum::Router;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -18,6 +20,9 @@ use tracing::Level;
 use adapters::auth::request_context_with_claims;
 use adapters::config::Config;
 use adapters::http::{no_route, ApiError, AppState};
+use adapters::senders::{RecordingSender, SentAlert};
+use domain::alert::AlertSender;
+use domain::dispatch::dispatch_alert;
 use domain::identity::Role;
 use domain::store::Store;
 
@@ -46,12 +51,15 @@ pub async fn build_store(
     }
 }
 
-/// Every route of every function, behind local token verification and request logging.
-pub fn app(state: AppState, jwt_secret: &str) -> Router {
+/// Every route of every function, plus the local-only ones, behind local token verification and request
+/// logging. `recorder` is what `GET /_local/sent` shows.
+pub fn app(state: AppState, jwt_secret: &str, recorder: RecordingSender) -> Router {
     let verifier = Arc::new(TokenVerifier::new(jwt_secret));
     Router::new()
         .merge(config_api::router(state.clone()))
-        .merge(inbound_router::router(state))
+        .merge(inbound_router::router(state.clone()))
+        .merge(transfer_alerts::router(state))
+        .route("/_local/sent", get(sent).with_state(recorder))
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(verifier, authenticate))
         .layer(
@@ -177,4 +185,46 @@ async fn authenticate(
         }
     }
     next.run(request).await
+}
+
+/// `GET /_local/sent`: every alert the local senders took, oldest first, one entry per recipient.
+async fn sent(State(recorder): State<RecordingSender>) -> Json<Vec<SentAlert>> {
+    Json(recorder.sent())
+}
+
+/// Delivers every pending alert once (what the stream-driven dispatcher does on AWS). Returns how many
+/// alerts were looked at.
+pub async fn dispatch_pending(
+    store: &dyn Store,
+    sender: &dyn AlertSender,
+    dashboard_url: &str,
+) -> usize {
+    let ids = match store.pending_alert_ids(100).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list pending alerts");
+            return 0;
+        }
+    };
+    for id in &ids {
+        if let Err(e) = dispatch_alert(store, sender, id, adapters::now(), dashboard_url).await {
+            tracing::warn!(alert_id = %id, error = %e, "alert dispatch failed; will retry");
+        }
+    }
+    ids.len()
+}
+
+/// The local server's in-process alert worker: the stand-in for the DynamoDB stream trigger.
+pub fn spawn_alert_worker(
+    store: Arc<dyn Store>,
+    sender: Arc<dyn AlertSender>,
+    dashboard_url: String,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            dispatch_pending(&*store, &*sender, &dashboard_url).await;
+            tokio::time::sleep(every).await;
+        }
+    })
 }

@@ -3,8 +3,13 @@
 
 use clap::{Parser, Subcommand};
 
-use adapters::config::Config;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::config::{AlertSenderKind, Config};
 use adapters::http::AppState;
+use adapters::senders::{AwsSender, RecordingSender};
+use domain::alert::AlertSender;
 use domain::identity::Role;
 
 #[derive(Parser)]
@@ -67,7 +72,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Command::Serve => {
             adapters::telemetry::init(&config);
             let store = local::build_store(&config).await?;
-            let app = local::app(AppState::new(store), &config.local_jwt_secret);
+            let recorder = RecordingSender::new();
+            let sender: Arc<dyn AlertSender> = match config.alert_sender {
+                AlertSenderKind::Record => Arc::new(recorder.clone()),
+                AlertSenderKind::Aws => {
+                    let sdk = adapters::aws::sdk_config().await;
+                    let from = config
+                        .sender_email
+                        .clone()
+                        .ok_or("ALERT_SENDER=aws needs SENDER_EMAIL")?;
+                    Arc::new(AwsSender::new(&sdk, from))
+                }
+            };
+            local::spawn_alert_worker(
+                store.clone(),
+                sender,
+                config.dashboard_url.clone(),
+                Duration::from_millis(500),
+            );
+            let app = local::app(AppState::new(store), &config.local_jwt_secret, recorder);
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!("listening on http://{addr}");

@@ -10,6 +10,15 @@ pub enum LogFormat {
     Text,
 }
 
+/// Where the local server's alerts go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertSenderKind {
+    /// Recorded in memory and shown at `GET /_local/sent` (the default).
+    Record,
+    /// Sent through SES v2 and SNS (endpoints from the SDK's `AWS_ENDPOINT_URL_*` variables).
+    Aws,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// DynamoDB table. The Lambda functions need it; the local server uses the embedded store without it.
@@ -23,6 +32,8 @@ pub struct Config {
     /// Base URL of the staff dashboard, for links in alerts (`DASHBOARD_URL`).
     pub dashboard_url: String,
     pub log_format: LogFormat,
+    /// `ALERT_SENDER`: `record` (default) or `aws`.
+    pub alert_sender: AlertSenderKind,
     /// `RUST_LOG`-style filter.
     pub log_filter: String,
 }
@@ -54,6 +65,15 @@ impl Config {
             None if in_lambda => LogFormat::Json,
             None => LogFormat::Text,
         };
+        let alert_sender = match var("ALERT_SENDER").as_deref() {
+            None | Some("record") => AlertSenderKind::Record,
+            Some("aws") => AlertSenderKind::Aws,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "ALERT_SENDER={other:?}: use record or aws"
+                )))
+            }
+        };
         Ok(Config {
             table_name: var("DYNAMODB_TABLE"),
             port,
@@ -63,6 +83,7 @@ impl Config {
             dashboard_url: var("DASHBOARD_URL")
                 .unwrap_or_else(|| "http://localhost:3000/dashboard".to_owned()),
             log_format,
+            alert_sender,
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
         })
     }

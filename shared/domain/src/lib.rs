@@ -5,6 +5,7 @@
 pub mod alert;
 pub mod conversation;
 pub mod department;
+pub mod dispatch;
 pub mod error;
 pub mod identity;
 pub mod practice;

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::alert::{AlertKind, PendingAlert};
 use crate::conversation::{
     admit, Author, AutoReply, Channel, Conversation, ConversationId, ConversationStatus, Message,
-    MessageId, Outcome,
+    MessageId, Outcome, Transfer,
 };
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{Caller, DepartmentId, Ids, PracticeId, Role, DASHBOARD};
@@ -504,4 +504,87 @@ pub async fn list_conversations(
             ),
             other => other.into(),
         })
+}
+
+/// `POST /conversations/{id}/transfer` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferInput {
+    pub department_id: DepartmentId,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `POST /conversations/{id}/transfer`: hands an open conversation to another department or provider,
+/// visible or not, and alerts the target department.
+pub async fn transfer_conversation(
+    store: &dyn Store,
+    caller: &Caller,
+    id: &ConversationId,
+    input: TransferInput,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> DomainResult<Conversation> {
+    caller.require(DASHBOARD)?;
+    let note = match input
+        .note
+        .as_deref()
+        .map(|n| validate::text(n, "note"))
+        .transpose()?
+    {
+        Some(n) if !n.is_empty() => Some(n),
+        _ => None,
+    };
+    for _ in 0..RACE_RETRIES {
+        // One read: the conversation with its messages (the alert quotes the last one).
+        let detail = store
+            .conversation_detail(&caller.practice_id, id)
+            .await?
+            .ok_or(DomainError::NotFound("conversation"))?;
+        let conversation = detail.conversation;
+        if conversation.status == ConversationStatus::Resolved {
+            return Err(resolved());
+        }
+        if conversation.department_id == input.department_id {
+            return Err(DomainError::invalid(
+                InvalidCode::SameDepartment,
+                "department_id",
+                "the conversation is already in this department",
+            ));
+        }
+        let transfer = Transfer {
+            from: conversation.department_id.clone(),
+            to: input.department_id.clone(),
+            by: caller.sub.clone(),
+            at: now,
+            note: note.clone(),
+        };
+        let last = detail
+            .messages
+            .iter()
+            .rev()
+            .find(|m| !matches!(m.author, Author::Auto { .. }));
+        let alert = PendingAlert::new(
+            ids,
+            AlertKind::Transfer,
+            &conversation,
+            &input.department_id,
+            Some(transfer.clone()),
+            now,
+        )
+        .with_preview(last.map(|m| m.body.as_str()).unwrap_or_default());
+        match store
+            .transfer_conversation(&conversation, &transfer, &alert)
+            .await
+        {
+            Ok(moved) => return Ok(moved),
+            // Ended or moved meanwhile: look again.
+            Err(StoreError::VersionMismatch) => continue,
+            Err(StoreError::NotFound) => return Err(DomainError::NotFound("department")),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::Unavailable(
+        "the conversation kept changing concurrently; try again".into(),
+    ))
 }

@@ -5,8 +5,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::PendingAlert;
-use crate::conversation::{Conversation, ConversationId, ConversationStatus, Message, Transfer};
+use crate::alert::{AlertRecord, DeliveryOutcome, PendingAlert};
+use crate::conversation::{
+    AlertId, Conversation, ConversationId, ConversationStatus, Message, Transfer,
+};
 use crate::department::Department;
 use crate::identity::{DepartmentId, PracticeId};
 use crate::practice::Practice;
@@ -225,4 +227,47 @@ pub trait Store: Send + Sync + 'static {
         cursor: Option<&str>,
         limit: usize,
     ) -> StoreResult<ConversationPage>;
+
+    /// Moves an open conversation from `transfer.from` to `transfer.to`, atomically: the conversation
+    /// (`VersionMismatch` unless still open in `transfer.from`), the transfer record, −1/+1 on the two
+    /// departments' `open_conversations` (`NotFound` if the target department is gone), the client's claim,
+    /// and the target department's pending alert. Returns the moved conversation.
+    async fn transfer_conversation(
+        &self,
+        conversation: &Conversation,
+        transfer: &Transfer,
+        alert: &PendingAlert,
+    ) -> StoreResult<Conversation>;
+
+    // --- Alert delivery (the transactional outbox's other side) ---
+
+    async fn get_alert(&self, id: &AlertId) -> StoreResult<Option<AlertRecord>>;
+
+    /// Takes the right to send delivery `key` of an alert until `lease_until`. `false` when its outcome is
+    /// already recorded, or another dispatcher holds an unexpired lease (a duplicate stream record, a retry
+    /// running beside the first attempt).
+    async fn claim_delivery(
+        &self,
+        id: &AlertId,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Gives up a claim after a temporary failure, so the next attempt may send at once.
+    async fn release_delivery(&self, id: &AlertId, key: &str) -> StoreResult<()>;
+
+    /// Records the final outcome of delivery `key`, once (a second record of the same key is ignored).
+    async fn record_delivery(
+        &self,
+        id: &AlertId,
+        key: &str,
+        outcome: &DeliveryOutcome,
+    ) -> StoreResult<()>;
+
+    /// Marks the alert done: every delivery has its outcome.
+    async fn complete_alert(&self, id: &AlertId) -> StoreResult<()>;
+
+    /// Up to `limit` alerts still pending, oldest first (for the local worker and for sweeps).
+    async fn pending_alert_ids(&self, limit: usize) -> StoreResult<Vec<AlertId>>;
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use adapters::http::AppState;
+use adapters::senders::RecordingSender;
 use axum::body::Body;
 use axum::Router;
 use domain::identity::Role;
@@ -14,10 +15,13 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 pub const SECRET: &str = "test-secret";
+pub const DASHBOARD: &str = "https://dashboard.example/app";
 
 pub struct Api {
     app: Router,
     pub store: Arc<dyn Store>,
+    /// What `GET /_local/sent` shows: the alerts the local sender took.
+    pub recorder: RecordingSender,
 }
 
 pub struct Reply {
@@ -39,9 +43,11 @@ impl Reply {
 
 impl Api {
     pub fn with_store(store: Arc<dyn Store>) -> Api {
+        let recorder = RecordingSender::new();
         Api {
-            app: local::app(AppState::new(store.clone()), SECRET),
+            app: local::app(AppState::new(store.clone()), SECRET, recorder.clone()),
             store,
+            recorder,
         }
     }
 
@@ -51,6 +57,11 @@ impl Api {
 
     pub async fn dynamo() -> Api {
         Api::with_store(Arc::new(vetchat_tests::fresh_dynamo_store().await))
+    }
+
+    /// Runs the dispatcher over every pending alert, as the local worker does every half second.
+    pub async fn deliver_alerts(&self) {
+        local::dispatch_pending(&*self.store, &self.recorder, DASHBOARD).await;
     }
 
     /// A fresh, unique practice id (tests on a shared table must not meet).

@@ -1027,6 +1027,54 @@ impl Store for DynamoStore {
         self.conversations_list(practice_id, filter, cursor, limit)
             .await
     }
+    // TEMPORARY-PLACEHOLDER: replaced by the DynamoDB implementation in dynamo_alerts.rs (in progress).
+    async fn transfer_conversation(
+        &self,
+        _c: &domain::conversation::Conversation,
+        _t: &domain::conversation::Transfer,
+        _a: &domain::alert::PendingAlert,
+    ) -> StoreResult<domain::conversation::Conversation> {
+        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+    }
+    async fn get_alert(
+        &self,
+        _id: &domain::conversation::AlertId,
+    ) -> StoreResult<Option<domain::alert::AlertRecord>> {
+        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+    }
+    async fn claim_delivery(
+        &self,
+        _id: &domain::conversation::AlertId,
+        _key: &str,
+        _now: chrono::DateTime<chrono::Utc>,
+        _lease_until: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+    }
+    async fn release_delivery(
+        &self,
+        _id: &domain::conversation::AlertId,
+        _key: &str,
+    ) -> StoreResult<()> {
+        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+    }
+    async fn record_delivery(
+        &self,
+        _id: &domain::conversation::AlertId,
+        _key: &str,
+        _o: &domain::alert::DeliveryOutcome,
+    ) -> StoreResult<()> {
+        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+    }
+    async fn complete_alert(&self, _id: &domain::conversation::AlertId) -> StoreResult<()> {
+        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+    }
+    async fn pending_alert_ids(
+        &self,
+        _limit: usize,
+    ) -> StoreResult<Vec<domain::conversation::AlertId>> {
+        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+    }
 }
 
 /// Each number once, in the order given (the order conflicts are reported in).

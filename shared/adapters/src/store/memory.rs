@@ -7,8 +7,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use domain::alert::PendingAlert;
-use domain::conversation::{Conversation, ConversationId, ConversationStatus, Message, Transfer};
+use domain::alert::{AlertRecord, AlertStatus, DeliveryOutcome, PendingAlert};
+use domain::conversation::{
+    AlertId, Conversation, ConversationId, ConversationStatus, Message, Transfer,
+};
 use domain::department::{name_key, Department};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
@@ -30,7 +32,8 @@ struct Tables {
     open_claims: HashMap<(PracticeId, String), OpenConversation>,
     /// (practice, gateway message id) → the conversation it was stored in.
     inbound: HashMap<(PracticeId, String), ConversationId>,
-    alerts: Vec<PendingAlert>,
+    /// Alerts in the order they were written, with their delivery claims (key → lease end).
+    alerts: Vec<(AlertRecord, HashMap<String, DateTime<Utc>>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +46,26 @@ struct ConversationRecord {
 /// Newest activity first, ties by id (the same order as DynamoDB's GSI1 sort key).
 fn activity_key(c: &Conversation) -> (DateTime<Utc>, ConversationId) {
     (c.last_message_at, c.id.clone())
+}
+
+fn new_alert_record(alert: &PendingAlert) -> AlertRecord {
+    AlertRecord {
+        alert: alert.clone(),
+        status: AlertStatus::Pending,
+        outcomes: Default::default(),
+    }
+}
+
+impl Tables {
+    fn alert_mut(
+        &mut self,
+        id: &AlertId,
+    ) -> StoreResult<&mut (AlertRecord, HashMap<String, DateTime<Utc>>)> {
+        self.alerts
+            .iter_mut()
+            .find(|(r, _)| &r.alert.id == id)
+            .ok_or(StoreError::NotFound)
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -66,7 +89,11 @@ impl MemoryStore {
 
     /// Every pending alert written so far, oldest first (tests and the local dispatcher read them).
     pub fn pending_alerts(&self) -> Vec<PendingAlert> {
-        self.lock().alerts.clone()
+        self.lock()
+            .alerts
+            .iter()
+            .map(|(r, _)| r.alert.clone())
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, Tables> {
@@ -368,7 +395,9 @@ impl Store for MemoryStore {
             tables.inbound.insert(k, c.id.clone());
         }
         if let Some(alert) = &new.alert {
-            tables.alerts.push(alert.clone());
+            tables
+                .alerts
+                .push((new_alert_record(alert), HashMap::new()));
         }
         tables.conversations.insert(
             (c.practice_id.clone(), c.id.clone()),
@@ -545,5 +574,113 @@ impl Store for MemoryStore {
             conversations,
             next_cursor,
         })
+    }
+
+    async fn transfer_conversation(
+        &self,
+        conversation: &Conversation,
+        transfer: &Transfer,
+        alert: &PendingAlert,
+    ) -> StoreResult<Conversation> {
+        let mut tables = self.lock();
+        let key = (conversation.practice_id.clone(), conversation.id.clone());
+        match tables.conversations.get(&key) {
+            Some(r)
+                if r.conversation.status == ConversationStatus::Open
+                    && r.conversation.department_id == transfer.from => {}
+            _ => return Err(StoreError::VersionMismatch),
+        }
+        let to_key = (conversation.practice_id.clone(), transfer.to.clone());
+        if !tables.departments.contains_key(&to_key) {
+            return Err(StoreError::NotFound);
+        }
+        let from_key = (conversation.practice_id.clone(), transfer.from.clone());
+        if let Some(d) = tables.departments.get_mut(&from_key) {
+            d.open_conversations = d.open_conversations.saturating_sub(1);
+        }
+        if let Some(d) = tables.departments.get_mut(&to_key) {
+            d.open_conversations += 1;
+        }
+        let claim_key = (
+            conversation.practice_id.clone(),
+            conversation.client_id.clone(),
+        );
+        if let Some(claim) = tables.open_claims.get_mut(&claim_key) {
+            claim.department_id = transfer.to.clone();
+        }
+        tables
+            .alerts
+            .push((new_alert_record(alert), HashMap::new()));
+        let record = tables
+            .conversations
+            .get_mut(&key)
+            .ok_or(StoreError::VersionMismatch)?;
+        record.conversation.department_id = transfer.to.clone();
+        record.transfers.push(transfer.clone());
+        Ok(record.conversation.clone())
+    }
+
+    async fn get_alert(&self, id: &AlertId) -> StoreResult<Option<AlertRecord>> {
+        Ok(self
+            .lock()
+            .alerts
+            .iter()
+            .find(|(r, _)| &r.alert.id == id)
+            .map(|(r, _)| r.clone()))
+    }
+
+    async fn claim_delivery(
+        &self,
+        id: &AlertId,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tables = self.lock();
+        let (record, claims) = tables.alert_mut(id)?;
+        if record.outcomes.contains_key(key) || claims.get(key).is_some_and(|until| *until > now) {
+            return Ok(false);
+        }
+        claims.insert(key.to_owned(), lease_until);
+        Ok(true)
+    }
+
+    async fn release_delivery(&self, id: &AlertId, key: &str) -> StoreResult<()> {
+        let mut tables = self.lock();
+        tables.alert_mut(id)?.1.remove(key);
+        Ok(())
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &AlertId,
+        key: &str,
+        outcome: &DeliveryOutcome,
+    ) -> StoreResult<()> {
+        let mut tables = self.lock();
+        let (record, claims) = tables.alert_mut(id)?;
+        record
+            .outcomes
+            .entry(key.to_owned())
+            .or_insert_with(|| outcome.clone());
+        claims.remove(key);
+        Ok(())
+    }
+
+    async fn complete_alert(&self, id: &AlertId) -> StoreResult<()> {
+        let mut tables = self.lock();
+        tables.alert_mut(id)?.0.status = AlertStatus::Done;
+        Ok(())
+    }
+
+    async fn pending_alert_ids(&self, limit: usize) -> StoreResult<Vec<AlertId>> {
+        let tables = self.lock();
+        Ok(tables
+            .alerts
+            .iter()
+            .filter(|(r, _)| r.status == AlertStatus::Pending)
+            .take(limit)
+            .map(|(r, _)| r.alert.id.clone())
+            .collect())
     }
 }
