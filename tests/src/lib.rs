@@ -180,6 +180,7 @@ pub fn default_department(practice: &Practice) -> Department {
         settings,
         open_conversations: 0,
         version: 1,
+        next_reminder_at: None,
         created_at: t0(),
         updated_at: t0(),
     }
@@ -194,6 +195,7 @@ pub fn sample_department(practice_id: &PracticeId, name: &str) -> Department {
         settings: DepartmentSettings::defaults(name.to_owned()),
         open_conversations: 0,
         version: 1,
+        next_reminder_at: None,
         created_at: t0(),
         updated_at: t0(),
     }
@@ -244,6 +246,15 @@ impl TestStore {
         match self {
             TestStore::Memory(s) => s.pending_alerts(),
             TestStore::Dynamo(s) => dynamo_pending_alerts(s).await,
+        }
+    }
+
+    /// Every alert (transactional outbox record) the store holds, whatever its status, in no particular
+    /// order. (The embedded store's `pending_alerts` keeps completed ones too; this agrees on both stores.)
+    pub async fn all_alerts(&self) -> Vec<PendingAlert> {
+        match self {
+            TestStore::Memory(s) => s.pending_alerts(),
+            TestStore::Dynamo(s) => dynamo_all_alerts(s).await,
         }
     }
 }
@@ -301,5 +312,56 @@ pub fn attribute_json(value: &AttributeValue) -> serde_json::Value {
         AttributeValue::L(l) => Value::Array(l.iter().map(attribute_json).collect()),
         AttributeValue::Ss(ss) => Value::Array(ss.iter().cloned().map(Value::String).collect()),
         other => panic!("no JSON for attribute {other:?}"),
+    }
+}
+
+/// One raw item of a DynamoDB store's table (a consistent GetItem), `None` when it is not there: for the
+/// checks of the item layout that the port has no method for.
+pub async fn dynamo_raw_item(
+    store: &DynamoStore,
+    pk: &str,
+    sk: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    dynamo_client()
+        .await
+        .get_item()
+        .table_name(store.table_name())
+        .key("PK", AttributeValue::S(pk.to_owned()))
+        .key("SK", AttributeValue::S(sk.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+}
+
+/// Every alert on a DynamoDB store's (test) table, whatever its status: a Scan for `ALERT#` items.
+pub async fn dynamo_all_alerts(store: &DynamoStore) -> Vec<PendingAlert> {
+    let client = dynamo_client().await;
+    let mut alerts = Vec::new();
+    let mut start_key = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(store.table_name())
+            .filter_expression("begins_with(PK, :alert)")
+            .expression_attribute_values(":alert", AttributeValue::S("ALERT#".into()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .expect("Scan for alerts");
+        for item in out.items() {
+            let json = serde_json::Value::Object(
+                item.iter()
+                    .map(|(k, v)| (k.clone(), attribute_json(v)))
+                    .collect(),
+            );
+            alerts.push(serde_json::from_value(json).expect("an alert item"));
+        }
+        start_key = out.last_evaluated_key.filter(|k| !k.is_empty());
+        if start_key.is_none() {
+            return alerts;
+        }
     }
 }

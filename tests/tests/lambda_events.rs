@@ -8,10 +8,12 @@
 //!
 //! The binaries: a test can only get `CARGO_BIN_EXE_<name>` for binaries of its own package, and
 //! `cargo test` builds another package's binary only when that package has integration tests, so one found
-//! in the target directory may be missing or stale. The suite therefore runs `cargo build -p <function>...`
-//! once (a no-op taking well under a second when up to date) into the target directory and profile of this
-//! test binary. `VETCHAT_LAMBDA_BIN_DIR=<dir>` uses the binaries in `<dir>` instead and builds nothing
-//! (e.g. release builds, for measurements).
+//! in the target directory may be missing or stale. The suite therefore runs
+//! `cargo build --workspace --bin <function>...` once per test process into the target directory and
+//! profile of this test binary: a no-op of ~0.3 s when up to date, and `--workspace` resolves features as
+//! the test build does, so it reuses the test build's dependencies (`-p <function>` alone would resolve
+//! other features and compile the AWS SDK a second time). `VETCHAT_LAMBDA_BIN_DIR=<dir>` uses the binaries
+//! in `<dir>` instead and builds nothing (e.g. release builds, for measurements).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ use vetchat_tests::runtime_api::{
 // ---------------------------------------------------------------------------------------------------------
 
 struct Function {
-    /// The cargo package and binary name.
+    /// The binary's name (`[[bin]]` name; for a package's main binary, the package name).
     binary: &'static str,
     /// The directory under `events/` holding this entry's events.
     events_dir: &'static str,
@@ -227,6 +229,8 @@ async fn every_function_answers_its_events() {
                 Ok(output) => output,
                 Err(e) => panic!("{context}: {e}\n--- function log:\n{}", function.logs()),
             };
+            // Printed before the check, so a failing check's output says which step it was.
+            println!("{context}: {output}");
             match &step.expect {
                 Expect::Http(status, check) => {
                     let reply = HttpReply::parse(&output);
@@ -475,7 +479,7 @@ fn function_binary(name: &str) -> PathBuf {
         cargo
             .current_dir(workspace_root())
             .env("CARGO_TARGET_DIR", target_dir)
-            .args(["build", "--quiet"]);
+            .args(["build", "--quiet", "--workspace"]);
         match profile_dir.file_name().and_then(|n| n.to_str()) {
             Some("debug") => {}
             Some("release") => {
@@ -486,11 +490,9 @@ fn function_binary(name: &str) -> PathBuf {
             }
             None => panic!("no profile directory in {}", exe.display()),
         }
-        let mut packages = BTreeSet::new();
-        for f in FUNCTIONS {
-            if packages.insert(f.binary) {
-                cargo.args(["-p", f.binary]);
-            }
+        let binaries: BTreeSet<&str> = FUNCTIONS.iter().map(|f| f.binary).collect();
+        for binary in binaries {
+            cargo.args(["--bin", binary]);
         }
         let out = cargo.output().expect("run cargo build");
         assert!(

@@ -51,15 +51,29 @@ pub async fn build_store(
     }
 }
 
+/// What the local-only routes work with.
+#[derive(Clone)]
+pub struct LocalServices {
+    /// What `GET /_local/sent` shows.
+    pub recorder: RecordingSender,
+    /// Where alerts and reminders go: the recorder, or SES/SNS with `ALERT_SENDER=aws`.
+    pub sender: Arc<dyn AlertSender>,
+    pub dashboard_url: String,
+}
+
 /// Every route of every function, plus the local-only ones, behind local token verification and request
-/// logging. `recorder` is what `GET /_local/sent` shows.
-pub fn app(state: AppState, jwt_secret: &str, recorder: RecordingSender) -> Router {
+/// logging.
+pub fn app(state: AppState, jwt_secret: &str, local: LocalServices) -> Router {
     let verifier = Arc::new(TokenVerifier::new(jwt_secret));
+    let reminder = Router::new()
+        .route("/_local/eod-reminder", axum::routing::post(eod_reminder))
+        .with_state((state.store.clone(), local.clone()));
     Router::new()
         .merge(config_api::router(state.clone()))
         .merge(inbound_router::router(state.clone()))
         .merge(transfer_alerts::router(state))
-        .route("/_local/sent", get(sent).with_state(recorder))
+        .route("/_local/sent", get(sent).with_state(local.recorder.clone()))
+        .merge(reminder)
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(verifier, authenticate))
         .layer(
@@ -225,6 +239,42 @@ pub fn spawn_alert_worker(
         loop {
             dispatch_pending(&*store, &*sender, &dashboard_url).await;
             tokio::time::sleep(every).await;
+        }
+    })
+}
+
+/// `POST /_local/eod-reminder`: runs the reminder function for the scheduled event in the body (its `time`
+/// is the instant the run is for) and answers its summary.
+async fn eod_reminder(
+    State((store, local)): State<(Arc<dyn Store>, LocalServices)>,
+    body: bytes::Bytes,
+) -> Result<Json<domain::reminder::RunSummary>, ApiError> {
+    let event: Value = adapters::http::parse_json(&body)?;
+    match eod_reminder::handle_event(&*store, &*local.sender, &event, &local.dashboard_url).await {
+        Ok(summary) => Ok(Json(summary)),
+        Err(eod_reminder::ReminderError::BadEvent(reason)) => {
+            Err(domain::DomainError::malformed(reason, Some("time".into())).into())
+        }
+        Err(eod_reminder::ReminderError::Domain(e)) => Err(e.into()),
+    }
+}
+
+/// The local server's reminder schedule: a run for the current instant every `every`.
+pub fn spawn_reminder_timer(
+    store: Arc<dyn Store>,
+    local: LocalServices,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let event = serde_json::json!({"time": adapters::now().to_rfc3339()});
+            if let Err(e) =
+                eod_reminder::handle_event(&*store, &*local.sender, &event, &local.dashboard_url)
+                    .await
+            {
+                tracing::warn!(error = %e, "reminder run failed; the next run catches up");
+            }
         }
     })
 }

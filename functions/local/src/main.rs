@@ -86,11 +86,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             };
             local::spawn_alert_worker(
                 store.clone(),
-                sender,
+                sender.clone(),
                 config.dashboard_url.clone(),
                 Duration::from_millis(500),
             );
-            let app = local::app(AppState::new(store), &config.local_jwt_secret, recorder);
+            let services = local::LocalServices {
+                recorder,
+                sender,
+                dashboard_url: config.dashboard_url.clone(),
+            };
+            local::spawn_reminder_timer(store.clone(), services.clone(), Duration::from_secs(60));
+            let app = local::app(AppState::new(store), &config.local_jwt_secret, services);
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!("listening on http://{addr}");

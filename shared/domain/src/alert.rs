@@ -42,6 +42,18 @@ pub struct PendingAlert {
     /// The first words of the message that caused it.
     pub preview: String,
     pub transfer: Option<Transfer>,
+    /// For the unresolved-conversation reminder: the open conversations it lists.
+    #[serde(default)]
+    pub reminder: Option<ReminderDigest>,
+}
+
+/// What an unresolved-conversation reminder lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderDigest {
+    /// The practice-local date the reminder is for.
+    pub date: chrono::NaiveDate,
+    /// Oldest first.
+    pub conversations: Vec<Conversation>,
 }
 
 impl PendingAlert {
@@ -64,6 +76,7 @@ impl PendingAlert {
             created_at: now,
             preview: String::new(),
             transfer,
+            reminder: None,
         }
     }
 

@@ -88,6 +88,10 @@ pub struct Department {
     pub open_conversations: u32,
     /// Bumped by every settings write; the `etag` is derived from it.
     pub version: u64,
+    /// When the unresolved-conversation reminder is next due (`None` when it is off). Set by every settings
+    /// write and advanced by each reminder run; the store indexes it so a run reads only what is due.
+    #[serde(default)]
+    pub next_reminder_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::alert::{
     AlertKind, AlertRecord, AlertSender, AlertStatus, Delivery, DeliveryChannel, DeliveryOutcome,
-    PendingAlert, SendError,
+    PendingAlert, ReminderDigest, SendError,
 };
 use crate::conversation::AlertId;
 use crate::department::Department;
@@ -91,13 +91,18 @@ fn fit_sms(head: &str, quote: &str, tail: &str) -> String {
     }
 }
 
-/// One delivery per recipient of the department's alerts; none when its alerts are off.
+/// One delivery per recipient: the department's alert emails and numbers for a new conversation or a
+/// transfer (none when its alerts are off), its alert emails for the unresolved-conversation reminder (which
+/// has its own switch).
 pub fn compose(
     alert: &PendingAlert,
     practice: &Practice,
     department: &Department,
     dashboard_url: &str,
 ) -> Vec<Delivery> {
+    if let (AlertKind::UnresolvedReminder, Some(digest)) = (alert.kind, &alert.reminder) {
+        return compose_reminder(alert, digest, practice, department, dashboard_url);
+    }
     let alerts = &department.settings.alerts;
     if !alerts.enabled {
         return Vec::new();
@@ -202,6 +207,86 @@ pub fn compose(
         );
     }
     out
+}
+
+fn compose_reminder(
+    alert: &PendingAlert,
+    digest: &ReminderDigest,
+    practice: &Practice,
+    department: &Department,
+    dashboard_url: &str,
+) -> Vec<Delivery> {
+    let tz = practice.timezone;
+    let dept = &department.settings.name;
+    let n = digest.conversations.len();
+    let plural = if n == 1 {
+        "conversation is"
+    } else {
+        "conversations are"
+    };
+    let subject = format!(
+        "{dept}: {n} open {} to end today",
+        if n == 1 {
+            "conversation"
+        } else {
+            "conversations"
+        }
+    );
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %d %b %H:%M").to_string();
+    let base = dashboard_url.trim_end_matches('/');
+    let mut text = format!(
+        "{n} {plural} still open in {dept} ({}). End the ones that are finished, so that clients' next \
+         messages start new conversations instead of arriving after hours in old ones.\n\n",
+        digest.date.format("%A %d %B %Y")
+    );
+    let mut html = format!(
+        "<p>{n} {plural} still open in {} ({}). End the ones that are finished.</p><table>\
+         <tr><th>Client</th><th>Channel</th><th>Started</th><th>Last activity</th><th></th></tr>",
+        html_escape(dept),
+        digest.date.format("%A %d %B %Y")
+    );
+    for c in &digest.conversations {
+        let link = format!("{base}/conversations/{}", c.id);
+        text.push_str(&format!(
+            "- {} ({}), started {}, last activity {}: {link}\n",
+            c.client_id,
+            c.channel.as_str(),
+            local(c.started_at),
+            local(c.last_message_at)
+        ));
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"{}\">Open</a></td></tr>",
+            html_escape(&c.client_id),
+            c.channel.as_str(),
+            local(c.started_at),
+            local(c.last_message_at),
+            html_escape(&link)
+        ));
+    }
+    text.push_str(&format!("\n{} — {}\n", practice.name, dept));
+    html.push_str(&format!(
+        "</table><p>{} &mdash; {}</p>",
+        html_escape(&practice.name),
+        html_escape(dept)
+    ));
+    department
+        .settings
+        .alerts
+        .emails
+        .iter()
+        .map(|to| Delivery {
+            alert_id: alert.id.clone(),
+            kind: AlertKind::UnresolvedReminder,
+            channel: DeliveryChannel::Email,
+            to: to.clone(),
+            subject: subject.clone(),
+            text: text.clone(),
+            html: Some(html.clone()),
+            department_id: department.id.clone(),
+            conversation_ids: digest.conversations.iter().map(|c| c.id.clone()).collect(),
+            idempotency_key: format!("{}:email:{to}", alert.id),
+        })
+        .collect()
 }
 
 fn channel_key(channel: DeliveryChannel) -> &'static str {

@@ -9,6 +9,7 @@ pub mod dispatch;
 pub mod error;
 pub mod identity;
 pub mod practice;
+pub mod reminder;
 pub mod routing;
 pub mod schedule;
 pub mod settings;

@@ -10,6 +10,7 @@ use crate::department::{self, Department, DepartmentSettings, Merge};
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{Caller, DepartmentId, PracticeId, ADMIN, DASHBOARD};
 use crate::practice::{Practice, PracticeInput};
+use crate::reminder;
 use crate::schedule::{self, AvailabilityReason, WeeklyHours};
 use crate::store::{PracticeConfig, Store, StoreError};
 
@@ -48,6 +49,7 @@ pub async fn put_practice(
                     id: new_department_id.clone(),
                     practice_id: practice.id.clone(),
                     is_default: true,
+                    next_reminder_at: reminder::next_reminder(&team, practice.timezone, now),
                     settings: team,
                     open_conversations: 0,
                     version: 1,
@@ -150,6 +152,7 @@ pub async fn create_department(
         id,
         practice_id: practice.id.clone(),
         is_default: false,
+        next_reminder_at: reminder::next_reminder(&settings, practice.timezone, now),
         settings,
         open_conversations: 0,
         version: 1,
@@ -268,7 +271,14 @@ async fn change_department(
         if settings == current.settings {
             return Ok(current); // nothing changes: no write, same etag
         }
+        // A reminder already due but not yet run stays due: recompute from just before it.
+        let after = current
+            .next_reminder_at
+            .map(|d| d - chrono::Duration::seconds(1))
+            .filter(|d| *d < now)
+            .unwrap_or(now);
         let next = Department {
+            next_reminder_at: reminder::next_reminder(&settings, practice.timezone, after),
             settings,
             version: current.version + 1,
             updated_at: now,

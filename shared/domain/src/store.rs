@@ -122,6 +122,17 @@ pub struct ConversationPage {
     pub next_cursor: Option<String>,
 }
 
+/// What `advance_reminder` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReminderClaim {
+    /// The due instant was advanced (and the reminder's outbox record written) by this call.
+    Claimed,
+    /// Another run advanced it first, or the department is gone.
+    Lost,
+    /// The reminder for that department and date was already written once.
+    AlreadySent,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The practice and every department, in list order. `None` when the practice is not set up.
@@ -270,4 +281,32 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `limit` alerts still pending, oldest first (for the local worker and for sweeps).
     async fn pending_alert_ids(&self, limit: usize) -> StoreResult<Vec<AlertId>>;
+
+    // --- End-of-day reminder ---
+
+    /// Departments whose `next_reminder_at` is at or before `until`, earliest first, at most `limit`.
+    /// Reads only the due ones (a sparse index on DynamoDB), never the whole table.
+    async fn due_reminders(
+        &self,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::reminder::DueReminder>>;
+
+    /// The open conversations of one department.
+    async fn open_conversations_in(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+    ) -> StoreResult<Vec<Conversation>>;
+
+    /// Moves a department's `next_reminder_at` from `from` to `to` if it is still `from`, atomically with
+    /// writing `alert` (the reminder's outbox record, whose id names the department and date) if given.
+    async fn advance_reminder(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+        from: DateTime<Utc>,
+        to: Option<DateTime<Utc>>,
+        alert: Option<&PendingAlert>,
+    ) -> StoreResult<ReminderClaim>;
 }

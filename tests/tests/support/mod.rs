@@ -44,8 +44,13 @@ impl Reply {
 impl Api {
     pub fn with_store(store: Arc<dyn Store>) -> Api {
         let recorder = RecordingSender::new();
+        let services = local::LocalServices {
+            recorder: recorder.clone(),
+            sender: Arc::new(recorder.clone()),
+            dashboard_url: DASHBOARD.to_owned(),
+        };
         Api {
-            app: local::app(AppState::new(store.clone()), SECRET, recorder.clone()),
+            app: local::app(AppState::new(store.clone()), SECRET, services),
             store,
             recorder,
         }

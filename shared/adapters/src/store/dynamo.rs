@@ -21,10 +21,13 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
-use domain::conversation::{Conversation, ConversationId, Message};
+use domain::alert::{AlertRecord, DeliveryOutcome, PendingAlert};
+use domain::conversation::{AlertId, Conversation, ConversationId, Message, Transfer};
 use domain::department::{name_key, Department, DepartmentSettings};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
+use domain::reminder::DueReminder;
+use domain::store::ReminderClaim;
 use domain::store::{
     sort_departments, ConversationDetail, ConversationFilter, ConversationPage, NewConversation,
     OpenConversation, PracticeConfig, RoutingContext, Store, StoreError, StoreResult,
@@ -41,6 +44,12 @@ use super::table::{
 // The conversation methods' items and requests.
 #[path = "dynamo_conversations.rs"]
 mod conversations;
+
+// Transfers and the alert outbox's delivery side.
+#[path = "dynamo_alerts.rs"]
+mod alerts;
+#[path = "dynamo_reminders.rs"]
+mod reminders;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -113,7 +122,16 @@ struct DepartmentItem {
     version: u64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// The sparse "due" index entry: present only while the reminder is on (`DUE_AT` = next reminder).
+    #[serde(rename = "DUE_PK", default, skip_serializing_if = "Option::is_none")]
+    due_pk: Option<String>,
+    #[serde(rename = "DUE_AT", default, skip_serializing_if = "Option::is_none")]
+    due_at: Option<String>,
 }
+
+/// The one partition of the due index: it holds only departments with the reminder on, each written once a
+/// day, so it stays far below a partition's limits.
+pub(super) const DUE_PARTITION: &str = "DUE";
 
 impl DepartmentItem {
     fn new(d: &Department) -> Self {
@@ -129,6 +147,8 @@ impl DepartmentItem {
             version: d.version,
             created_at: d.created_at,
             updated_at: d.updated_at,
+            due_pk: d.next_reminder_at.map(|_| DUE_PARTITION.to_owned()),
+            due_at: d.next_reminder_at.map(conversations::sortable),
         }
     }
 
@@ -142,6 +162,11 @@ impl DepartmentItem {
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            next_reminder_at: self.due_at.as_deref().and_then(|at| {
+                DateTime::parse_from_rfc3339(at)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            }),
         }
     }
 }
@@ -395,7 +420,16 @@ struct SettingsUpdate {
     values: HashMap<String, AttributeValue>,
 }
 
-const SETTINGS_UPDATE: &str = "SET #settings = :settings, #name_key = :name_key, #version = :version, #updated_at = :updated_at";
+/// A settings write also moves the department's entry in the due index (or takes it out).
+fn settings_update_expression(department: &Department) -> &'static str {
+    if department.next_reminder_at.is_some() {
+        "SET #settings = :settings, #name_key = :name_key, #version = :version, #updated_at = :updated_at, \
+         DUE_PK = :due_pk, DUE_AT = :due_at"
+    } else {
+        "SET #settings = :settings, #name_key = :name_key, #version = :version, #updated_at = :updated_at \
+         REMOVE DUE_PK, DUE_AT"
+    }
+}
 const AT_VERSION: &str = "attribute_exists(PK) AND #version = :previous";
 
 fn settings_update(department: &Department, previous: &Department) -> StoreResult<SettingsUpdate> {
@@ -412,7 +446,15 @@ fn settings_update(department: &Department, previous: &Department) -> StoreResul
             (":version".to_owned(), n(department.version)),
             (":updated_at".to_owned(), updated_at),
             (":previous".to_owned(), n(previous.version)),
-        ]),
+        ])
+        .into_iter()
+        .chain(department.next_reminder_at.into_iter().flat_map(|at| {
+            [
+                (":due_pk".to_owned(), s(DUE_PARTITION)),
+                (":due_at".to_owned(), s(conversations::sortable(at))),
+            ]
+        }))
+        .collect(),
     })
 }
 
@@ -818,7 +860,7 @@ impl Store for DynamoStore {
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(update.key))
-                    .update_expression(SETTINGS_UPDATE)
+                    .update_expression(settings_update_expression(department))
                     .condition_expression(AT_VERSION)
                     .set_expression_attribute_names(Some(settings_update_names()))
                     .set_expression_attribute_values(Some(update.values))
@@ -851,7 +893,7 @@ impl Store for DynamoStore {
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(update.key))
-                .update_expression(SETTINGS_UPDATE)
+                .update_expression(settings_update_expression(department))
                 .condition_expression(AT_VERSION)
                 .set_expression_attribute_names(Some(settings_update_names()))
                 .set_expression_attribute_values(Some(update.values))
@@ -1027,53 +1069,78 @@ impl Store for DynamoStore {
         self.conversations_list(practice_id, filter, cursor, limit)
             .await
     }
-    // TEMPORARY-PLACEHOLDER: replaced by the DynamoDB implementation in dynamo_alerts.rs (in progress).
+
     async fn transfer_conversation(
         &self,
-        _c: &domain::conversation::Conversation,
-        _t: &domain::conversation::Transfer,
-        _a: &domain::alert::PendingAlert,
-    ) -> StoreResult<domain::conversation::Conversation> {
-        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+        conversation: &Conversation,
+        transfer: &Transfer,
+        alert: &PendingAlert,
+    ) -> StoreResult<Conversation> {
+        self.alerts_transfer(conversation, transfer, alert).await
     }
-    async fn get_alert(
-        &self,
-        _id: &domain::conversation::AlertId,
-    ) -> StoreResult<Option<domain::alert::AlertRecord>> {
-        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+
+    async fn get_alert(&self, id: &AlertId) -> StoreResult<Option<AlertRecord>> {
+        self.alerts_get(id).await
     }
+
     async fn claim_delivery(
         &self,
-        _id: &domain::conversation::AlertId,
-        _key: &str,
-        _now: chrono::DateTime<chrono::Utc>,
-        _lease_until: chrono::DateTime<chrono::Utc>,
+        id: &AlertId,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+        self.alerts_claim(id, key, now, lease_until).await
     }
-    async fn release_delivery(
-        &self,
-        _id: &domain::conversation::AlertId,
-        _key: &str,
-    ) -> StoreResult<()> {
-        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+
+    async fn release_delivery(&self, id: &AlertId, key: &str) -> StoreResult<()> {
+        self.alerts_release(id, key).await
     }
+
     async fn record_delivery(
         &self,
-        _id: &domain::conversation::AlertId,
-        _key: &str,
-        _o: &domain::alert::DeliveryOutcome,
+        id: &AlertId,
+        key: &str,
+        outcome: &DeliveryOutcome,
     ) -> StoreResult<()> {
-        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+        self.alerts_record(id, key, outcome).await
     }
-    async fn complete_alert(&self, _id: &domain::conversation::AlertId) -> StoreResult<()> {
-        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+
+    async fn complete_alert(&self, id: &AlertId) -> StoreResult<()> {
+        self.alerts_complete(id).await
     }
-    async fn pending_alert_ids(
+
+    async fn pending_alert_ids(&self, limit: usize) -> StoreResult<Vec<AlertId>> {
+        self.alerts_pending(limit).await
+    }
+
+    async fn due_reminders(
         &self,
-        _limit: usize,
-    ) -> StoreResult<Vec<domain::conversation::AlertId>> {
-        Err(StoreError::Unavailable("TEMPORARY-PLACEHOLDER".into()))
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueReminder>> {
+        self.reminders_due(until, limit).await
+    }
+
+    async fn open_conversations_in(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+    ) -> StoreResult<Vec<Conversation>> {
+        self.reminders_open_conversations(practice_id, department_id)
+            .await
+    }
+
+    async fn advance_reminder(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+        from: DateTime<Utc>,
+        to: Option<DateTime<Utc>>,
+        alert: Option<&PendingAlert>,
+    ) -> StoreResult<ReminderClaim> {
+        self.reminders_advance(practice_id, department_id, from, to, alert)
+            .await
     }
 }
 
@@ -1156,8 +1223,14 @@ mod tests {
             version: 1,
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
+            due_pk: None,
+            due_at: None,
         };
         let encoded = to_item(&item).expect("encode");
+        assert!(
+            !encoded.contains_key("DUE_PK"),
+            "no reminder: not in the due index"
+        );
         assert!(encoded["settings"].is_m());
         assert_eq!(encoded["open_conversations"], n(0));
         assert_eq!(encoded["PK"], s("PRACTICE#p"));

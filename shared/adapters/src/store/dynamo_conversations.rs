@@ -42,16 +42,15 @@ use super::{
 // Keys
 // ---------------------------------------------------------------------------------------------------------
 
-const GSI1: &str = "GSI1";
-const GSI1PK: &str = "GSI1PK";
-const GSI1SK: &str = "GSI1SK";
+pub(super) const GSI1: &str = "GSI1";
+pub(super) const GSI1PK: &str = "GSI1PK";
+pub(super) const GSI1SK: &str = "GSI1SK";
 
 const CONVERSATION_SK: &str = "CONV";
 const MESSAGE_SK_PREFIX: &str = "MSG#";
-const TRANSFER_SK_PREFIX: &str = "XFER#";
+pub(super) const TRANSFER_SK_PREFIX: &str = "XFER#";
 const CLAIM_SK: &str = "OPEN";
 const INBOUND_SK: &str = "INBOUND";
-const ALERT_SK: &str = "ALERT";
 
 /// How long an inbound message id is remembered (the table's TTL deletes the record after).
 const INBOUND_DEDUP_DAYS: i64 = 7;
@@ -59,15 +58,15 @@ const INBOUND_DEDUP_DAYS: i64 = 7;
 /// A transaction holds at most this many items.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 
-fn conversation_pk(practice_id: &PracticeId, id: &ConversationId) -> String {
+pub(super) fn conversation_pk(practice_id: &PracticeId, id: &ConversationId) -> String {
     format!("CONV#{practice_id}#{id}")
 }
 
-fn conversation_key(practice_id: &PracticeId, id: &ConversationId) -> Item {
+pub(super) fn conversation_key(practice_id: &PracticeId, id: &ConversationId) -> Item {
     key(conversation_pk(practice_id, id), CONVERSATION_SK)
 }
 
-fn claim_key(practice_id: &PracticeId, client_id: &str) -> Item {
+pub(super) fn claim_key(practice_id: &PracticeId, client_id: &str) -> Item {
     key(format!("OPEN#{practice_id}#{client_id}"), CLAIM_SK)
 }
 
@@ -75,7 +74,7 @@ fn inbound_key(practice_id: &PracticeId, dedup_key: &str) -> Item {
     key(format!("INBOUND#{practice_id}#{dedup_key}"), INBOUND_SK)
 }
 
-fn status_str(status: ConversationStatus) -> &'static str {
+pub(super) fn status_str(status: ConversationStatus) -> &'static str {
     match status {
         ConversationStatus::Open => "open",
         ConversationStatus::Resolved => "resolved",
@@ -83,13 +82,13 @@ fn status_str(status: ConversationStatus) -> &'static str {
 }
 
 /// The index partition of a practice's conversations in one status.
-fn list_pk(practice_id: &PracticeId, status: ConversationStatus) -> String {
+pub(super) fn list_pk(practice_id: &PracticeId, status: ConversationStatus) -> String {
     format!("CONVS#{practice_id}#{}", status_str(status))
 }
 
 /// An instant as a fixed-width UTC string (nanoseconds, `Z`), so strings sort as instants do. Nanoseconds,
 /// not fewer digits: the orders then agree exactly with the embedded store's, which compares instants.
-fn sortable(at: DateTime<Utc>) -> String {
+pub(super) fn sortable(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
 }
 
@@ -146,14 +145,24 @@ fn inbound_item(
     item
 }
 
-fn alert_item(alert: &PendingAlert) -> StoreResult<Item> {
+/// A pending alert as written by the change that causes it (start, transfer): `status = "pending"`, listed
+/// in the sparse pending-alerts partition of `GSI1` (oldest first), with empty delivery maps so the
+/// dispatcher's `SET outcomes.#k` / `SET claims.#k` always find their parent map.
+pub(super) fn alert_item(alert: &PendingAlert) -> StoreResult<Item> {
     let mut item = to_item(alert).map_err(encoding_failed)?;
-    item.extend(key(format!("ALERT#{}", alert.id), ALERT_SK));
+    item.extend(super::alerts::alert_key(&alert.id));
     item.insert("status".into(), s("pending"));
+    item.insert(GSI1PK.into(), s(super::alerts::PENDING_ALERTS_PK));
+    item.insert(
+        GSI1SK.into(),
+        s(super::alerts::pending_sk(alert.created_at, &alert.id)),
+    );
+    item.insert("outcomes".into(), AttributeValue::M(HashMap::new()));
+    item.insert("claims".into(), AttributeValue::M(HashMap::new()));
     Ok(item)
 }
 
-fn put_item(table: &str, item: Item) -> StoreResult<TransactWriteItem> {
+pub(super) fn put_item(table: &str, item: Item) -> StoreResult<TransactWriteItem> {
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))
@@ -163,7 +172,7 @@ fn put_item(table: &str, item: Item) -> StoreResult<TransactWriteItem> {
 }
 
 /// `ADD` `delta` to a department's `open_conversations`; the department must exist.
-fn count_open(
+pub(super) fn count_open(
     table: &str,
     practice_id: &PracticeId,
     department_id: &DepartmentId,

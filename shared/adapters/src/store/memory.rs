@@ -14,9 +14,11 @@ use domain::conversation::{
 use domain::department::{name_key, Department};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
+use domain::reminder::DueReminder;
 use domain::store::{
     sort_departments, ConversationDetail, ConversationFilter, ConversationPage, NewConversation,
-    OpenConversation, PracticeConfig, RoutingContext, Store, StoreError, StoreResult,
+    OpenConversation, PracticeConfig, ReminderClaim, RoutingContext, Store, StoreError,
+    StoreResult,
 };
 
 #[derive(Debug, Default)]
@@ -312,6 +314,7 @@ impl Store for MemoryStore {
             return Err(StoreError::NotFound);
         };
         stored.settings = department.settings.clone();
+        stored.next_reminder_at = department.next_reminder_at;
         stored.version = department.version;
         stored.updated_at = department.updated_at;
         Ok(())
@@ -682,5 +685,74 @@ impl Store for MemoryStore {
             .take(limit)
             .map(|(r, _)| r.alert.id.clone())
             .collect())
+    }
+
+    async fn due_reminders(
+        &self,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueReminder>> {
+        let tables = self.lock();
+        let mut due: Vec<DueReminder> = tables
+            .departments
+            .values()
+            .filter_map(|d| {
+                let at = d.next_reminder_at.filter(|at| *at <= until)?;
+                Some(DueReminder {
+                    practice_id: d.practice_id.clone(),
+                    department_id: d.id.clone(),
+                    due_at: at,
+                })
+            })
+            .collect();
+        due.sort_by(|a, b| (a.due_at, &a.department_id).cmp(&(b.due_at, &b.department_id)));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn open_conversations_in(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+    ) -> StoreResult<Vec<Conversation>> {
+        let tables = self.lock();
+        Ok(tables
+            .conversations
+            .iter()
+            .filter(|((p, _), r)| {
+                p == practice_id
+                    && &r.conversation.department_id == department_id
+                    && r.conversation.status == ConversationStatus::Open
+            })
+            .map(|(_, r)| r.conversation.clone())
+            .collect())
+    }
+
+    async fn advance_reminder(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+        from: DateTime<Utc>,
+        to: Option<DateTime<Utc>>,
+        alert: Option<&PendingAlert>,
+    ) -> StoreResult<ReminderClaim> {
+        let mut tables = self.lock();
+        let key = (practice_id.clone(), department_id.clone());
+        match tables.departments.get(&key) {
+            Some(d) if d.next_reminder_at == Some(from) => {}
+            _ => return Ok(ReminderClaim::Lost),
+        }
+        if let Some(alert) = alert {
+            if tables.alerts.iter().any(|(r, _)| r.alert.id == alert.id) {
+                return Ok(ReminderClaim::AlreadySent);
+            }
+            tables
+                .alerts
+                .push((new_alert_record(alert), HashMap::new()));
+        }
+        if let Some(d) = tables.departments.get_mut(&key) {
+            d.next_reminder_at = to;
+        }
+        Ok(ReminderClaim::Claimed)
     }
 }

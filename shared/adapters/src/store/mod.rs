@@ -10,12 +10,12 @@
 //! | texting number | `SMSNUMBER#{e164}` | `SMSNUMBER` | `practice_id`: the owner |
 //! | conversation | `CONV#{practice_id}#{conversation_id}` | `CONV` | the `Conversation` fields; `GSI1PK = CONVS#{practice_id}#{status}`, `GSI1SK = {last_message_at}#{conversation_id}` |
 //! | message | `CONV#{practice_id}#{conversation_id}` | `MSG#{at}#{message_id}` | the `Message` fields |
-//! | transfer | `CONV#{practice_id}#{conversation_id}` | `XFER#{at}#{n}` | the `Transfer` fields |
+//! | transfer | `CONV#{practice_id}#{conversation_id}` | `XFER#{at}#{alert_id}` | the `Transfer` fields (one alert per transfer makes the key unique) |
 //! | client's open conversation | `OPEN#{practice_id}#{client_id}` | `OPEN` | `conversation_id`, `department_id`: the claim |
 //! | inbound message seen | `INBOUND#{practice_id}#{dedup_key}` | `INBOUND` | `conversation_id`; `expires_at` (TTL, 7 days) |
-//! | pending alert | `ALERT#{alert_id}` | `ALERT` | the `PendingAlert` fields, `status = "pending"` |
+//! | alert (outbox) | `ALERT#{alert_id}` | `ALERT` | the `PendingAlert` fields; `status` (`pending`, then `done`); `outcomes` (map: idempotency key → `DeliveryOutcome`); `claims` (map: idempotency key → lease end `{at}`); while pending, `GSI1PK = ALERTS#pending`, `GSI1SK = {created_at}#{alert_id}` |
 //!
-//! Instants in keys (`{at}`, `{last_message_at}`) are fixed-width UTC with nanoseconds
+//! Instants in keys (`{at}`, `{last_message_at}`, `{created_at}`) and in `claims` are fixed-width UTC with nanoseconds
 //! (`2026-11-21T17:30:00.123456789Z`), so keys sort as instants do.
 //!
 //! A practice and its departments share one item collection, so `practice_config` is one Query and
@@ -34,6 +34,19 @@
 //! conversation never outlives its department. `GSI1` lists a practice's conversations per status, newest
 //! activity first (an unfiltered list merges the open and resolved partitions); a list cursor holds the
 //! practice and the last `GSI1SK` answered.
+//!
+//! Transferring is one transaction too: the conversation's `department_id` set if it is still open in the
+//! department the caller saw, the transfer record, `ADD -1` / `ADD 1` on the two departments (the target must
+//! exist), the client's claim pointed at the new department if it is this conversation's, and the target's
+//! alert. Every alert is written in the transaction of the change that causes it (the transactional outbox):
+//! the table's stream hands its insert to the dispatcher. The dispatcher's state lives on the alert item: a
+//! delivery is claimed by setting `claims.#k` to a lease end if no outcome is recorded and no unexpired lease
+//! holds it, released by removing it, and recorded by setting `outcomes.#k` only if no outcome is there yet
+//! (one conditional `UpdateItem` each; the key is always an expression attribute name, never spliced into
+//! the expression). Both maps are written empty with the alert, so the nested `SET`s always find them.
+//! Completing the alert sets `status = "done"` and removes its `GSI1` keys, so the alerts still pending are
+//! one `GSI1` Query on `ALERTS#pending`, oldest first: a sparse partition that holds only the alerts in
+//! flight (a single partition key on purpose; fine at alert volumes, shard it if that ever changes).
 
 mod counter;
 mod dynamo;

@@ -51,8 +51,9 @@ fn key(name: &str) -> KeyAttribute {
     }
 }
 
-/// The table every function uses: `PK`/`SK`; `GSI1` (open conversations per department) and `DUE` (the
-/// sparse reminder index), both projecting everything; a stream with both images; TTL on `expires_at`.
+/// The table every function uses: `PK`/`SK`; `GSI1` (a practice's conversations per status by activity,
+/// and the sparse `ALERTS#pending` partition of alerts in flight) and `DUE` (the sparse reminder index), both
+/// projecting everything; a stream with both images; TTL on `expires_at`.
 pub fn table_spec() -> TableSpec {
     TableSpec {
         hash_key: key("PK"),

@@ -1,0 +1,224 @@
+//! The end-of-day reminder: near the end of each day, one email per department with the reminder on and
+//! open conversations, listing them, so staff end what is finished.
+//!
+//! Every department with the reminder on carries its next reminder instant in the store (a sparse "due"
+//! index on DynamoDB). A run for instant T reads only the departments due at or before T, and for each one
+//! advances the due instant with a condition (so overlapping or repeated runs claim it once) in the same
+//! atomic write as the reminder's outbox record, whose id is derived from the department and the local date
+//! (so a date never gets two reminders). A run that was missed is caught up by the next one.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use crate::alert::{AlertKind, AlertSender, PendingAlert, ReminderDigest};
+use crate::conversation::{AlertId, Channel, ConversationId};
+use crate::department::DepartmentSettings;
+use crate::dispatch::dispatch_alert;
+use crate::error::DomainResult;
+use crate::identity::{DepartmentId, PracticeId};
+use crate::schedule;
+use crate::store::{ReminderClaim, Store};
+
+/// How many departments a run handles at once (each sends through SES, which throttles).
+pub const CONCURRENCY: usize = 8;
+/// How many due departments one run reads at most; the rest are caught up by the next run.
+pub const MAX_DUE_PER_RUN: usize = 5000;
+
+/// The next reminder instant strictly after `after`. `None` when the reminder is off.
+pub fn next_reminder(
+    settings: &DepartmentSettings,
+    tz: Tz,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if !settings.unresolved_reminder.enabled {
+        return None;
+    }
+    // A date's reminder lies within that local date, so start at the local date of `after`.
+    let first = after.with_timezone(&tz).date_naive() - Duration::days(1);
+    (0..=9)
+        .map(|d| first + Duration::days(d))
+        .map(|date| reminder_on(settings, tz, date))
+        .find(|t| *t > after)
+}
+
+/// When the reminder of local `date` is due.
+pub fn reminder_on(settings: &DepartmentSettings, tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    schedule::reminder_instant(
+        &settings.hours,
+        &settings.date_overrides,
+        settings.unresolved_reminder.at,
+        tz,
+        date,
+    )
+}
+
+/// The id of a department's reminder for a local date: one per department and date, ever.
+pub fn reminder_alert_id(department_id: &DepartmentId, date: NaiveDate) -> AlertId {
+    AlertId(format!("alr_rem_{department_id}_{}", date.format("%Y%m%d")))
+}
+
+/// A department whose reminder is due, as the due index holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueReminder {
+    pub practice_id: PracticeId,
+    pub department_id: DepartmentId,
+    pub due_at: DateTime<Utc>,
+}
+
+/// What a run did; logged and returned as the function's result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    pub run_at: DateTime<Utc>,
+    /// Departments whose reminder was due at or before `run_at`.
+    pub due: usize,
+    /// Reminder emails sent (one per recipient).
+    pub reminders_sent: usize,
+    /// Departments reminded (a reminder with at least one open conversation).
+    pub departments_reminded: usize,
+    /// Due departments with nothing open: nothing to send.
+    pub nothing_open: usize,
+    /// Due departments another run had already claimed, or whose reminder was already sent.
+    pub already_handled: usize,
+    /// Departments whose reminder could not be handled or sent now (left for the next run or the dispatcher).
+    pub failures: usize,
+}
+
+enum DueOutcome {
+    Reminded { sent: usize, complete: bool },
+    NothingOpen,
+    AlreadyHandled,
+    Rescheduled,
+}
+
+/// One reminder run for the instant `run_at` (the scheduled event's `time`, not the wall clock).
+pub async fn run_reminders(
+    store: &dyn Store,
+    sender: &dyn AlertSender,
+    run_at: DateTime<Utc>,
+    dashboard_url: &str,
+) -> DomainResult<RunSummary> {
+    let due = store.due_reminders(run_at, MAX_DUE_PER_RUN).await?;
+    let mut summary = RunSummary {
+        run_at,
+        due: due.len(),
+        ..Default::default()
+    };
+    let results: Vec<DomainResult<DueOutcome>> = stream::iter(due)
+        .map(|d| async move { handle(store, sender, &d, run_at, dashboard_url).await })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for result in results {
+        match result {
+            Ok(DueOutcome::Reminded { sent, complete }) => {
+                summary.departments_reminded += 1;
+                summary.reminders_sent += sent;
+                summary.failures += usize::from(!complete);
+            }
+            Ok(DueOutcome::NothingOpen) => summary.nothing_open += 1,
+            Ok(DueOutcome::AlreadyHandled) => summary.already_handled += 1,
+            Ok(DueOutcome::Rescheduled) => {}
+            Err(_) => summary.failures += 1,
+        }
+    }
+    Ok(summary)
+}
+
+async fn handle(
+    store: &dyn Store,
+    sender: &dyn AlertSender,
+    due: &DueReminder,
+    run_at: DateTime<Utc>,
+    dashboard_url: &str,
+) -> DomainResult<DueOutcome> {
+    let (practice, department) = store
+        .practice_and_department(&due.practice_id, &due.department_id)
+        .await?;
+    let (Some(practice), Some(department)) = (practice, department) else {
+        store
+            .advance_reminder(&due.practice_id, &due.department_id, due.due_at, None, None)
+            .await?;
+        return Ok(DueOutcome::Rescheduled);
+    };
+    let tz = practice.timezone;
+    let settings = &department.settings;
+    let date = due.due_at.with_timezone(&tz).date_naive();
+    let next = next_reminder(settings, tz, run_at);
+    // The settings may have changed since this instant was stored: check the date's reminder is due now.
+    if !settings.unresolved_reminder.enabled || reminder_on(settings, tz, date) > run_at {
+        let to = settings
+            .unresolved_reminder
+            .enabled
+            .then(|| reminder_on(settings, tz, date).min(next.unwrap_or(run_at)));
+        store
+            .advance_reminder(
+                &due.practice_id,
+                &due.department_id,
+                due.due_at,
+                to.or(next),
+                None,
+            )
+            .await?;
+        return Ok(DueOutcome::Rescheduled);
+    }
+    let mut open = store
+        .open_conversations_in(&due.practice_id, &due.department_id)
+        .await?;
+    if open.is_empty() {
+        return Ok(
+            match store
+                .advance_reminder(&due.practice_id, &due.department_id, due.due_at, next, None)
+                .await?
+            {
+                ReminderClaim::Claimed => DueOutcome::NothingOpen,
+                _ => DueOutcome::AlreadyHandled,
+            },
+        );
+    }
+    open.sort_by_key(|c| c.started_at);
+    let first = open[0].clone();
+    let alert = PendingAlert {
+        id: reminder_alert_id(&department.id, date),
+        practice_id: practice.id.clone(),
+        department_id: department.id.clone(),
+        kind: AlertKind::UnresolvedReminder,
+        conversation_id: ConversationId(first.id.0.clone()),
+        client_id: first.client_id.clone(),
+        channel: Channel::App,
+        created_at: run_at,
+        preview: String::new(),
+        transfer: None,
+        reminder: Some(ReminderDigest {
+            date,
+            conversations: open,
+        }),
+    };
+    match store
+        .advance_reminder(
+            &due.practice_id,
+            &due.department_id,
+            due.due_at,
+            next,
+            Some(&alert),
+        )
+        .await?
+    {
+        ReminderClaim::Claimed => {}
+        ReminderClaim::Lost => return Ok(DueOutcome::AlreadyHandled),
+        ReminderClaim::AlreadySent => {
+            // This date was reminded before (the reminder time moved later the same day): just move on.
+            store
+                .advance_reminder(&due.practice_id, &due.department_id, due.due_at, next, None)
+                .await?;
+            return Ok(DueOutcome::AlreadyHandled);
+        }
+    }
+    // Deliver now; what fails stays pending for the stream-driven dispatcher (or the next local sweep).
+    let report = dispatch_alert(store, sender, &alert.id, run_at, dashboard_url).await?;
+    Ok(DueOutcome::Reminded {
+        sent: report.sent,
+        complete: report.done,
+    })
+}
