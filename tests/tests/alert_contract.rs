@@ -101,6 +101,15 @@ impl Ids for TestIds {
     }
 }
 
+/// Hands out one given id: to build the alert a service must have written, with the id it got.
+struct FixedId(String);
+
+impl Ids for FixedId {
+    fn next(&self, _prefix: &str) -> String {
+        self.0.clone()
+    }
+}
+
 fn id(prefix: &str) -> String {
     TestIds.next(prefix)
 }
@@ -508,19 +517,15 @@ async fn a_transfer_moves_the_conversation_its_count_claim_and_history_and_alert
     let transfer_alert = alerts[1].clone();
     assert_eq!(
         transfer_alert,
-        PendingAlert {
-            id: transfer_alert.id.clone(),
-            practice_id: p.clone(),
-            department_id: surgery.id.clone(),
-            kind: AlertKind::Transfer,
-            conversation_id: c.clone(),
-            client_id: "client-1".into(),
-            channel: Channel::App,
-            created_at: at,
-            preview: "She ate a sock".into(),
-            transfer: Some(first.clone()),
-            ..transfer_alert.clone()
-        }
+        PendingAlert::new(
+            &FixedId(transfer_alert.id.0.clone()),
+            AlertKind::Transfer,
+            &started,
+            &surgery.id,
+            Some(first.clone()),
+            at,
+        )
+        .with_preview("She ate a sock")
     );
     assert_eq!(
         alert(&store, &transfer_alert.id).await,

@@ -118,7 +118,11 @@ impl Department {
         let obj = v.as_object_mut().expect("settings is an object");
         let mut out = Map::new();
         out.insert("id".into(), Value::String(self.id.0.clone()));
-        out.insert("name".into(), obj.remove("name").unwrap_or(Value::Null));
+        // shift_remove keeps the other members in declaration order.
+        out.insert(
+            "name".into(),
+            obj.shift_remove("name").unwrap_or(Value::Null),
+        );
         out.insert("is_default".into(), Value::Bool(self.is_default));
         out.append(obj);
         out.insert(
