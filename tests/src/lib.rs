@@ -365,3 +365,488 @@ pub async fn dynamo_all_alerts(store: &DynamoStore) -> Vec<PendingAlert> {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// A request log: what each DynamoDB request asked for (operation, index) and read
+// ---------------------------------------------------------------------------------------------------------
+
+/// One DynamoDB request (one attempt) as a [`RequestLog`] saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedRequest {
+    /// `Query`, `Scan`, `BatchGetItem`, ...
+    pub operation: String,
+    /// The index a `Query` or `Scan` read, `None` for the table itself (and for other operations).
+    pub index: Option<String>,
+    /// Items the response returned: `Count` of a `Query`/`Scan`, the items of a `BatchGetItem`, 0 or 1 for a
+    /// `GetItem`; 0 for writes.
+    pub items: u64,
+    /// Items DynamoDB read to answer: `ScannedCount` of a `Query`/`Scan` (before any filter), else `items`.
+    pub scanned: u64,
+    /// Capacity units the request consumed, when the log asks for them ([`RequestLog::with_consumed_capacity`])
+    /// and the endpoint reports them.
+    pub capacity: Option<f64>,
+}
+
+/// What `modify_before_serialization` learnt about a request, for `read_after_attempt`.
+#[derive(Debug, Clone)]
+struct RequestIndex(Option<String>);
+
+impl aws_smithy_types::config_bag::Storable for RequestIndex {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// An SDK interceptor that logs every DynamoDB request attempt with the index it read and the items it
+/// returned and scanned; optionally it asks every request for `ReturnConsumedCapacity = TOTAL`. Clones share
+/// one log. Add it to a client before [`DynamoStore::new`] (see [`logged_dynamo_store`]).
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog {
+    entries: Arc<std::sync::Mutex<Vec<LoggedRequest>>>,
+    consumed_capacity: bool,
+}
+
+impl RequestLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also asks each request for its consumed capacity (`ReturnConsumedCapacity = TOTAL`).
+    pub fn with_consumed_capacity() -> Self {
+        RequestLog {
+            consumed_capacity: true,
+            ..Self::default()
+        }
+    }
+
+    /// Every request so far, in the order their attempts finished.
+    pub fn entries(&self) -> Vec<LoggedRequest> {
+        self.lock().clone()
+    }
+
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// Requests of `operation` on `index` (`None`: on the table).
+    pub fn count(&self, operation: &str, index: Option<&str>) -> usize {
+        self.lock()
+            .iter()
+            .filter(|e| e.operation == operation && e.index.as_deref() == index)
+            .count()
+    }
+
+    /// Requests by operation, with the index when there is one (`Query DUE`, `Query` for the table).
+    pub fn by_operation(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for e in self.lock().iter() {
+            let name = match &e.index {
+                Some(index) => format!("{} {index}", e.operation),
+                None => e.operation.clone(),
+            };
+            *out.entry(name).or_default() += 1;
+        }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<LoggedRequest>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for RequestLog {
+    fn name(&self) -> &'static str {
+        "RequestLog"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<
+            '_,
+        >,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_sdk_dynamodb::operation::{
+            batch_get_item::BatchGetItemInput, delete_item::DeleteItemInput,
+            get_item::GetItemInput, put_item::PutItemInput, query::QueryInput, scan::ScanInput,
+            transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
+        };
+        use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+        let total = self
+            .consumed_capacity
+            .then_some(ReturnConsumedCapacity::Total);
+        let input = context.input_mut();
+        let mut index = None;
+        if let Some(i) = input.downcast_mut::<QueryInput>() {
+            index = i.index_name.clone();
+            i.return_consumed_capacity = total.or(i.return_consumed_capacity.take());
+        } else if let Some(i) = input.downcast_mut::<ScanInput>() {
+            index = i.index_name.clone();
+            i.return_consumed_capacity = total.or(i.return_consumed_capacity.take());
+        } else if let Some(i) = input.downcast_mut::<GetItemInput>() {
+            i.return_consumed_capacity = total.or(i.return_consumed_capacity.take());
+        } else if let Some(i) = input.downcast_mut::<BatchGetItemInput>() {
+            i.return_consumed_capacity = total.or(i.return_consumed_capacity.take());
+        } else if let Some(i) = input.downcast_mut::<UpdateItemInput>() {
+            i.return_consumed_capacity = total.or(i.return_consumed_capacity.take());
+        } else if let Some(i) = input.downcast_mut::<PutItemInput>() {
+            i.return_consumed_capacity = total.or(i.return_consumed_capacity.take());
+        } else if let Some(i) = input.downcast_mut::<DeleteItemInput>() {
+            i.return_consumed_capacity = total.or(i.return_consumed_capacity.take());
+        } else if let Some(i) = input.downcast_mut::<TransactWriteItemsInput>() {
+            i.return_consumed_capacity = total.or(i.return_consumed_capacity.take());
+        }
+        cfg.interceptor_state().store_put(RequestIndex(index));
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_sdk_dynamodb::operation::{
+            batch_get_item::BatchGetItemOutput, delete_item::DeleteItemOutput,
+            get_item::GetItemOutput, put_item::PutItemOutput, query::QueryOutput, scan::ScanOutput,
+            transact_write_items::TransactWriteItemsOutput, update_item::UpdateItemOutput,
+        };
+        use aws_sdk_dynamodb::types::ConsumedCapacity;
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| m.name().to_owned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let index = cfg.load::<RequestIndex>().and_then(|i| i.0.clone());
+        let sum = |c: &[ConsumedCapacity]| {
+            let units: f64 = c.iter().filter_map(|c| c.capacity_units()).sum();
+            (!c.is_empty()).then_some(units)
+        };
+        let one = |c: Option<&ConsumedCapacity>| c.and_then(|c| c.capacity_units());
+        let (mut items, mut scanned, mut capacity) = (0u64, None, None);
+        if let Some(Ok(output)) = context.output_or_error() {
+            if let Some(o) = output.downcast_ref::<QueryOutput>() {
+                items = o.count().max(0) as u64;
+                scanned = Some(o.scanned_count().max(0) as u64);
+                capacity = one(o.consumed_capacity());
+            } else if let Some(o) = output.downcast_ref::<ScanOutput>() {
+                items = o.count().max(0) as u64;
+                scanned = Some(o.scanned_count().max(0) as u64);
+                capacity = one(o.consumed_capacity());
+            } else if let Some(o) = output.downcast_ref::<GetItemOutput>() {
+                items = u64::from(o.item().is_some());
+                capacity = one(o.consumed_capacity());
+            } else if let Some(o) = output.downcast_ref::<BatchGetItemOutput>() {
+                items = o
+                    .responses()
+                    .map_or(0, |r| r.values().map(|v| v.len() as u64).sum());
+                capacity = sum(o.consumed_capacity());
+            } else if let Some(o) = output.downcast_ref::<UpdateItemOutput>() {
+                capacity = one(o.consumed_capacity());
+            } else if let Some(o) = output.downcast_ref::<PutItemOutput>() {
+                capacity = one(o.consumed_capacity());
+            } else if let Some(o) = output.downcast_ref::<DeleteItemOutput>() {
+                capacity = one(o.consumed_capacity());
+            } else if let Some(o) = output.downcast_ref::<TransactWriteItemsOutput>() {
+                capacity = sum(o.consumed_capacity());
+            }
+        }
+        self.lock().push(LoggedRequest {
+            operation,
+            index,
+            items,
+            scanned: scanned.unwrap_or(items),
+            capacity,
+        });
+        Ok(())
+    }
+}
+
+/// A DynamoDB store on `table` whose client also logs every request in `log` (the store's own
+/// [`adapters::store::RequestCounter`] still counts them too).
+pub fn logged_store_on(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    log: &RequestLog,
+) -> DynamoStore {
+    let config = client
+        .config()
+        .to_builder()
+        .interceptor(log.clone())
+        .build();
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table)
+}
+
+/// A DynamoDB store on a fresh table of its own, logging every request in `log`.
+pub async fn logged_dynamo_store(log: &RequestLog) -> DynamoStore {
+    let client = dynamo_client().await;
+    let table = unique_table_name();
+    adapters::store::ensure_table(&client, &table)
+        .await
+        .expect("create the test table");
+    logged_store_on(&client, &table, log)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A store that makes concurrent reminder runs overlap for sure
+// ---------------------------------------------------------------------------------------------------------
+
+/// Another store, unchanged, except that while a gate is set ([`GatedStore::gate`]) `due_reminders` answers
+/// only once `n` calls are waiting: `n` concurrent reminder runs then all hold the same due list before any
+/// of them claims a department, whatever the scheduler does (the embedded store otherwise answers so fast
+/// that "concurrent" runs rarely interleave).
+pub struct GatedStore {
+    inner: Arc<dyn Store>,
+    gate: std::sync::Mutex<Option<Arc<tokio::sync::Barrier>>>,
+}
+
+impl GatedStore {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        GatedStore {
+            inner,
+            gate: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// From now on, `due_reminders` calls are released `n` at a time (`None`: at once, as usual).
+    pub fn gate(&self, n: Option<usize>) {
+        *self
+            .gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            n.map(|n| Arc::new(tokio::sync::Barrier::new(n)));
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for GatedStore {
+    async fn practice_config(
+        &self,
+        practice_id: &PracticeId,
+    ) -> domain::store::StoreResult<Option<domain::store::PracticeConfig>> {
+        self.inner.practice_config(practice_id).await
+    }
+
+    async fn get_practice(
+        &self,
+        practice_id: &PracticeId,
+    ) -> domain::store::StoreResult<Option<Practice>> {
+        self.inner.get_practice(practice_id).await
+    }
+
+    async fn practice_and_department(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+    ) -> domain::store::StoreResult<(Option<Practice>, Option<Department>)> {
+        self.inner
+            .practice_and_department(practice_id, department_id)
+            .await
+    }
+
+    async fn create_practice(
+        &self,
+        practice: &Practice,
+        default_department: &Department,
+    ) -> domain::store::StoreResult<()> {
+        self.inner
+            .create_practice(practice, default_department)
+            .await
+    }
+
+    async fn update_practice(
+        &self,
+        practice: &Practice,
+        previous: &Practice,
+    ) -> domain::store::StoreResult<()> {
+        self.inner.update_practice(practice, previous).await
+    }
+
+    async fn create_department(&self, department: &Department) -> domain::store::StoreResult<()> {
+        self.inner.create_department(department).await
+    }
+
+    async fn update_department(
+        &self,
+        department: &Department,
+        previous: &Department,
+    ) -> domain::store::StoreResult<()> {
+        self.inner.update_department(department, previous).await
+    }
+
+    async fn delete_department(&self, department: &Department) -> domain::store::StoreResult<()> {
+        self.inner.delete_department(department).await
+    }
+
+    async fn practice_by_sms_number(
+        &self,
+        e164: &str,
+    ) -> domain::store::StoreResult<Option<PracticeId>> {
+        self.inner.practice_by_sms_number(e164).await
+    }
+
+    async fn routing_context(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        department_id: &DepartmentId,
+    ) -> domain::store::StoreResult<domain::store::RoutingContext> {
+        self.inner
+            .routing_context(practice_id, client_id, department_id)
+            .await
+    }
+
+    async fn start_conversation(
+        &self,
+        new: &domain::store::NewConversation,
+    ) -> domain::store::StoreResult<()> {
+        self.inner.start_conversation(new).await
+    }
+
+    async fn append_messages(
+        &self,
+        practice_id: &PracticeId,
+        open: &domain::store::OpenConversation,
+        messages: &[domain::conversation::Message],
+        dedup_key: Option<&str>,
+    ) -> domain::store::StoreResult<()> {
+        self.inner
+            .append_messages(practice_id, open, messages, dedup_key)
+            .await
+    }
+
+    async fn get_conversation(
+        &self,
+        practice_id: &PracticeId,
+        id: &domain::conversation::ConversationId,
+    ) -> domain::store::StoreResult<Option<domain::conversation::Conversation>> {
+        self.inner.get_conversation(practice_id, id).await
+    }
+
+    async fn conversation_detail(
+        &self,
+        practice_id: &PracticeId,
+        id: &domain::conversation::ConversationId,
+    ) -> domain::store::StoreResult<Option<domain::store::ConversationDetail>> {
+        self.inner.conversation_detail(practice_id, id).await
+    }
+
+    async fn end_conversation(
+        &self,
+        conversation: &domain::conversation::Conversation,
+        at: DateTime<Utc>,
+    ) -> domain::store::StoreResult<domain::conversation::Conversation> {
+        self.inner.end_conversation(conversation, at).await
+    }
+
+    async fn list_conversations(
+        &self,
+        practice_id: &PracticeId,
+        filter: &domain::store::ConversationFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> domain::store::StoreResult<domain::store::ConversationPage> {
+        self.inner
+            .list_conversations(practice_id, filter, cursor, limit)
+            .await
+    }
+
+    async fn transfer_conversation(
+        &self,
+        conversation: &domain::conversation::Conversation,
+        transfer: &domain::conversation::Transfer,
+        alert: &PendingAlert,
+    ) -> domain::store::StoreResult<domain::conversation::Conversation> {
+        self.inner
+            .transfer_conversation(conversation, transfer, alert)
+            .await
+    }
+
+    async fn get_alert(
+        &self,
+        id: &domain::conversation::AlertId,
+    ) -> domain::store::StoreResult<Option<domain::alert::AlertRecord>> {
+        self.inner.get_alert(id).await
+    }
+
+    async fn claim_delivery(
+        &self,
+        id: &domain::conversation::AlertId,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> domain::store::StoreResult<bool> {
+        self.inner.claim_delivery(id, key, now, lease_until).await
+    }
+
+    async fn release_delivery(
+        &self,
+        id: &domain::conversation::AlertId,
+        key: &str,
+    ) -> domain::store::StoreResult<()> {
+        self.inner.release_delivery(id, key).await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &domain::conversation::AlertId,
+        key: &str,
+        outcome: &domain::alert::DeliveryOutcome,
+    ) -> domain::store::StoreResult<()> {
+        self.inner.record_delivery(id, key, outcome).await
+    }
+
+    async fn complete_alert(
+        &self,
+        id: &domain::conversation::AlertId,
+    ) -> domain::store::StoreResult<()> {
+        self.inner.complete_alert(id).await
+    }
+
+    async fn pending_alert_ids(
+        &self,
+        limit: usize,
+    ) -> domain::store::StoreResult<Vec<domain::conversation::AlertId>> {
+        self.inner.pending_alert_ids(limit).await
+    }
+
+    async fn due_reminders(
+        &self,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> domain::store::StoreResult<Vec<domain::reminder::DueReminder>> {
+        let gate = self
+            .gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let due = self.inner.due_reminders(until, limit).await;
+        if let Some(gate) = gate {
+            gate.wait().await;
+        }
+        due
+    }
+
+    async fn open_conversations_in(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+    ) -> domain::store::StoreResult<Vec<domain::conversation::Conversation>> {
+        self.inner
+            .open_conversations_in(practice_id, department_id)
+            .await
+    }
+
+    async fn advance_reminder(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+        from: DateTime<Utc>,
+        to: Option<DateTime<Utc>>,
+        alert: Option<&PendingAlert>,
+    ) -> domain::store::StoreResult<domain::store::ReminderClaim> {
+        self.inner
+            .advance_reminder(practice_id, department_id, from, to, alert)
+            .await
+    }
+}

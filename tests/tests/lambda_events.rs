@@ -2,9 +2,17 @@
 //! started against the in-repo Runtime API emulator (`vetchat_tests::runtime_api`) and DynamoDB Local, gets
 //! its events through `GET /runtime/invocation/next` and answers through `/response` (or `/error`).
 //!
-//! Adding a function = one entry in [`FUNCTIONS`] (binary → events directory → the events in the order
-//! they are sent, each with its expected status and check). An event file without an entry fails
-//! `every_event_file_has_a_check`.
+//! Adding a function = one entry in [`FUNCTIONS`] (binary → events directory → what the table holds first →
+//! the events in the order they are sent, each with its expected status and check → what the story must
+//! have left behind). An event file without an entry fails `every_event_file_has_a_check`.
+//!
+//! The event files are static, as `cargo lambda invoke --data-file` sends them, so the ids they name are fixed:
+//! the entries that need a practice start from the demo practice ([`Seed::DemoPractice`]: `prc_demo`, its
+//! default department `dep_team_prc_demo`, Grooming `dep_grooming_demo`, and Bella's open text conversation
+//! `cnv_demo_bella`), written through the domain services at a fixed instant. The DynamoDB Streams batch
+//! carries the alert item it reports as inserted: [`Seed::StreamInserts`] puts that `NewImage` into the
+//! table, as the insert the stream reports would have. The entries that send alerts go to moto's SES v2 and
+//! SNS (`AWS_ENDPOINT_URL_SESV2`/`AWS_ENDPOINT_URL_SNS`, `MOTO_ENDPOINT` to read back what it received).
 //!
 //! The binaries: a test can only get `CARGO_BIN_EXE_<name>` for binaries of its own package, and
 //! `cargo test` builds another package's binary only when that package has integration tests, so one found
@@ -15,18 +23,28 @@
 //! other features and compile the AWS SDK a second time). `VETCHAT_LAMBDA_BIN_DIR=<dir>` uses the binaries
 //! in `<dir>` instead and builds nothing (e.g. release builds, for measurements).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use adapters::store::DynamoStore;
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, TimeZone, Utc};
+use domain::alert::{AlertKind, AlertStatus, DeliveryOutcome};
+use domain::conversation::{AlertId, Author, Channel, ConversationId, ConversationStatus};
+use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
+use domain::routing::{self, Inbound};
+use domain::settings;
+use domain::store::{ConversationFilter, Store};
 use serde_json::{json, Map, Value};
 use vetchat_tests::runtime_api::{
     aws_env_from_current, FunctionProcess, InvocationError, RuntimeApi,
 };
 
 // ---------------------------------------------------------------------------------------------------------
-// The table: function binary → events directory → the events in order, with what each must answer
+// The table: function binary → events directory → seed → the events in order → what they left behind
 // ---------------------------------------------------------------------------------------------------------
 
 struct Function {
@@ -36,8 +54,14 @@ struct Function {
     events_dir: &'static str,
     /// Extra environment beyond the table name and the AWS settings of the test process.
     env: &'static [(&'static str, &'static str)],
+    /// What the fresh table holds before the first event, in this order.
+    seed: &'static [Seed],
+    /// The alert sender (`SENDER_EMAIL`) the function runs with.
+    sender: Sender,
     /// The events in the order they are sent: one story on a fresh table. A file may appear more than once.
     steps: &'static [Step],
+    /// Checks of what the story left in the table and in moto, after the last step.
+    after: &'static [After],
 }
 
 struct Step {
@@ -49,45 +73,240 @@ enum Expect {
     /// An API Gateway HTTP API (payload 2.0) response with this status, then the check.
     Http(u16, fn(&HttpReply)),
     /// Any other entry (EventBridge, SNS, DynamoDB Streams): the check gets the function's output.
-    #[allow(dead_code)] // for the non-HTTP functions to come
     Output(fn(&Value)),
 }
 
-const FUNCTIONS: &[Function] = &[Function {
-    binary: "config-api",
-    events_dir: "config-api",
-    env: &[],
-    steps: &[
-        Step {
-            file: "put-practice.json",
-            expect: Expect::Http(201, practice_created),
-        },
-        Step {
-            file: "get-departments.json",
-            expect: Expect::Http(200, only_the_default_department),
-        },
-        Step {
-            file: "post-department.json",
-            expect: Expect::Http(201, grooming_created),
-        },
-        Step {
-            file: "get-departments.json",
-            expect: Expect::Http(200, default_then_grooming),
-        },
-        Step {
-            file: "public-availability.json",
-            expect: Expect::Http(200, both_open_on_monday_morning),
-        },
-        Step {
-            file: "forbidden-staff-put-practice.json",
-            expect: Expect::Http(403, forbidden),
-        },
-        Step {
-            file: "put-practice.json",
-            expect: Expect::Http(200, practice_updated),
-        },
-    ],
-}];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seed {
+    /// The demo practice, written through the domain services at [`seed_instant`] (see [`seed_demo_practice`]).
+    DemoPractice,
+    /// Every item an `INSERT` record of the entry's events carries (`dynamodb.NewImage`), put into the table:
+    /// the dispatcher reads the alert the record names back from the table.
+    StreamInserts,
+}
+
+/// The `SENDER_EMAIL` of an entry: a new address for each story, so moto's identities from other runs
+/// (moto keeps them while it runs) decide nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    /// None set: the function sends no alerts.
+    None,
+    /// Made a verified SES identity in moto (SES v2 `CreateEmailIdentity`) before the first event.
+    Verified,
+    /// Verified by nobody, nor is its domain: moto's SES refuses to send from it (`MessageRejected`).
+    Unverified,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// The text of `sns-inbound-text.json`, sent twice, is one conversation with one client message.
+    TextStoredOnce,
+    /// Bella's conversation is in Grooming, with one pending transfer alert (the transactional outbox).
+    TransferAlertPending,
+    /// The stream's alert is done: one email (moto's SES) and one SMS (moto's SNS), sent once in all.
+    StreamAlertDeliveredOnce,
+    /// The stream's alert is still pending: SES refused the unverified sender, the SMS went out.
+    StreamAlertLeftPending,
+    /// The reminder run emailed the default department's desk once, listing Bella's conversation.
+    ReminderEmailedOnce,
+}
+
+impl After {
+    fn reads_moto(self) -> bool {
+        matches!(
+            self,
+            After::StreamAlertDeliveredOnce
+                | After::StreamAlertLeftPending
+                | After::ReminderEmailedOnce
+        )
+    }
+}
+
+const DASHBOARD: &str = "https://dashboard.happypaws.example";
+
+const FUNCTIONS: &[Function] = &[
+    Function {
+        binary: "config-api",
+        events_dir: "config-api",
+        env: &[],
+        seed: &[],
+        sender: Sender::None,
+        steps: &[
+            Step {
+                file: "put-practice.json",
+                expect: Expect::Http(201, practice_created),
+            },
+            Step {
+                file: "get-departments.json",
+                expect: Expect::Http(200, only_the_default_department),
+            },
+            Step {
+                file: "post-department.json",
+                expect: Expect::Http(201, grooming_created),
+            },
+            Step {
+                file: "get-departments.json",
+                expect: Expect::Http(200, default_then_grooming),
+            },
+            Step {
+                file: "public-availability.json",
+                expect: Expect::Http(200, both_open_on_monday_morning),
+            },
+            Step {
+                file: "forbidden-staff-put-practice.json",
+                expect: Expect::Http(403, forbidden),
+            },
+            Step {
+                file: "put-practice.json",
+                expect: Expect::Http(200, practice_updated),
+            },
+        ],
+        after: &[],
+    },
+    Function {
+        binary: "inbound-router",
+        events_dir: "inbound-router",
+        env: &[],
+        seed: &[Seed::DemoPractice],
+        sender: Sender::None,
+        steps: &[
+            Step {
+                file: "inbound-sms-text.json",
+                expect: Expect::Http(201, text_started_in_the_default_department),
+            },
+            Step {
+                file: "inbound-sms-text.json",
+                expect: Expect::Http(200, text_joined_its_conversation),
+            },
+            Step {
+                file: "inbound-app-chat-grooming.json",
+                expect: Expect::Http(201, app_chat_started_in_grooming),
+            },
+            Step {
+                file: "inbound-app-chat-grooming.json",
+                expect: Expect::Http(200, app_chat_joined_its_conversation),
+            },
+            Step {
+                file: "list-open-conversations.json",
+                expect: Expect::Http(200, three_open_conversations),
+            },
+            Step {
+                file: "end-conversation.json",
+                expect: Expect::Http(200, bella_ended),
+            },
+            Step {
+                file: "end-conversation.json",
+                expect: Expect::Http(200, bella_ended),
+            },
+            Step {
+                file: "forbidden-client-list-conversations.json",
+                expect: Expect::Http(403, forbidden),
+            },
+            Step {
+                file: "list-open-conversations.json",
+                expect: Expect::Http(200, two_open_conversations),
+            },
+        ],
+        after: &[],
+    },
+    Function {
+        binary: "inbound-sms",
+        events_dir: "inbound-sms",
+        env: &[],
+        seed: &[Seed::DemoPractice],
+        sender: Sender::None,
+        steps: &[
+            Step {
+                file: "sns-inbound-text.json",
+                expect: Expect::Output(text_routed),
+            },
+            // SNS delivers at least once: the redelivery is recognised by its inboundMessageId.
+            Step {
+                file: "sns-inbound-text.json",
+                expect: Expect::Output(text_routed),
+            },
+            Step {
+                file: "sns-inbound-text-unknown-number.json",
+                expect: Expect::Output(text_skipped),
+            },
+        ],
+        after: &[After::TextStoredOnce],
+    },
+    Function {
+        binary: "transfer-alerts",
+        events_dir: "transfer-alerts",
+        env: &[],
+        seed: &[Seed::DemoPractice],
+        sender: Sender::None,
+        steps: &[
+            Step {
+                file: "transfer-to-grooming.json",
+                expect: Expect::Http(200, bella_moved_to_grooming),
+            },
+            Step {
+                file: "transfer-to-grooming.json",
+                expect: Expect::Http(422, already_in_grooming),
+            },
+            Step {
+                file: "forbidden-client-transfer.json",
+                expect: Expect::Http(403, forbidden),
+            },
+        ],
+        after: &[After::TransferAlertPending],
+    },
+    Function {
+        binary: "alert-dispatcher",
+        events_dir: "alert-dispatcher",
+        env: &[("DASHBOARD_URL", DASHBOARD)],
+        seed: &[Seed::DemoPractice, Seed::StreamInserts],
+        sender: Sender::Verified,
+        steps: &[
+            Step {
+                file: "dynamodb-stream-alert-insert.json",
+                expect: Expect::Output(no_batch_item_failures),
+            },
+            // A retried batch (or a duplicate record) sends nothing twice.
+            Step {
+                file: "dynamodb-stream-alert-insert.json",
+                expect: Expect::Output(no_batch_item_failures),
+            },
+        ],
+        after: &[After::StreamAlertDeliveredOnce],
+    },
+    // The same batch when SES refuses the sender (not verified): a transient failure, so the record is
+    // reported as a batch item failure and the stream retries it (then hands it to the on-failure queue).
+    Function {
+        binary: "alert-dispatcher",
+        events_dir: "alert-dispatcher",
+        env: &[("DASHBOARD_URL", DASHBOARD)],
+        seed: &[Seed::DemoPractice, Seed::StreamInserts],
+        sender: Sender::Unverified,
+        steps: &[Step {
+            file: "dynamodb-stream-alert-insert.json",
+            expect: Expect::Output(the_alert_record_failed),
+        }],
+        after: &[After::StreamAlertLeftPending],
+    },
+    Function {
+        binary: "eod-reminder",
+        events_dir: "eod-reminder",
+        env: &[("DASHBOARD_URL", DASHBOARD)],
+        seed: &[Seed::DemoPractice],
+        sender: Sender::Verified,
+        steps: &[
+            Step {
+                file: "scheduled-event.json",
+                expect: Expect::Output(one_department_reminded),
+            },
+            // The same scheduled event again (EventBridge delivers at least once): nothing is due any more.
+            Step {
+                file: "scheduled-event.json",
+                expect: Expect::Output(nothing_due),
+            },
+        ],
+        after: &[After::ReminderEmailedOnce],
+    },
+];
 
 // The config-api story (practice `prc_demo`, whose default department id is derived from it).
 
@@ -180,6 +399,609 @@ fn forbidden(r: &HttpReply) {
     assert_eq!(r.code(), "forbidden", "{}", r.body);
 }
 
+// The demo practice the other stories start from (see `seed_demo_practice`): both departments are open
+// around the clock, so what the HTTP entries answer does not depend on the wall clock.
+
+const GROOMING: &str = "dep_grooming_demo";
+const GROOMING_GREETING: &str = "Hi! Grooming here, how can we help?";
+/// Bella's owner texted before the story starts: an open SMS conversation in the default department.
+const BELLA: &str = "cnv_demo_bella";
+const BELLA_OWNER: &str = "+12015550199";
+const BELLA_TEXT: &str = "Can Bella's nails be trimmed on Saturday?";
+/// `inbound-router/inbound-sms-text.json` and `inbound-app-chat-grooming.json`.
+const REX_OWNER_PHONE: &str = "+12015550111";
+const APP_CLIENT: &str = "owner-42";
+/// `inbound-sms/sns-inbound-text.json`.
+const LUNA_OWNER: &str = "+12015550142";
+const LUNA_TEXT: &str = "Hi, can Luna come in for her vaccines tomorrow?";
+
+fn text_started_in_the_default_department(r: &HttpReply) {
+    assert!(
+        r.body["conversation_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("cnv_") && id != BELLA),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["department_id"], DEFAULT_DEPARTMENT);
+    assert_eq!(r.body["new_conversation"], true);
+    assert_eq!(r.body["outcome"], "delivered");
+    assert_eq!(r.body["auto_replies"], json!([]), "texts get no greeting");
+}
+
+fn text_joined_its_conversation(r: &HttpReply) {
+    assert_eq!(r.body["department_id"], DEFAULT_DEPARTMENT, "{}", r.body);
+    assert_eq!(r.body["new_conversation"], false);
+    assert_eq!(r.body["outcome"], "delivered");
+    assert_eq!(r.body["auto_replies"], json!([]));
+}
+
+fn app_chat_started_in_grooming(r: &HttpReply) {
+    assert_eq!(r.body["department_id"], GROOMING, "{}", r.body);
+    assert_eq!(r.body["new_conversation"], true);
+    assert_eq!(r.body["outcome"], "delivered");
+    assert_eq!(
+        r.body["auto_replies"],
+        json!([{"kind": "greeting", "text": GROOMING_GREETING}])
+    );
+}
+
+fn app_chat_joined_its_conversation(r: &HttpReply) {
+    assert_eq!(r.body["department_id"], GROOMING, "{}", r.body);
+    assert_eq!(r.body["new_conversation"], false);
+    assert_eq!(
+        r.body["auto_replies"],
+        json!([]),
+        "the greeting is sent once"
+    );
+}
+
+/// The open conversations' clients (the order is by last activity, which the wall clock decides here).
+fn open_clients(r: &HttpReply) -> BTreeSet<String> {
+    let list = r.body["conversations"].as_array().expect("conversations");
+    for c in list {
+        assert_eq!(c["status"], "open", "{c}");
+        assert_eq!(c["practice_id"], PRACTICE, "{c}");
+    }
+    assert_eq!(r.body["next_cursor"], Value::Null, "one page");
+    list.iter()
+        .map(|c| c["client_id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn three_open_conversations(r: &HttpReply) {
+    assert_eq!(
+        open_clients(r),
+        BTreeSet::from([
+            BELLA_OWNER.to_owned(),
+            REX_OWNER_PHONE.to_owned(),
+            APP_CLIENT.to_owned()
+        ])
+    );
+}
+
+fn two_open_conversations(r: &HttpReply) {
+    assert_eq!(
+        open_clients(r),
+        BTreeSet::from([REX_OWNER_PHONE.to_owned(), APP_CLIENT.to_owned()]),
+        "Bella's conversation was ended"
+    );
+}
+
+/// Ending twice is not an error: both answer the ended conversation.
+fn bella_ended(r: &HttpReply) {
+    assert_eq!(r.body["id"], BELLA, "{}", r.body);
+    assert_eq!(r.body["status"], "resolved");
+    assert!(r.body["resolved_at"].is_string(), "{}", r.body);
+    assert_eq!(r.body["client_id"], BELLA_OWNER);
+}
+
+fn bella_moved_to_grooming(r: &HttpReply) {
+    assert_eq!(r.body["id"], BELLA, "{}", r.body);
+    assert_eq!(r.body["department_id"], GROOMING);
+    assert_eq!(r.body["status"], "open");
+    assert_eq!(r.body["client_id"], BELLA_OWNER);
+}
+
+fn already_in_grooming(r: &HttpReply) {
+    assert_eq!(r.code(), "same_department", "{}", r.body);
+    assert_eq!(r.body["error"]["field"], "department_id");
+}
+
+fn text_routed(output: &Value) {
+    assert_eq!(output, &json!({"records": 1, "routed": 1, "skipped": 0}));
+}
+
+fn text_skipped(output: &Value) {
+    assert_eq!(output, &json!({"records": 1, "routed": 0, "skipped": 1}));
+}
+
+/// The alert `alert-dispatcher/dynamodb-stream-alert-insert.json` reports as inserted, and its record's
+/// sequence number (the `itemIdentifier` of a partial batch response).
+const STREAM_ALERT: &str = "alr_01kaqd9x7m3v5t8r2n6b4c1wyz";
+const STREAM_SEQUENCE: &str = "4421584500000000017450439091";
+
+fn no_batch_item_failures(output: &Value) {
+    assert_eq!(output, &json!({"batchItemFailures": []}));
+}
+
+fn the_alert_record_failed(output: &Value) {
+    assert_eq!(
+        output,
+        &json!({"batchItemFailures": [{"itemIdentifier": STREAM_SEQUENCE}]})
+    );
+}
+
+/// `eod-reminder/scheduled-event.json` runs at 17:45 New York time on Monday 2026-11-23: the default
+/// department's 17:30 reminder is due, and Bella's conversation is open in it.
+fn one_department_reminded(output: &Value) {
+    assert_eq!(
+        output,
+        &json!({
+            "run_at": "2026-11-23T22:45:00Z", "due": 1, "reminders_sent": 1, "departments_reminded": 1,
+            "nothing_open": 0, "already_handled": 0, "failures": 0
+        })
+    );
+}
+
+fn nothing_due(output: &Value) {
+    assert_eq!(
+        output,
+        &json!({
+            "run_at": "2026-11-23T22:45:00Z", "due": 0, "reminders_sent": 0, "departments_reminded": 0,
+            "nothing_open": 0, "already_handled": 0, "failures": 0
+        })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Seeds and after-checks
+// ---------------------------------------------------------------------------------------------------------
+
+/// One entry's story: its table, and the demo practice's alert recipients — new for each story, so what moto
+/// received for this story can be told apart from everything else moto received.
+struct Story {
+    store: DynamoStore,
+    desk_email: String,
+    groomer_email: String,
+    groomer_sms: String,
+    /// The entry's `SENDER_EMAIL`, if it has one.
+    sender: Option<String>,
+    /// Texts moto had received for `groomer_sms` before the first event.
+    groomer_sms_before: usize,
+}
+
+impl Story {
+    /// A fresh table with the entry's seeds.
+    async fn start(f: &Function) -> Story {
+        let needs_moto = f.sender != Sender::None || f.after.iter().any(|a| a.reads_moto());
+        if needs_moto {
+            moto_endpoint(); // panics with how to start it
+        }
+        let unique = ulid::Ulid::new().to_string().to_lowercase();
+        let mut story = Story {
+            store: DynamoStore::new(vetchat_tests::dynamo_client().await, fresh_table().await),
+            desk_email: format!("desk-{unique}@happypaws.example"),
+            groomer_email: format!("groomer-{unique}@happypaws.example"),
+            // 555-01xx: numbers reserved for fiction.
+            groomer_sms: format!("+120155501{:02}", ulid::Ulid::new().random() % 100),
+            sender: match f.sender {
+                Sender::None => None,
+                Sender::Verified => Some(format!("alerts-{unique}@vetchat-events.example")),
+                Sender::Unverified => Some(format!(
+                    "alerts-{unique}@unverified-{unique}.vetchat-events.example"
+                )),
+            },
+            groomer_sms_before: 0,
+        };
+        for seed in f.seed {
+            match seed {
+                Seed::DemoPractice => seed_demo_practice(&story).await,
+                Seed::StreamInserts => put_stream_inserts(f, &story.store).await,
+            }
+        }
+        if let (Sender::Verified, Some(sender)) = (f.sender, &story.sender) {
+            verify_sender(sender).await;
+        }
+        if needs_moto {
+            story.groomer_sms_before = texts_to(&moto_data().await, &story.groomer_sms).len();
+        }
+        story
+    }
+
+    fn table(&self) -> &str {
+        self.store.table_name()
+    }
+
+    /// The entry's binary on the story's table, with the story's `SENDER_EMAIL`.
+    async fn spawn(&self, f: &Function) -> FunctionProcess {
+        let sender = self
+            .sender
+            .iter()
+            .map(|s| ("SENDER_EMAIL".to_owned(), s.clone()));
+        spawn_with(f, Some(self.table()), sender.collect()).await
+    }
+}
+
+/// The instant the demo practice is written at: Monday 2026-11-23, 09:00 in New York.
+fn seed_instant() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
+
+/// Conversation ids for the seed: Bella's conversation gets its fixed id, the rest new ones.
+struct DemoIds;
+
+impl Ids for DemoIds {
+    fn next(&self, prefix: &str) -> String {
+        match prefix {
+            "cnv" => BELLA.to_owned(),
+            other => adapters::new_id(other),
+        }
+    }
+}
+
+fn demo_practice_id() -> PracticeId {
+    PracticeId(PRACTICE.to_owned())
+}
+
+/// The demo practice, through the same domain services the functions use (at [`seed_instant`]):
+/// `prc_demo` "Happy Paws" in New York texting from +12015550100; its default department open around the
+/// clock with a greeting, alerts to the story's desk address and the end-of-day reminder at 17:30; Grooming
+/// (`dep_grooming_demo`, in the app, open around the clock, greeting, alerts by email and SMS); and Bella's
+/// owner's text, an open conversation `cnv_demo_bella` in the default department.
+async fn seed_demo_practice(story: &Story) {
+    let store: &dyn Store = &story.store;
+    let admin = Caller {
+        sub: "usr_admin_demo".to_owned(),
+        practice_id: demo_practice_id(),
+        role: Role::Admin,
+    };
+    let practice = serde_json::from_value(json!({
+        "name": "Happy Paws", "timezone": "America/New_York", "country": "US",
+        "sms_numbers": ["+12015550100"]
+    }))
+    .expect("a practice input");
+    settings::put_practice(store, &admin, practice, seed_instant())
+        .await
+        .expect("seed the practice");
+    let always = json!({"start": "00:00", "end": "24:00"});
+    let week = json!({
+        "mon": always, "tue": always, "wed": always, "thu": always, "fri": always, "sat": always, "sun": always
+    });
+    settings::patch_department(
+        store,
+        &admin,
+        &DepartmentId(DEFAULT_DEPARTMENT.to_owned()),
+        json!({
+            "hours": week,
+            "chat": {"greeting": "Hi! How can we help?"},
+            "alerts": {"enabled": true, "emails": [story.desk_email]},
+            "unresolved_reminder": {"enabled": true, "at": "17:30"}
+        }),
+        None,
+        seed_instant(),
+    )
+    .await
+    .expect("seed the default department");
+    settings::create_department(
+        store,
+        &admin,
+        json!({
+            "name": "Grooming", "visible_in_app": true, "hours": week,
+            "chat": {"greeting": GROOMING_GREETING},
+            "alerts": {"enabled": true, "emails": [story.groomer_email], "sms_numbers": [story.groomer_sms]}
+        }),
+        seed_instant(),
+        DepartmentId(GROOMING.to_owned()),
+    )
+    .await
+    .expect("seed Grooming");
+    let text = Inbound {
+        practice_id: demo_practice_id(),
+        channel: Channel::Sms,
+        client_id: BELLA_OWNER.to_owned(),
+        department_id: None,
+        body: BELLA_TEXT.to_owned(),
+        dedup_key: None,
+    };
+    let routed = routing::route_inbound(store, text, seed_instant(), &DemoIds)
+        .await
+        .expect("seed Bella's conversation");
+    assert_eq!(routed.conversation_id.as_str(), BELLA);
+}
+
+/// Puts the `NewImage` of every `INSERT` record of the entry's events into the table.
+async fn put_stream_inserts(f: &Function, store: &DynamoStore) {
+    let client = vetchat_tests::dynamo_client().await;
+    let files: BTreeSet<&str> = f.steps.iter().map(|s| s.file).collect();
+    for file in files {
+        let event = read_event(f.events_dir, file);
+        let records = event["Records"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{file}: no Records"));
+        for record in records.iter().filter(|r| r["eventName"] == "INSERT") {
+            let image = record["dynamodb"]["NewImage"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{file}: an INSERT record without a NewImage"));
+            let item: HashMap<String, AttributeValue> = image
+                .iter()
+                .map(|(k, v)| (k.clone(), attribute_value(v)))
+                .collect();
+            let keys = record["dynamodb"]["Keys"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{file}: a record without Keys"));
+            for (k, v) in keys {
+                assert_eq!(
+                    item.get(k),
+                    Some(&attribute_value(v)),
+                    "{file}: Keys.{k} is the NewImage's"
+                );
+            }
+            client
+                .put_item()
+                .table_name(store.table_name())
+                .set_item(Some(item))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{file}: put the NewImage: {e:?}"));
+        }
+    }
+}
+
+/// A DynamoDB JSON attribute value (`{"S": "…"}`, `{"M": {…}}`, … as streams and the low-level API carry
+/// them) as the SDK's type.
+fn attribute_value(v: &Value) -> AttributeValue {
+    let (kind, inner) = v
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.iter().next())
+        .unwrap_or_else(|| panic!("not a DynamoDB attribute value: {v}"));
+    let string = |x: &Value| {
+        x.as_str()
+            .unwrap_or_else(|| panic!("{kind}: not a string: {x}"))
+            .to_owned()
+    };
+    let strings = |x: &Value| {
+        x.as_array()
+            .unwrap_or_else(|| panic!("{kind}: not a list: {x}"))
+            .iter()
+            .map(string)
+            .collect::<Vec<_>>()
+    };
+    match kind.as_str() {
+        "S" => AttributeValue::S(string(inner)),
+        "N" => AttributeValue::N(string(inner)),
+        "BOOL" => AttributeValue::Bool(inner.as_bool().expect("BOOL is a boolean")),
+        "NULL" => AttributeValue::Null(inner.as_bool().expect("NULL is a boolean")),
+        "SS" => AttributeValue::Ss(strings(inner)),
+        "NS" => AttributeValue::Ns(strings(inner)),
+        "L" => AttributeValue::L(
+            inner
+                .as_array()
+                .expect("L is a list")
+                .iter()
+                .map(attribute_value)
+                .collect(),
+        ),
+        "M" => AttributeValue::M(
+            inner
+                .as_object()
+                .expect("M is a map")
+                .iter()
+                .map(|(k, v)| (k.clone(), attribute_value(v)))
+                .collect(),
+        ),
+        other => panic!("attribute type {other} is not used by this table"),
+    }
+}
+
+fn moto_endpoint() -> String {
+    match std::env::var("MOTO_ENDPOINT") {
+        Ok(v) if !v.is_empty() => v.trim_end_matches('/').to_owned(),
+        _ => panic!(
+            "moto is not running: run `scripts/test` (starts it and runs every test) or \
+             `scripts/test --services-only` and export what it prints"
+        ),
+    }
+}
+
+/// Everything moto received so far (`GET /moto-api/data.json`).
+async fn moto_data() -> Value {
+    reqwest::get(format!("{}/moto-api/data.json", moto_endpoint()))
+        .await
+        .expect("moto answers")
+        .json()
+        .await
+        .expect("moto's data is JSON")
+}
+
+/// The emails moto's SES took for `to`.
+fn emails_to<'a>(data: &'a Value, to: &str) -> Vec<&'a Value> {
+    data["ses"]["Message"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["destinations"]["ToAddresses"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == to))
+        })
+        .collect()
+}
+
+/// The texts moto's SNS took for `number`.
+fn texts_to<'a>(data: &'a Value, number: &str) -> Vec<&'a Value> {
+    data["sns"]["SMS"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["phone_number"] == number)
+        .collect()
+}
+
+/// Makes `address` a verified SES identity in moto (an existing one is fine).
+async fn verify_sender(address: &str) {
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    match aws_sdk_sesv2::Client::new(&sdk)
+        .create_email_identity()
+        .email_identity(address)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_already_exists_exception()) => {}
+        Err(e) => panic!(
+            "CreateEmailIdentity {address} in moto: {}",
+            aws_sdk_sesv2::error::DisplayErrorContext(&e)
+        ),
+    }
+}
+
+/// Checks what a story left behind.
+async fn check_after(after: After, story: &Story) {
+    let store: &dyn Store = &story.store;
+    let practice = demo_practice_id();
+    match after {
+        After::TextStoredOnce => {
+            let page = store
+                .list_conversations(&practice, &ConversationFilter::default(), None, 100)
+                .await
+                .expect("list conversations");
+            let luna: Vec<_> = page
+                .conversations
+                .iter()
+                .filter(|c| c.client_id == LUNA_OWNER)
+                .collect();
+            assert_eq!(luna.len(), 1, "one conversation for the text: {page:?}");
+            assert_eq!(luna[0].channel, Channel::Sms);
+            assert_eq!(luna[0].status, ConversationStatus::Open);
+            assert_eq!(luna[0].department_id.as_str(), DEFAULT_DEPARTMENT);
+            assert_eq!(
+                page.conversations.len(),
+                2,
+                "Bella's and Luna's; the text to an unknown number started nothing: {page:?}"
+            );
+            let detail = store
+                .conversation_detail(&practice, &luna[0].id)
+                .await
+                .expect("conversation detail")
+                .expect("the conversation");
+            let from_client: Vec<&str> = detail
+                .messages
+                .iter()
+                .filter(|m| matches!(m.author, Author::Client { .. }))
+                .map(|m| m.body.as_str())
+                .collect();
+            assert_eq!(from_client, [LUNA_TEXT], "the text is stored once");
+        }
+        After::TransferAlertPending => {
+            let bella = store
+                .get_conversation(&practice, &ConversationId(BELLA.to_owned()))
+                .await
+                .expect("get Bella's conversation")
+                .expect("Bella's conversation");
+            assert_eq!(bella.department_id.as_str(), GROOMING);
+            let mut transfers = Vec::new();
+            for id in store.pending_alert_ids(100).await.expect("pending alerts") {
+                let record = store
+                    .get_alert(&id)
+                    .await
+                    .expect("get alert")
+                    .expect("alert");
+                if record.alert.kind == AlertKind::Transfer {
+                    transfers.push(record.alert);
+                }
+            }
+            assert_eq!(transfers.len(), 1, "one transfer alert: {transfers:?}");
+            let alert = &transfers[0];
+            assert_eq!(alert.department_id.as_str(), GROOMING);
+            assert_eq!(alert.conversation_id.as_str(), BELLA);
+            assert_eq!(alert.preview, BELLA_TEXT);
+            let transfer = alert.transfer.as_ref().expect("the transfer");
+            assert_eq!(transfer.from.as_str(), DEFAULT_DEPARTMENT);
+            assert_eq!(transfer.to.as_str(), GROOMING);
+            assert_eq!(transfer.by, "usr_staff_demo");
+            assert_eq!(
+                transfer.note.as_deref(),
+                Some("Nail trim question for Grooming")
+            );
+        }
+        After::StreamAlertDeliveredOnce | After::StreamAlertLeftPending => {
+            let record = store
+                .get_alert(&AlertId(STREAM_ALERT.to_owned()))
+                .await
+                .expect("get the stream's alert")
+                .expect("the stream's alert is in the table");
+            let data = moto_data().await;
+            let emails = emails_to(&data, &story.groomer_email);
+            let texts = texts_to(&data, &story.groomer_sms);
+            assert_eq!(
+                texts.len() - story.groomer_sms_before,
+                1,
+                "one SMS to {}",
+                story.groomer_sms
+            );
+            let email_key = format!("{STREAM_ALERT}:email:{}", story.groomer_email);
+            let sms_sent = record
+                .outcomes
+                .iter()
+                .any(|(k, o)| k.contains(":sms:") && matches!(o, DeliveryOutcome::Sent { .. }));
+            assert!(sms_sent, "{record:?}");
+            if after == After::StreamAlertDeliveredOnce {
+                assert_eq!(record.status, AlertStatus::Done, "{record:?}");
+                assert!(
+                    matches!(
+                        record.outcomes.get(&email_key),
+                        Some(DeliveryOutcome::Sent { .. })
+                    ),
+                    "{record:?}"
+                );
+                assert_eq!(emails.len(), 1, "exactly one email: {emails:?}");
+                let email = emails[0];
+                assert_eq!(email["source"], story.sender.as_deref().unwrap_or_default());
+                assert_eq!(email["subject"], "Conversation transferred to Grooming");
+                let body = email["body"].as_str().unwrap_or_default();
+                assert!(
+                    body.contains(&format!("{DASHBOARD}/conversations/{BELLA}")),
+                    "the email links to the conversation: {body}"
+                );
+                let text = texts[texts.len() - 1]["message"]
+                    .as_str()
+                    .unwrap_or_default();
+                assert!(text.chars().count() <= 160, "one segment: {text}");
+            } else {
+                assert_eq!(record.status, AlertStatus::Pending, "{record:?}");
+                assert!(
+                    !record.outcomes.contains_key(&email_key),
+                    "the refused email is left for a retry: {record:?}"
+                );
+                assert!(emails.is_empty(), "SES took nothing: {emails:?}");
+            }
+        }
+        After::ReminderEmailedOnce => {
+            let data = moto_data().await;
+            let emails = emails_to(&data, &story.desk_email);
+            assert_eq!(emails.len(), 1, "exactly one reminder: {emails:?}");
+            let email = emails[0];
+            assert_eq!(email["source"], story.sender.as_deref().unwrap_or_default());
+            assert_eq!(
+                email["subject"],
+                "Happy Paws Team: 1 open conversation to end today"
+            );
+            let body = email["body"].as_str().unwrap_or_default();
+            assert!(body.contains(BELLA_OWNER), "lists Bella's owner: {body}");
+            assert!(
+                body.contains(&format!("{DASHBOARD}/conversations/{BELLA}")),
+                "links to Bella's conversation: {body}"
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The tests
 // ---------------------------------------------------------------------------------------------------------
@@ -216,12 +1038,13 @@ fn every_event_file_has_a_check() {
     }
 }
 
-/// Each function binary, on a table of its own, answers its events in order as its steps expect.
+/// Each function binary, on a table of its own seeded as its entry says, answers its events in order as its
+/// steps expect, and leaves behind what its after-checks expect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_answers_its_events() {
     for f in FUNCTIONS {
-        let table = fresh_table().await;
-        let mut function = spawn(f, Some(&table)).await;
+        let story = Story::start(f).await;
+        let mut function = story.spawn(f).await;
         for (i, step) in f.steps.iter().enumerate() {
             let event = read_event(f.events_dir, step.file);
             let context = format!("{} step {} ({})", f.binary, i + 1, step.file);
@@ -245,6 +1068,10 @@ async fn every_function_answers_its_events() {
                 }
                 Expect::Output(check) => check(&output),
             }
+        }
+        for after in f.after {
+            println!("{}: after the events, {after:?}", f.binary);
+            check_after(*after, &story).await;
         }
         println!(
             "{}: {} events; exec to first poll {:?}; peak RSS {:?} KiB",
@@ -310,6 +1137,165 @@ async fn broken_events_are_refused() {
     assert!(
         std::panic::catch_unwind(|| check_first_put(&r)).is_err(),
         "the put-practice check accepted a 409 error body"
+    );
+}
+
+/// The other entries refuse what they cannot run, each the way its trigger needs: a scheduled event without
+/// an instant is an invocation error (nothing is run; EventBridge's retry gets the same answer), a notification
+/// that is not a readable text is skipped (SNS would redeliver it to no avail), a stream record whose alert
+/// the store cannot read is reported as a batch item failure (retried, then sent to the on-failure queue);
+/// and the steps' checks reject those outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_events_of_the_other_entries_are_refused() {
+    // eod-reminder
+    let eod = function("eod-reminder");
+    let story = Story::start(eod).await;
+    let mut reminder = story.spawn(eod).await;
+    let mut no_instant = read_event("eod-reminder", "scheduled-event.json");
+    no_instant["time"] = json!("tomorrow at six");
+    for (what, event) in [
+        ("a time that is not RFC 3339", no_instant),
+        (
+            "an HTTP request",
+            read_event("inbound-router", "list-open-conversations.json"),
+        ),
+    ] {
+        match reminder.invoke(event).await {
+            Err(InvocationError::Function { error_message, .. }) => {
+                assert!(
+                    error_message.contains("RFC 3339"),
+                    "{what}: {error_message}"
+                )
+            }
+            other => panic!("{what}: expected an invocation error, got {other:?}"),
+        }
+    }
+    // Still serving, and nothing ran: the real event finds the reminder due.
+    let output = reminder
+        .invoke(read_event("eod-reminder", "scheduled-event.json"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- function log:\n{}", reminder.logs()));
+    one_department_reminded(&output);
+    assert!(std::panic::catch_unwind(|| nothing_due(&output)).is_err());
+
+    // inbound-sms
+    let sms = function("inbound-sms");
+    let story = Story::start(sms).await;
+    let mut texts = story.spawn(sms).await;
+    let text = read_event("inbound-sms", "sns-inbound-text.json");
+    let mut not_json = text.clone();
+    not_json["Records"][0]["Sns"]["Message"] = json!("STOP");
+    let mut blank = text.clone();
+    let mut message: Value = serde_json::from_str(
+        text["Records"][0]["Sns"]["Message"]
+            .as_str()
+            .expect("Message is a string"),
+    )
+    .expect("Message is JSON");
+    message["messageBody"] = json!("   ");
+    blank["Records"][0]["Sns"]["Message"] = json!(message.to_string());
+    for (what, event) in [
+        ("a Message that is not JSON", not_json),
+        ("a blank text", blank),
+    ] {
+        let output = texts
+            .invoke(event)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}\n--- function log:\n{}", texts.logs()));
+        text_skipped(&output);
+        assert!(
+            std::panic::catch_unwind(|| text_routed(&output)).is_err(),
+            "{what}"
+        );
+    }
+    let page = story
+        .store
+        .list_conversations(
+            &demo_practice_id(),
+            &ConversationFilter::default(),
+            None,
+            100,
+        )
+        .await
+        .expect("list conversations");
+    assert_eq!(page.conversations.len(), 1, "only Bella's: {page:?}");
+
+    // alert-dispatcher: the record names an alert item the store cannot read (an unknown kind).
+    let dispatcher = function("alert-dispatcher");
+    let story = Story::start(dispatcher).await;
+    let mut alerts = story.spawn(dispatcher).await;
+    let mut batch = read_event("alert-dispatcher", "dynamodb-stream-alert-insert.json");
+    let broken_id = "alr_01kaqd9x7m3v5t8r2n6b4c1brk";
+    let record = &mut batch["Records"][0]["dynamodb"];
+    record["Keys"]["PK"] = json!({"S": format!("ALERT#{broken_id}")});
+    record["NewImage"]["PK"] = record["Keys"]["PK"].clone();
+    record["NewImage"]["id"] = json!({"S": broken_id});
+    record["NewImage"]["kind"] = json!({"S": "carrier_pigeon"});
+    record["SequenceNumber"] = json!("4421584500000000017450439092");
+    let item: HashMap<String, AttributeValue> = record["NewImage"]
+        .as_object()
+        .expect("NewImage")
+        .iter()
+        .map(|(k, v)| (k.clone(), attribute_value(v)))
+        .collect();
+    vetchat_tests::dynamo_client()
+        .await
+        .put_item()
+        .table_name(story.table())
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put the broken alert");
+    let output = alerts
+        .invoke(batch)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- function log:\n{}", alerts.logs()));
+    assert_eq!(
+        output,
+        json!({"batchItemFailures": [{"itemIdentifier": "4421584500000000017450439092"}]})
+    );
+    assert!(std::panic::catch_unwind(|| no_batch_item_failures(&output)).is_err());
+}
+
+/// Every Lambda binary of the workspace (all but the local server's) has an entry in [`FUNCTIONS`], so every
+/// entry has sample events.
+#[test]
+fn every_lambda_binary_has_events() {
+    let out =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(workspace_root())
+            .args([
+                "metadata",
+                "--no-deps",
+                "--format-version",
+                "1",
+                "--offline",
+            ])
+            .output()
+            .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+    let binaries: BTreeSet<&str> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| p["name"] != "local")
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    let covered: BTreeSet<&str> = FUNCTIONS.iter().map(|f| f.binary).collect();
+    assert_eq!(
+        binaries, covered,
+        "the workspace's Lambda binaries vs the entries of FUNCTIONS"
     );
 }
 
@@ -446,6 +1432,15 @@ async fn fresh_table() -> String {
 /// Starts the function's binary on a Runtime API of its own, with `DYNAMODB_TABLE` (when given), the AWS
 /// settings of this process (DynamoDB Local's endpoint, credentials, region) and the entry's `env`.
 async fn spawn(f: &Function, table: Option<&str>) -> FunctionProcess {
+    spawn_with(f, table, Vec::new()).await
+}
+
+/// [`spawn`], with `more` environment on top.
+async fn spawn_with(
+    f: &Function,
+    table: Option<&str>,
+    more: Vec<(String, String)>,
+) -> FunctionProcess {
     let mut env = aws_env_from_current();
     env.extend(table.map(|t| ("DYNAMODB_TABLE".to_owned(), t.to_owned())));
     env.extend(
@@ -453,6 +1448,7 @@ async fn spawn(f: &Function, table: Option<&str>) -> FunctionProcess {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
+    env.extend(more);
     let binary = function_binary(f.binary);
     let api = RuntimeApi::start().await.expect("start the Runtime API");
     api.spawn_function(&binary, env)

@@ -54,6 +54,28 @@ pub fn reminder_on(settings: &DepartmentSettings, tz: Tz, date: NaiveDate) -> Da
     )
 }
 
+/// The latest local date, `from` or after, whose reminder is due at or before `run_at` (`from` if none is).
+///
+/// A date's reminder lies within that date, so looking back from `run_at`'s local date ends within two steps.
+fn last_due_date(
+    settings: &DepartmentSettings,
+    tz: Tz,
+    from: NaiveDate,
+    run_at: DateTime<Utc>,
+) -> NaiveDate {
+    let mut date = run_at.with_timezone(&tz).date_naive();
+    while date > from {
+        if reminder_on(settings, tz, date) <= run_at {
+            return date;
+        }
+        match date.pred_opt() {
+            Some(previous) => date = previous,
+            None => break,
+        }
+    }
+    from
+}
+
 /// The id of a department's reminder for a local date: one per department and date, ever.
 pub fn reminder_alert_id(department_id: &DepartmentId, date: NaiveDate) -> AlertId {
     AlertId(format!("alr_rem_{department_id}_{}", date.format("%Y%m%d")))
@@ -144,7 +166,13 @@ async fn handle(
     };
     let tz = practice.timezone;
     let settings = &department.settings;
-    let date = due.due_at.with_timezone(&tz).date_naive();
+    // A run that catches up several missed dates sends one reminder, for the last of them (not the first).
+    let date = last_due_date(
+        settings,
+        tz,
+        due.due_at.with_timezone(&tz).date_naive(),
+        run_at,
+    );
     let next = next_reminder(settings, tz, run_at);
     // The settings may have changed since this instant was stored: check the date's reminder is due now.
     if !settings.unresolved_reminder.enabled || reminder_on(settings, tz, date) > run_at {

@@ -1,0 +1,275 @@
+//! The domain's hot path, per call: availability (what `GET /public/.../availability` computes per
+//! department, and what every new conversation's admission computes), the routing decision
+//! (`conversation::admit`) and alert composition (`dispatch::compose`).
+//!
+//! `cargo bench -p vetchat-hot-path` (criterion; `-- --quick` for a fast pass). Results in BENCHMARKS.md.
+
+use std::hint::black_box;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::America::New_York;
+use criterion::{criterion_group, criterion_main, Criterion};
+use domain::alert::{AlertKind, PendingAlert, ReminderDigest};
+use domain::conversation::{
+    admit, AlertId, Channel, Conversation, ConversationId, ConversationStatus, Transfer,
+};
+use domain::department::{Department, DepartmentSettings};
+use domain::dispatch::compose;
+use domain::identity::{DepartmentId, PracticeId};
+use domain::practice::Practice;
+use domain::schedule::{
+    availability, DateOverride, DayHours, OverrideKind, TimeOfDay, WeeklyHours,
+};
+
+fn t(h: u16, m: u16) -> TimeOfDay {
+    TimeOfDay::from_hm(h, m).expect("a valid time")
+}
+
+fn hours(start: TimeOfDay, end: TimeOfDay) -> Option<DayHours> {
+    Some(DayHours { start, end })
+}
+
+/// 09:00–18:00 Monday to Friday, Saturday morning, closed Sunday.
+fn typical() -> WeeklyHours {
+    let day = hours(t(9, 0), t(18, 0));
+    WeeklyHours {
+        mon: day,
+        tue: day,
+        wed: day,
+        thu: day,
+        fri: day,
+        sat: hours(t(9, 0), t(13, 0)),
+        sun: None,
+    }
+}
+
+/// 00:00–24:00 every day: open all the time, so `closes_at` has to look through the whole 366-day horizon.
+fn always() -> WeeklyHours {
+    let day = hours(TimeOfDay::MIDNIGHT, TimeOfDay::END_OF_DAY);
+    WeeklyHours {
+        mon: day,
+        tue: day,
+        wed: day,
+        thu: day,
+        fri: day,
+        sat: day,
+        sun: day,
+    }
+}
+
+/// A year of overrides from `from`, one per date (the heaviest a department can hold within the
+/// horizon): every Sunday a working morning, every tenth date a holiday, the other dates working with
+/// shortened hours.
+fn year_of_overrides(from: NaiveDate) -> Vec<DateOverride> {
+    (0..365)
+        .map(|d| {
+            let date = from + Duration::days(d);
+            let (kind, start, end) = if d % 10 == 0 {
+                (OverrideKind::NonWorking, None, None)
+            } else if d % 7 == 6 {
+                (OverrideKind::Working, Some(t(10, 0)), Some(t(14, 0)))
+            } else {
+                (OverrideKind::Working, Some(t(8, 30)), Some(t(17, 30)))
+            };
+            DateOverride {
+                start_date: date,
+                end_date: date,
+                kind,
+                start,
+                end,
+            }
+        })
+        .collect()
+}
+
+/// About a year of real holidays: 12 closures, some spanning several dates.
+fn holidays(from: NaiveDate) -> Vec<DateOverride> {
+    [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334]
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| DateOverride {
+            start_date: from + Duration::days(d),
+            end_date: from + Duration::days(d + (i as i64 % 3)),
+            kind: OverrideKind::NonWorking,
+            start: None,
+            end: None,
+        })
+        .collect()
+}
+
+fn ny(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    New_York
+        .with_ymd_and_hms(y, mo, d, h, mi, 0)
+        .single()
+        .expect("not a DST edge")
+        .with_timezone(&Utc)
+}
+
+fn practice() -> Practice {
+    let id = PracticeId("prc_bench".into());
+    Practice {
+        default_department_id: DepartmentId::default_for(&id),
+        id,
+        name: "Happy Paws".into(),
+        timezone: New_York,
+        country: "US".into(),
+        sms_numbers: vec!["+12015550100".into()],
+        created_at: ny(2026, 1, 5, 9, 0),
+        updated_at: ny(2026, 1, 5, 9, 0),
+        version: 1,
+    }
+}
+
+fn department(practice: &Practice, hours: WeeklyHours, overrides: Vec<DateOverride>) -> Department {
+    let mut settings = DepartmentSettings::defaults("Grooming".into());
+    settings.visible_in_app = true;
+    settings.hours = hours;
+    settings.date_overrides = overrides;
+    settings.chat.greeting = Some("Hi! Grooming here, how can we help?".into());
+    settings.alerts.enabled = true;
+    settings.alerts.emails = vec![
+        "desk@happypaws.example".into(),
+        "groomer@happypaws.example".into(),
+    ];
+    settings.alerts.sms_numbers = vec!["+12015550123".into()];
+    Department {
+        id: DepartmentId("dep_grooming".into()),
+        practice_id: practice.id.clone(),
+        is_default: false,
+        settings,
+        open_conversations: 3,
+        version: 4,
+        next_reminder_at: None,
+        created_at: practice.created_at,
+        updated_at: practice.created_at,
+    }
+}
+
+fn bench_availability(c: &mut Criterion) {
+    let monday_10 = ny(2026, 11, 23, 10, 0);
+    let friday_20 = ny(2026, 11, 27, 20, 0);
+    let from = NaiveDate::from_ymd_opt(2026, 11, 1).expect("a date");
+    let year = year_of_overrides(from);
+    let few = holidays(from);
+    let mut g = c.benchmark_group("availability");
+    let cases: [(&str, WeeklyHours, &[DateOverride], DateTime<Utc>); 7] = [
+        ("typical hours, open (Mon 10:00)", typical(), &[], monday_10),
+        ("typical hours, closed (Fri 20:00 → Sat)", typical(), &[], friday_20),
+        ("typical hours + 12 holidays, closed", typical(), &few, friday_20),
+        ("24/7, open (closes_at: whole horizon)", always(), &[], monday_10),
+        ("365 overrides, open", typical(), &year, monday_10),
+        ("365 overrides, closed", typical(), &year, friday_20),
+        ("24/7 + 365 overrides, open", always(), &year, monday_10),
+    ];
+    for (name, hours, overrides, at) in &cases {
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                availability(
+                    black_box(hours),
+                    black_box(overrides),
+                    true,
+                    New_York,
+                    black_box(*at),
+                )
+            })
+        });
+    }
+    g.bench_function("offline", |b| {
+        b.iter(|| availability(black_box(&typical()), &year, false, New_York, monday_10))
+    });
+    g.finish();
+}
+
+fn bench_admit(c: &mut Criterion) {
+    let p = practice();
+    let from = NaiveDate::from_ymd_opt(2026, 11, 1).expect("a date");
+    let typical_dep = department(&p, typical(), holidays(from));
+    let heavy = department(&p, typical(), year_of_overrides(from));
+    let mut offline = typical_dep.clone();
+    offline.settings.online = false;
+    let monday_10 = ny(2026, 11, 23, 10, 0);
+    let friday_20 = ny(2026, 11, 27, 20, 0);
+    let mut g = c.benchmark_group("admit (routing decision)");
+    g.bench_function("text, open", |b| {
+        b.iter(|| admit(&p, black_box(&typical_dep), Channel::Sms, black_box(monday_10)))
+    });
+    g.bench_function("app chat, open, greeting", |b| {
+        b.iter(|| admit(&p, black_box(&typical_dep), Channel::App, black_box(monday_10)))
+    });
+    g.bench_function("web chat, closed, after-hours message", |b| {
+        b.iter(|| admit(&p, black_box(&typical_dep), Channel::Web, black_box(friday_20)))
+    });
+    g.bench_function("web chat, offline, refused (409 body)", |b| {
+        b.iter(|| admit(&p, black_box(&offline), Channel::Web, black_box(monday_10)))
+    });
+    g.bench_function("app chat, 365 overrides, closed", |b| {
+        b.iter(|| admit(&p, black_box(&heavy), Channel::App, black_box(friday_20)))
+    });
+    g.finish();
+}
+
+fn conversation(p: &Practice, d: &Department, n: usize) -> Conversation {
+    let at = ny(2026, 11, 23, 9, 0) + Duration::minutes(n as i64);
+    Conversation {
+        id: ConversationId(format!("cnv_{n:04}")),
+        practice_id: p.id.clone(),
+        department_id: d.id.clone(),
+        client_id: format!("+1201555{n:04}"),
+        channel: Channel::Sms,
+        status: ConversationStatus::Open,
+        started_at: at,
+        last_message_at: at,
+        resolved_at: None,
+    }
+}
+
+fn alert(p: &Practice, d: &Department, kind: AlertKind) -> PendingAlert {
+    let c = conversation(p, d, 1);
+    PendingAlert {
+        id: AlertId("alr_bench".into()),
+        practice_id: p.id.clone(),
+        department_id: d.id.clone(),
+        kind,
+        conversation_id: c.id.clone(),
+        client_id: c.client_id.clone(),
+        channel: c.channel,
+        created_at: c.started_at,
+        preview: "Is Rex ready for pickup? He had his bath at ten and the nails trimmed".into(),
+        transfer: None,
+        reminder: None,
+    }
+}
+
+fn bench_compose(c: &mut Criterion) {
+    let p = practice();
+    let d = department(&p, typical(), Vec::new());
+    let url = "https://dashboard.example/app";
+    let new = alert(&p, &d, AlertKind::NewConversation);
+    let mut transfer = alert(&p, &d, AlertKind::Transfer);
+    transfer.transfer = Some(Transfer {
+        from: DepartmentId("dep_team".into()),
+        to: d.id.clone(),
+        by: "usr_staff_demo".into(),
+        at: ny(2026, 11, 23, 9, 30),
+        note: Some("Nail trim question for Grooming".into()),
+    });
+    let mut reminder = alert(&p, &d, AlertKind::UnresolvedReminder);
+    reminder.reminder = Some(ReminderDigest {
+        date: NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date"),
+        conversations: (0..20).map(|n| conversation(&p, &d, n)).collect(),
+    });
+    let mut g = c.benchmark_group("compose (alert deliveries)");
+    g.bench_function("new conversation, 2 emails + 1 SMS", |b| {
+        b.iter(|| compose(black_box(&new), &p, black_box(&d), url))
+    });
+    g.bench_function("transfer with note, 2 emails + 1 SMS", |b| {
+        b.iter(|| compose(black_box(&transfer), &p, black_box(&d), url))
+    });
+    g.bench_function("reminder listing 20 conversations, 2 emails", |b| {
+        b.iter(|| compose(black_box(&reminder), &p, black_box(&d), url))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_availability, bench_admit, bench_compose);
+criterion_main!(benches);
