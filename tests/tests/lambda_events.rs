@@ -1257,8 +1257,8 @@ async fn broken_events_of_the_other_entries_are_refused() {
     assert!(std::panic::catch_unwind(|| no_batch_item_failures(&output)).is_err());
 }
 
-/// Every Lambda binary of the workspace (all but the local server's) has an entry in [`FUNCTIONS`], so every
-/// entry has sample events.
+/// Every Lambda binary of the workspace (the binaries of the packages under `functions/` but the local
+/// server's) has an entry in [`FUNCTIONS`], so every entry has sample events.
 #[test]
 fn every_lambda_binary_has_events() {
     let out =
@@ -1283,7 +1283,7 @@ fn every_lambda_binary_has_events() {
         .as_array()
         .expect("packages")
         .iter()
-        .filter(|p| p["name"] != "local")
+        .filter(|p| is_function_package(p))
         .flat_map(|p| p["targets"].as_array().into_iter().flatten())
         .filter(|t| {
             t["kind"]
@@ -1297,6 +1297,13 @@ fn every_lambda_binary_has_events() {
         binaries, covered,
         "the workspace's Lambda binaries vs the entries of FUNCTIONS"
     );
+}
+
+/// A package of `cargo metadata` that holds Lambda functions: under `functions/`, and not the local server.
+fn is_function_package(package: &Value) -> bool {
+    let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
+    let functions = workspace_root().join("functions");
+    manifest.starts_with(&functions) && package["name"] != "local"
 }
 
 /// A function that cannot start (no table configured) is reported as such, not as a timeout.

@@ -5,7 +5,8 @@
 //!   definitions, global secondary indexes (names, keys, projection), billing mode, stream view type and TTL
 //!   attribute; and every index an IAM policy of the template names (`${Table.Arn}/index/NAME`) exists;
 //! - every function the template deploys (`Metadata.BuildProperties.Binary`) is a binary of the workspace,
-//!   and every Lambda binary of the workspace (all but the local server's) is deployed.
+//!   and every Lambda binary of the workspace (those of the packages under `functions/`, but the local
+//!   server's) is deployed.
 //!
 //! The comparisons take the template's text, so `a_drifted_template_is_caught` feeds them mutated copies.
 //! `template.yaml` uses CloudFormation's short tags (`!Ref`, `!GetAtt`, `!Sub`): serde_yaml reads them as
@@ -321,8 +322,9 @@ fn template_text() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
-/// The binaries of every workspace package but the local server (`cargo metadata`, so `[[bin]]` entries,
-/// `src/main.rs` and `src/bin/` all count as cargo counts them).
+/// The binaries of the workspace's packages under `functions/` but the local server (`cargo metadata`, so
+/// `[[bin]]` entries, `src/main.rs` and `src/bin/` all count as cargo counts them). Tools elsewhere (tests,
+/// benchmarks) are not Lambda functions.
 fn lambda_binaries() -> BTreeSet<String> {
     let out =
         std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -343,9 +345,11 @@ fn lambda_binaries() -> BTreeSet<String> {
     );
     let metadata: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+    let functions = workspace_root().join("functions");
     let mut binaries = BTreeSet::new();
     for package in metadata["packages"].as_array().expect("packages") {
-        if package["name"] == "local" {
+        let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
+        if !manifest.starts_with(&functions) || package["name"] == "local" {
             continue;
         }
         for target in package["targets"].as_array().into_iter().flatten() {

@@ -154,9 +154,24 @@ fn bench_availability(c: &mut Criterion) {
     let mut g = c.benchmark_group("availability");
     let cases: [(&str, WeeklyHours, &[DateOverride], DateTime<Utc>); 7] = [
         ("typical hours, open (Mon 10:00)", typical(), &[], monday_10),
-        ("typical hours, closed (Fri 20:00 → Sat)", typical(), &[], friday_20),
-        ("typical hours + 12 holidays, closed", typical(), &few, friday_20),
-        ("24/7, open (closes_at: whole horizon)", always(), &[], monday_10),
+        (
+            "typical hours, closed (Fri 20:00 → Sat)",
+            typical(),
+            &[],
+            friday_20,
+        ),
+        (
+            "typical hours + 12 holidays, closed",
+            typical(),
+            &few,
+            friday_20,
+        ),
+        (
+            "24/7, open (closes_at: whole horizon)",
+            always(),
+            &[],
+            monday_10,
+        ),
         ("365 overrides, open", typical(), &year, monday_10),
         ("365 overrides, closed", typical(), &year, friday_20),
         ("24/7 + 365 overrides, open", always(), &year, monday_10),
@@ -191,13 +206,34 @@ fn bench_admit(c: &mut Criterion) {
     let friday_20 = ny(2026, 11, 27, 20, 0);
     let mut g = c.benchmark_group("admit (routing decision)");
     g.bench_function("text, open", |b| {
-        b.iter(|| admit(&p, black_box(&typical_dep), Channel::Sms, black_box(monday_10)))
+        b.iter(|| {
+            admit(
+                &p,
+                black_box(&typical_dep),
+                Channel::Sms,
+                black_box(monday_10),
+            )
+        })
     });
     g.bench_function("app chat, open, greeting", |b| {
-        b.iter(|| admit(&p, black_box(&typical_dep), Channel::App, black_box(monday_10)))
+        b.iter(|| {
+            admit(
+                &p,
+                black_box(&typical_dep),
+                Channel::App,
+                black_box(monday_10),
+            )
+        })
     });
     g.bench_function("web chat, closed, after-hours message", |b| {
-        b.iter(|| admit(&p, black_box(&typical_dep), Channel::Web, black_box(friday_20)))
+        b.iter(|| {
+            admit(
+                &p,
+                black_box(&typical_dep),
+                Channel::Web,
+                black_box(friday_20),
+            )
+        })
     });
     g.bench_function("web chat, offline, refused (409 body)", |b| {
         b.iter(|| admit(&p, black_box(&offline), Channel::Web, black_box(monday_10)))

@@ -58,10 +58,7 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .unwrap_or_else(|| panic!("{flag} needs a value"))
-        };
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--bin-dir" => a.bin_dir = PathBuf::from(value()),
             "--spawns" => a.spawns = value().parse().expect("--spawns N"),
@@ -119,9 +116,11 @@ fn sns_ok(out: &Value) -> Result<(), String> {
 }
 
 fn stream_ok(out: &Value) -> Result<(), String> {
-    (out["batchItemFailures"].as_array().is_some_and(Vec::is_empty))
-        .then_some(())
-        .ok_or_else(|| format!("batch failures: {out}"))
+    (out["batchItemFailures"]
+        .as_array()
+        .is_some_and(Vec::is_empty))
+    .then_some(())
+    .ok_or_else(|| format!("batch failures: {out}"))
 }
 
 fn reminder_ok(out: &Value) -> Result<(), String> {
@@ -206,7 +205,11 @@ async fn seed(client: &aws_sdk_dynamodb::Client) -> Seeded {
     }
 }
 
-async fn workload(binary: &'static str, client: &aws_sdk_dynamodb::Client, needed: usize) -> Workload {
+async fn workload(
+    binary: &'static str,
+    client: &aws_sdk_dynamodb::Client,
+    needed: usize,
+) -> Workload {
     if binary == "hello-lambda" {
         return Workload {
             binary,
@@ -281,9 +284,10 @@ async fn workload(binary: &'static str, client: &aws_sdk_dynamodb::Client, neede
             Workload {
                 binary,
                 table,
-                event: "events/transfer-alerts/transfer-to-grooming.json on a seeded conversation, to \
+                event:
+                    "events/transfer-alerts/transfer-to-grooming.json on a seeded conversation, to \
                         Grooming and back by turns"
-                    .into(),
+                        .into(),
                 growth: "one transfer record and one pending alert per invocation",
                 next: Box::new(move |i| {
                     let mut e = event.clone();
@@ -305,7 +309,9 @@ async fn workload(binary: &'static str, client: &aws_sdk_dynamodb::Client, neede
                     Method::PATCH,
                     &format!("/departments/{}", s.default_id),
                     &admin,
-                    Some(&json!({"alerts": {"enabled": true, "emails": ["desk@happypaws.example"]}})),
+                    Some(
+                        &json!({"alerts": {"enabled": true, "emails": ["desk@happypaws.example"]}}),
+                    ),
                 )
                 .await;
             let ids = pending_alerts(&s, needed).await;
@@ -450,10 +456,7 @@ struct Soak {
 }
 
 fn checkpoints(n: usize) -> Vec<usize> {
-    let mut c: Vec<usize> = [1, 10, 100, 1000]
-        .into_iter()
-        .filter(|&k| k <= n)
-        .collect();
+    let mut c: Vec<usize> = [1, 10, 100, 1000].into_iter().filter(|&k| k <= n).collect();
     c.extend((1..=10).map(|k| n * k / 10).filter(|&k| k > 0));
     c.sort();
     c.dedup();
