@@ -271,14 +271,14 @@ async fn change_department(
         if settings == current.settings {
             return Ok(current); // nothing changes: no write, same etag
         }
-        // A reminder already due but not yet run stays due: recompute from just before it.
-        let after = current
-            .next_reminder_at
-            .map(|d| d - chrono::Duration::seconds(1))
-            .filter(|d| *d < now)
-            .unwrap_or(now);
+        // A reminder already due but not yet run stays due (the run works out which date it is for and
+        // reschedules it if the new settings make it not due yet); otherwise the next one from now.
+        let next_reminder_at = match current.next_reminder_at {
+            Some(due) if due <= now && settings.unresolved_reminder.enabled => Some(due),
+            _ => reminder::next_reminder(&settings, practice.timezone, now),
+        };
         let next = Department {
-            next_reminder_at: reminder::next_reminder(&settings, practice.timezone, after),
+            next_reminder_at,
             settings,
             version: current.version + 1,
             updated_at: now,
