@@ -7,13 +7,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
 use adapters::auth::Authenticated;
-use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, AppState};
+use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, AppState, Body};
 use adapters::{new_id, now};
 use domain::department::Department;
 use domain::identity::{DepartmentId, PracticeId};
@@ -64,7 +63,7 @@ fn department_response(status: StatusCode, department: &Department) -> Response 
 async fn put_practice(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let input: PracticeInput = parse_json(&body)?;
     let (practice, created) = settings::put_practice(&*s.store, &caller, input, now()).await?;
@@ -96,7 +95,7 @@ async fn list_departments(
 async fn create_department(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let body: Value = parse_json(&body)?;
     let department =
@@ -119,7 +118,7 @@ async fn patch_department(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let patch: Value = parse_json(&body)?;
     let if_match = match headers.get(http::header::IF_MATCH) {
@@ -169,7 +168,7 @@ async fn set_online(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let OnlineBody { online } = parse_json(&body)?;
     let department =

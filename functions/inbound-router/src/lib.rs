@@ -7,11 +7,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use bytes::Bytes;
 use serde::Deserialize;
 
 use adapters::auth::Authenticated;
-use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, AppState};
+use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, AppState, Body};
 use adapters::{now, UlidIds};
 use domain::conversation::{ConversationId, ConversationStatus};
 use domain::identity::DepartmentId;
@@ -38,7 +37,7 @@ pub fn router(state: AppState) -> Router {
 async fn inbound(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let input: InboundInput = parse_json(&body)?;
     let inbound = routing::inbound_from_caller(&caller, input)?;
@@ -106,7 +105,7 @@ async fn list_conversations(
 async fn start_conversation(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let input: StartInput = parse_json(&body)?;
     let conversation = routing::staff_start(&*s.store, &caller, input, now(), &UlidIds).await?;
@@ -132,7 +131,7 @@ async fn reply(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let ReplyBody { body } = parse_json(&body)?;
     let message = routing::staff_reply(

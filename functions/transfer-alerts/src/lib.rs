@@ -6,12 +6,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use adapters::auth::Authenticated;
-use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, AppState};
+use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, AppState, Body};
 use adapters::{now, UlidIds};
 use domain::alert::AlertSender;
 use domain::conversation::{AlertId, ConversationId};
@@ -30,7 +29,7 @@ async fn transfer(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let input: TransferInput = parse_json(&body)?;
     let conversation = routing::transfer_conversation(

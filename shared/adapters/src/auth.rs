@@ -35,6 +35,12 @@ pub fn caller_from_claims(claims: Option<&HashMap<String, String>>) -> Result<Ca
             .ok_or_else(|| ApiError::Unauthenticated(format!("the token has no {name:?} claim")))
     };
     let sub = get("sub")?.clone();
+    // The user id becomes part of storage keys (a client's open conversation): bounded like every id.
+    if !domain::identity::plausible_id(&sub) {
+        return Err(ApiError::Unauthenticated(
+            "the token's sub claim is not a valid user id".into(),
+        ));
+    }
     let practice_id = PracticeId::parse(get("practice_id")?).ok_or_else(|| {
         ApiError::Unauthenticated("the token's practice_id claim is not a valid id".into())
     })?;

@@ -104,6 +104,16 @@ impl DepartmentId {
     }
 }
 
+/// The longest id (department, conversation, client) a path, a body or a token may carry. Ids become parts
+/// of storage keys, which have limits of their own: an id over this one cannot exist and is answered as one
+/// that does not, before any read.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Whether `raw` could be the id of a record: 1 to [`MAX_ID_BYTES`] bytes.
+pub fn plausible_id(raw: &str) -> bool {
+    !raw.is_empty() && raw.len() <= MAX_ID_BYTES
+}
+
 /// The source of new record ids (the adapters use ULIDs; tests may count).
 pub trait Ids: Send + Sync {
     /// A new unique id starting with `prefix` (`"cnv"`, `"msg"`, …).

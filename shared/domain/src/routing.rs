@@ -11,7 +11,9 @@ use crate::conversation::{
     MessageId, Outcome, Transfer,
 };
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
-use crate::identity::{Caller, DepartmentId, Ids, PracticeId, Role, DASHBOARD};
+use crate::identity::{
+    plausible_id, Caller, DepartmentId, Ids, PracticeId, Role, DASHBOARD, MAX_ID_BYTES,
+};
 use crate::store::{
     ConversationFilter, ConversationPage, NewConversation, OpenConversation, Store, StoreError,
 };
@@ -169,6 +171,9 @@ pub async fn route_inbound(
         .department_id
         .clone()
         .unwrap_or_else(|| default_id.clone());
+    if !plausible_id(wanted.as_str()) {
+        return Err(not_visible(&wanted));
+    }
     for _ in 0..RACE_RETRIES {
         let ctx = store
             .routing_context(&inbound.practice_id, &inbound.client_id, &wanted)
@@ -322,12 +327,15 @@ pub async fn staff_start(
     caller.require(DASHBOARD)?;
     let body = message_body(&input.body)?;
     let client_id = input.client_id.trim().to_owned();
-    if client_id.is_empty() || client_id.len() > 128 {
+    if !plausible_id(&client_id) {
         return Err(DomainError::invalid(
             InvalidCode::InvalidValue,
             "client_id",
-            "client_id is 1 to 128 characters",
+            format!("client_id is 1 to {MAX_ID_BYTES} bytes"),
         ));
+    }
+    if !plausible_id(input.department_id.as_str()) {
+        return Err(DomainError::NotFound("department"));
     }
     let channel = input.channel.unwrap_or(if client_id.starts_with('+') {
         Channel::Sms
@@ -404,6 +412,7 @@ pub async fn staff_reply(
 ) -> DomainResult<Message> {
     caller.require(DASHBOARD)?;
     let body = message_body(body)?;
+    known_conversation(id)?;
     let conversation = store
         .get_conversation(&caller.practice_id, id)
         .await?
@@ -436,6 +445,15 @@ pub async fn staff_reply(
     }
 }
 
+/// 404 for an id that cannot name a conversation, before any read.
+fn known_conversation(id: &ConversationId) -> DomainResult<()> {
+    if plausible_id(&id.0) {
+        Ok(())
+    } else {
+        Err(DomainError::NotFound("conversation"))
+    }
+}
+
 fn resolved() -> DomainError {
     DomainError::conflict(
         ConflictCode::ConversationResolved,
@@ -451,6 +469,7 @@ pub async fn end_conversation(
     now: DateTime<Utc>,
 ) -> DomainResult<Conversation> {
     caller.require(DASHBOARD)?;
+    known_conversation(id)?;
     for _ in 0..RACE_RETRIES {
         let conversation = store
             .get_conversation(&caller.practice_id, id)
@@ -478,6 +497,7 @@ pub async fn conversation_detail(
     id: &ConversationId,
 ) -> DomainResult<crate::store::ConversationDetail> {
     caller.require(DASHBOARD)?;
+    known_conversation(id)?;
     store
         .conversation_detail(&caller.practice_id, id)
         .await?
@@ -493,6 +513,17 @@ pub async fn list_conversations(
     limit: usize,
 ) -> DomainResult<ConversationPage> {
     caller.require(DASHBOARD)?;
+    if filter
+        .department_id
+        .as_ref()
+        .is_some_and(|d| !plausible_id(d.as_str()))
+    {
+        // No department has such an id: none of its conversations exist.
+        return Ok(ConversationPage {
+            conversations: Vec::new(),
+            next_cursor: None,
+        });
+    }
     store
         .list_conversations(&caller.practice_id, &filter, cursor, limit.clamp(1, 100))
         .await
@@ -535,6 +566,10 @@ pub async fn transfer_conversation(
         Some(n) if !n.is_empty() => Some(n),
         _ => None,
     };
+    known_conversation(id)?;
+    if !plausible_id(input.department_id.as_str()) {
+        return Err(DomainError::NotFound("department"));
+    }
     for _ in 0..RACE_RETRIES {
         // One read: the conversation with its messages (the alert quotes the last one).
         let detail = store

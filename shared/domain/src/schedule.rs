@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{DomainError, InvalidCode};
 
 /// At most this many date overrides per department (a few years of holidays with room to spare).
-pub const MAX_DATE_OVERRIDES: usize = 500;
+pub const MAX_DATE_OVERRIDES: usize = 400;
 /// The longest date range one override may cover.
 pub const MAX_OVERRIDE_DAYS: i64 = 366;
 
@@ -261,7 +261,7 @@ pub fn validate_hours(hours: &WeeklyHours) -> Result<(), DomainError> {
 /// `invalid_date_override`, field `date_overrides` (too many), `date_overrides[i]` (kind and hours, overlap)
 /// or `date_overrides[i].end_date` (the date range).
 ///
-/// Rules: at most 500 overrides; `start_date <= end_date`; at most 366 days per override; `non_working` carries
+/// Rules: at most 400 overrides; `start_date <= end_date`; at most 366 days per override; `non_working` carries
 /// no `start`/`end`; `working` has both or neither, `start < end`, `start` not `24:00`; no date is covered by
 /// two overrides.
 pub fn validate_overrides(overrides: &[DateOverride]) -> Result<(), DomainError> {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::department::{self, Department, DepartmentSettings, Merge};
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
-use crate::identity::{Caller, DepartmentId, PracticeId, ADMIN, DASHBOARD};
+use crate::identity::{plausible_id, Caller, DepartmentId, PracticeId, ADMIN, DASHBOARD};
 use crate::practice::{Practice, PracticeInput};
 use crate::reminder;
 use crate::schedule::{self, AvailabilityReason, WeeklyHours};
@@ -175,6 +175,15 @@ fn duplicate_name(name: &str) -> DomainError {
     )
 }
 
+/// 404 for an id that cannot name a department, before any read.
+fn known_department(id: &DepartmentId) -> DomainResult<()> {
+    if plausible_id(id.as_str()) {
+        Ok(())
+    } else {
+        Err(DomainError::NotFound("department"))
+    }
+}
+
 /// `GET /departments/{id}`.
 pub async fn get_department(
     store: &dyn Store,
@@ -182,6 +191,7 @@ pub async fn get_department(
     id: &DepartmentId,
 ) -> DomainResult<Department> {
     caller.require(DASHBOARD)?;
+    known_department(id)?;
     let (_, department) = store
         .practice_and_department(&caller.practice_id, id)
         .await?;
@@ -240,6 +250,7 @@ async fn change_department(
     if_match: Option<&str>,
     now: DateTime<Utc>,
 ) -> DomainResult<Department> {
+    known_department(id)?;
     for _ in 0..RACE_RETRIES {
         let (practice, current) = store
             .practice_and_department(&caller.practice_id, id)
@@ -311,6 +322,7 @@ pub async fn delete_department(
     id: &DepartmentId,
 ) -> DomainResult<()> {
     caller.require(ADMIN)?;
+    known_department(id)?;
     let (_, department) = store
         .practice_and_department(&caller.practice_id, id)
         .await?;

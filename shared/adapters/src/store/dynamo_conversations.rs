@@ -241,7 +241,8 @@ fn decode_cursor(raw: &str, practice_id: &PracticeId) -> StoreResult<String> {
     let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
     // Another practice's cursor could only ever position a read of the caller's own partition (the
     // partition key comes from the caller, never from the cursor); it is refused all the same.
-    if &cursor.practice_id != practice_id || cursor.after.is_empty() {
+    // A position is a key of this table: bounded like one (a longer one is not a cursor this API gave).
+    if &cursor.practice_id != practice_id || cursor.after.is_empty() || cursor.after.len() > 1024 {
         return Err(StoreError::BadCursor);
     }
     Ok(cursor.after)
