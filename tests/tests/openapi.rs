@@ -21,7 +21,8 @@ fn root() -> std::path::PathBuf {
 }
 
 fn document() -> Value {
-    let text = std::fs::read_to_string(root().join("openapi.yaml")).expect("openapi.yaml at the root");
+    let text =
+        std::fs::read_to_string(root().join("openapi.yaml")).expect("openapi.yaml at the root");
     serde_yaml::from_str(&text).expect("openapi.yaml is YAML")
 }
 
@@ -54,10 +55,7 @@ fn routed_paths() -> BTreeSet<String> {
         while let Some(at) = rest.find(".route(") {
             rest = &rest[at + ".route(".len()..];
             let quoted = rest.trim_start();
-            let Some(path) = quoted
-                .strip_prefix('"')
-                .and_then(|q| q.split('"').next())
-            else {
+            let Some(path) = quoted.strip_prefix('"').and_then(|q| q.split('"').next()) else {
                 continue;
             };
             out.insert(path.to_owned());

@@ -56,15 +56,14 @@ async fn side(api: &Api, word: &'static str, n: u32) -> Side {
             &id,
             Method::PUT,
             "/practice",
-            Some(json!({"name": name, "timezone": "America/New_York", "country": "US",
-                        "sms_numbers": [practice_number]})),
+            Some(
+                json!({"name": name, "timezone": "America/New_York", "country": "US",
+                        "sms_numbers": [practice_number]}),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let default_department = r.body["default_department_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let default_department = r.body["default_department_id"].as_str().unwrap().to_owned();
     let desk = format!("{lower}.desk@{lower}-vets.example");
     let desk_number = format!("+1201555013{n}");
     let greeting = format!("{word} says hello to every pet");
@@ -364,9 +363,7 @@ const CALLERS: &[Caller] = &[
 /// The `Authorization` header of a caller (`None`: no header).
 fn authorization(caller: Caller, a: &Side, b: &Side, endpoint: Endpoint) -> Option<String> {
     let fresh_sub = format!("user-{}", seq());
-    let claims = |practice: &str, role: &str| {
-        json!({"sub": fresh_sub, "practice_id": practice, "role": role})
-    };
+    let claims = |practice: &str, role: &str| json!({"sub": fresh_sub, "practice_id": practice, "role": role});
     let token = match caller {
         Caller::NoToken => return None,
         Caller::BadSignature => sign("not-the-secret", claims(&a.id, "admin")),
@@ -436,9 +433,11 @@ async fn request(
         E::PutPractice => (
             Method::PUT,
             "/practice".into(),
-            Some(json!({"name": format!("{} Creek Animal Hospital", own.word),
+            Some(
+                json!({"name": format!("{} Creek Animal Hospital", own.word),
                         "timezone": "America/New_York", "country": "US",
-                        "sms_numbers": [own.strings[3]]})),
+                        "sms_numbers": [own.strings[3]]}),
+            ),
         ),
         E::GetPractice => (Method::GET, "/practice".into(), None),
         E::ListDepartments => (Method::GET, "/departments".into(), None),
@@ -481,13 +480,17 @@ async fn request(
         E::Inbound(channel @ ("sms" | "whatsapp")) => (
             Method::POST,
             "/inbound".into(),
-            Some(json!({"channel": channel, "from": format!("+1202555{:04}", 1000 + n % 9000),
-                        "body": "Is Rex ready?"})),
+            Some(
+                json!({"channel": channel, "from": format!("+1202555{:04}", 1000 + n % 9000),
+                        "body": "Is Rex ready?"}),
+            ),
         ),
         E::Inbound(channel) => (
             Method::POST,
             "/inbound".into(),
-            Some(json!({"channel": channel, "department_id": a.grooming, "body": "Can I book a bath?"})),
+            Some(
+                json!({"channel": channel, "department_id": a.grooming, "body": "Can I book a bath?"}),
+            ),
         ),
         E::ListConversations => (Method::GET, "/conversations?status=open".into(), None),
         E::GetConversation => (
@@ -498,8 +501,10 @@ async fn request(
         E::StartConversation => (
             Method::POST,
             "/conversations".into(),
-            Some(json!({"department_id": a.grooming, "client_id": format!("started-{n}"),
-                        "body": "Your pet is ready"})),
+            Some(
+                json!({"department_id": a.grooming, "client_id": format!("started-{n}"),
+                        "body": "Your pet is ready"}),
+            ),
         ),
         E::Reply => (
             Method::POST,
@@ -703,7 +708,9 @@ async fn practice_ids_in_paths_queries_and_bodies_never_override_the_token(api: 
             with_b(json!({"department_id": a.back_office})),
         ),
     ] {
-        let r = api.call(&a.id, role, method.clone(), &path, Some(body)).await;
+        let r = api
+            .call(&a.id, role, method.clone(), &path, Some(body))
+            .await;
         assert_eq!(
             (r.status, r.code()),
             (StatusCode::BAD_REQUEST, "malformed_request"),
@@ -802,7 +809,11 @@ async fn practice_ids_in_paths_queries_and_bodies_never_override_the_token(api: 
             )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        assert_eq!(r.body["conversations"], json!([]), "B's conversations stay B's");
+        assert_eq!(
+            r.body["conversations"],
+            json!([]),
+            "B's conversations stay B's"
+        );
     }
     // A's conversation stayed in A's grooming department.
     let r = api
@@ -1004,13 +1015,19 @@ async fn everything(api: &Api, p: &str) -> Value {
     let mut details = Vec::new();
     for c in conversations["conversations"].as_array().unwrap() {
         let path = format!("/conversations/{}", c["id"].as_str().unwrap());
-        details.push(api.call(p, Role::Staff, Method::GET, &path, None).await.body);
+        details.push(
+            api.call(p, Role::Staff, Method::GET, &path, None)
+                .await
+                .body,
+        );
     }
     json!({"practice": practice, "departments": departments, "conversations": details})
 }
 
 fn numbers(count: usize) -> Vec<String> {
-    (0..count).map(|i| format!("+1201555{:04}", 200 + i)).collect()
+    (0..count)
+        .map(|i| format!("+1201555{:04}", 200 + i))
+        .collect()
 }
 
 async fn request_limits_are_refused_and_nothing_is_stored(api: Api) {
@@ -1257,7 +1274,10 @@ async fn request_limits_are_refused_and_nothing_is_stored(api: Api) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["date_overrides"].as_array().unwrap().len(), 400);
     assert_eq!(r.body["alerts"]["emails"].as_array().unwrap().len(), 20);
-    assert_eq!(r.body["alerts"]["sms_numbers"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        r.body["alerts"]["sms_numbers"].as_array().unwrap().len(),
+        10
+    );
     // The fullest department there can be, sent back as it was read, still fits in a request.
     let full = r.body.clone();
     let r = api.admin(&p, Method::PATCH, &dep, Some(full.clone())).await;
@@ -1271,8 +1291,10 @@ async fn request_limits_are_refused_and_nothing_is_stored(api: Api) {
             &p,
             Method::PUT,
             "/practice",
-            Some(json!({"name": name(80), "timezone": "America/New_York", "country": "US",
-                        "sms_numbers": numbers(20)})),
+            Some(
+                json!({"name": name(80), "timezone": "America/New_York", "country": "US",
+                        "sms_numbers": numbers(20)}),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
