@@ -1,6 +1,7 @@
 //! Test support shared by the black-box suites: the two stores (DynamoDB Local on a fresh table, or the
 //! embedded one) and sample records.
 
+pub mod fault_proxy;
 pub mod runtime_api;
 
 use std::sync::Arc;
@@ -41,6 +42,21 @@ pub async fn fresh_dynamo_store() -> DynamoStore {
         .await
         .expect("create the test table");
     DynamoStore::new(client, table)
+}
+
+/// A DynamoDB store on a table of its own, reached at `endpoint` (e.g. a [`fault_proxy::FaultProxy`]) with
+/// the service's own SDK settings (`adapters::aws::sdk_config`: its retries and timeouts). The table is
+/// created directly on DynamoDB Local, past any proxy.
+pub async fn dynamo_store_at(endpoint: &str) -> DynamoStore {
+    let table = unique_table_name();
+    adapters::store::ensure_table(&dynamo_client().await, &table)
+        .await
+        .expect("create the test table");
+    let sdk = adapters::aws::sdk_config().await;
+    let conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .endpoint_url(endpoint)
+        .build();
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table)
 }
 
 pub fn memory_store() -> MemoryStore {

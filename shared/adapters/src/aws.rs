@@ -1,17 +1,77 @@
 //! AWS SDK clients, built once per cold start. Endpoints for local emulators come from the SDK's own
 //! `AWS_ENDPOINT_URL_<SERVICE>` variables, so there is no endpoint plumbing here.
+//!
+//! # Retries and timeouts (chosen here, for every client built from [`sdk_config`])
+//!
+//! A function answers behind API Gateway (30 s integration timeout) with a Lambda timeout of 10 s
+//! (`template.yaml`), and one request makes two or three DynamoDB calls in sequence. So one DynamoDB
+//! operation, retries included, must end well inside a few seconds, and a store that keeps failing must
+//! turn into a 503 `unavailable` long before Lambda kills the invocation:
+//!
+//! | setting | value | why |
+//! |---|---|---|
+//! | retry mode | standard | retries throttling (`ThrottlingException`, `ProvisionedThroughputExceededException`), 5xx and timeouts, with a retry quota (token bucket) that stops retrying when most calls fail |
+//! | max attempts | [`MAX_ATTEMPTS`] (4) | three retries absorb a short throttling burst |
+//! | backoff | full jitter from [`INITIAL_BACKOFF`] (50 ms) doubling up to [`MAX_BACKOFF`] (1 s) | DynamoDB throttling clears in tens of milliseconds; waiting seconds would only eat the request's budget |
+//! | connect timeout | [`CONNECT_TIMEOUT`] (1 s) | in-region connects take milliseconds |
+//! | attempt timeout | [`ATTEMPT_TIMEOUT`] (1.5 s) | a DynamoDB call takes milliseconds; a stuck attempt is abandoned and retried |
+//! | operation timeout | [`OPERATION_TIMEOUT`] (4 s) | the whole call, retries included: two in a row still fit the Lambda's 10 s |
+//!
+//! Retrying a write is safe: `TransactWriteItems` carries a `ClientRequestToken` the SDK fills once per
+//! operation (so every attempt repeats it), and the store recognises its own earlier write when a
+//! conditional write finds it already applied (`tests/tests/faults.rs` drives all of this through a proxy
+//! that throttles, fails and drops responses on purpose). The alert senders keep their own, longer
+//! timeouts (`senders::ATTEMPT_TIMEOUT`, `senders::OPERATION_TIMEOUT`) and this retry policy.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use domain::store::Store;
 
 use crate::config::{Config, ConfigError};
 use crate::store::DynamoStore;
 
-/// The shared SDK configuration (region, credentials, retry and timeout settings).
+/// Attempts of one SDK operation (the first and three retries).
+pub const MAX_ATTEMPTS: u32 = 4;
+/// The first retry waits up to this (full jitter), each further one up to twice as long...
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+/// ...but never more than this.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest a new connection may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest one attempt may take, from sending the request to reading the whole response.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// The longest one operation may take, every attempt and backoff included.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The retry policy of every client (see the table above).
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF)
+}
+
+/// The timeouts of every client (see the table above).
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The shared SDK configuration: region, credentials and endpoints from the environment, the retry and
+/// timeout settings from here (they win over `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`).
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .load()
+        .await
 }
 
 /// The DynamoDB store on the configured table.

@@ -465,6 +465,20 @@ fn settings_update_names() -> HashMap<String, String> {
         .collect()
 }
 
+/// Whether a failed version condition failed on this very write: the old image already holds the
+/// version and the `updated_at` this write sets. That happens when DynamoDB applied an attempt whose answer
+/// was lost (a timeout, a dropped connection) and the SDK sent it again; a plain `PutItem`/`UpdateItem`
+/// carries no idempotency token, so the store recognises its own write instead of calling it stale.
+fn applied_already(old: Option<&Item>, version: u64, updated_at: DateTime<Utc>) -> bool {
+    let Some(item) = old.filter(|item| !item.is_empty()) else {
+        return false;
+    };
+    number_attribute::<u64>(item, "version") == Some(version)
+        && to_attribute_value(updated_at)
+            .ok()
+            .is_some_and(|at| item.get("updated_at") == Some(&at))
+}
+
 /// Why a department write at a version failed, from the item's old image: `None` if the condition holds.
 fn version_failure(old: Option<&Item>, previous: u64) -> Option<StoreError> {
     match old.filter(|item| !item.is_empty()) {
@@ -746,6 +760,9 @@ impl Store for DynamoStore {
                         else {
                             return Err(sdk_unavailable("PutItem", &e));
                         };
+                        if applied_already(c.item(), practice.version, practice.updated_at) {
+                            return Ok(());
+                        }
                         match version_failure(c.item(), previous.version) {
                             Some(error) => return Err(error),
                             None => backoff.wait().await?,
@@ -878,6 +895,9 @@ impl Store for DynamoStore {
                         else {
                             return Err(sdk_unavailable("UpdateItem", &e));
                         };
+                        if applied_already(c.item(), department.version, department.updated_at) {
+                            return Ok(());
+                        }
                         match version_failure(c.item(), previous.version) {
                             Some(error) => return Err(error),
                             None => backoff.wait().await?,
