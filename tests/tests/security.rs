@@ -1,10 +1,12 @@
-//! Who may do what (API.md "Who is calling"), on both stores: every endpoint of the contract against every kind
-//! of caller (no token, bad signature, expired, `alg: none`, a claim missing, an unknown role, each role, a
-//! token of another practice), each cell an expected status; no response ever carrying the other practice's
-//! ids, names, addresses or numbers; practice ids in paths, queries or bodies never overriding the token's;
-//! ids that cannot exist answered as ids that do not; and the limits on what one request may carry, each
-//! refused with a clear code and nothing stored.
+//! Who may do what (API.md "Who is calling"), on both stores: every endpoint of the contract against every
+//! kind of caller (no token, bad signature, expired, `alg: none`, a claim missing or odd, an unknown role,
+//! each role, a token of another practice), each cell an expected status and an answer `openapi.yaml`
+//! documents; no response ever carrying the other practice's ids, names, addresses or numbers; practice ids
+//! in paths, queries or bodies never overriding the token's; ids that cannot exist answered as ids that do
+//! not; and the limits on what one request may carry, each refused with a clear code and nothing stored.
 
+#[path = "support/contract.rs"]
+mod contract;
 mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -227,6 +229,13 @@ fn sign(secret: &str, mut claims: Value) -> String {
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// Fails unless the answer is one `openapi.yaml` documents for the operation, body and all.
+fn conforms(method: &Method, path: &str, r: &Reply) {
+    if let Some(v) = contract::violation(method.as_str(), path, r.status.as_u16(), &r.body) {
+        panic!("not as openapi.yaml says: {v}: {}", r.body);
+    }
+}
+
 /// A number never used before in this test binary (fresh clients, names, phone numbers).
 fn seq() -> u32 {
     SEQ.fetch_add(1, Ordering::Relaxed)
@@ -338,6 +347,8 @@ enum Caller {
     Expired,
     AlgNone,
     Missing(&'static str),
+    /// A claim with a value no caller can have (a practice id that is no id).
+    Odd(&'static str, &'static str),
     UnknownRole,
     Role(Role),
     /// A token of the other practice, with a role the endpoint allows.
@@ -352,6 +363,8 @@ const CALLERS: &[Caller] = &[
     Caller::Missing("sub"),
     Caller::Missing("practice_id"),
     Caller::Missing("role"),
+    Caller::Odd("practice_id", "PRACTICE#x"),
+    Caller::Odd("practice_id", ""),
     Caller::UnknownRole,
     Caller::Role(Role::Admin),
     Caller::Role(Role::Staff),
@@ -383,6 +396,11 @@ fn authorization(caller: Caller, a: &Side, b: &Side, endpoint: Endpoint) -> Opti
         Caller::Missing(claim) => {
             let mut c = claims(&a.id, "admin");
             c.as_object_mut().unwrap().remove(claim);
+            sign(support::SECRET, c)
+        }
+        Caller::Odd(claim, value) => {
+            let mut c = claims(&a.id, "admin");
+            c[claim] = json!(value);
             sign(support::SECRET, c)
         }
         Caller::UnknownRole => sign(support::SECRET, claims(&a.id, "superuser")),
@@ -538,7 +556,8 @@ fn expected(endpoint: Endpoint, caller: Caller) -> (StatusCode, &'static str) {
         | Caller::BadSignature
         | Caller::Expired
         | Caller::AlgNone
-        | Caller::Missing(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        | Caller::Missing(_)
+        | Caller::Odd(..) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
         Caller::UnknownRole => (StatusCode::FORBIDDEN, "forbidden"),
         Caller::Role(role) if rule.roles.contains(&role) => (rule.success, ""),
         Caller::Role(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -577,6 +596,10 @@ async fn every_endpoint_answers_every_caller_as_the_contract_says(api: Api) {
                 .await;
             let (status, code) = expected(endpoint, caller);
             let cell = format!("{endpoint:?} × {caller:?} ({method} {path})");
+            if let Some(v) = contract::violation(method.as_str(), &path, r.status.as_u16(), &r.body)
+            {
+                failures.push(format!("{cell}: not as openapi.yaml says: {v}: {}", r.body));
+            }
             if r.status != status || (!code.is_empty() && r.code() != code) {
                 failures.push(format!(
                     "{cell}: expected {status} {code}, got {} {}",
@@ -711,6 +734,7 @@ async fn practice_ids_in_paths_queries_and_bodies_never_override_the_token(api: 
         let r = api
             .call(&a.id, role, method.clone(), &path, Some(body))
             .await;
+        conforms(&method, &path, &r);
         assert_eq!(
             (r.status, r.code()),
             (StatusCode::BAD_REQUEST, "malformed_request"),
@@ -896,6 +920,7 @@ async fn ids_that_cannot_exist_are_not_found(api: Api) {
         ),
     ] {
         let r = admin(method.clone(), path.clone(), body).await;
+        conforms(&method, &path, &r);
         assert_eq!(
             (r.status, r.code()),
             (StatusCode::NOT_FOUND, "not_found"),
@@ -1234,6 +1259,7 @@ async fn request_limits_are_refused_and_nothing_is_stored(api: Api) {
             "{method} {path} as {role:?}: {}",
             r.body
         );
+        conforms(&method, &path, &r);
         assert!(
             !r.body["error"]["message"].as_str().unwrap_or("").is_empty(),
             "a message for a person"
@@ -1398,6 +1424,7 @@ async fn the_body_size_limit_holds_on_every_endpoint_that_reads_one(api: Api) {
                 "{method} {path}: {}",
                 r.body
             );
+            conforms(&method, &path, &r);
         }
     }
     // An unauthenticated caller is refused before its body is read at all.
