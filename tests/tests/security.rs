@@ -643,6 +643,12 @@ async fn every_endpoint_answers_every_caller_as_the_contract_says(api: Api) {
         failures.len(),
         failures.join("\n")
     );
+    // What B's callers did stayed in B: A's practice keeps its name and none of B's new departments.
+    let r = api.admin(&a.id, Method::GET, "/practice", None).await;
+    assert_eq!(r.body["name"], "Alder Creek Animal Hospital");
+    let r = api.admin(&a.id, Method::GET, "/departments", None).await;
+    assert!(leaked(&r, &b, "").is_empty(), "{}", r.body);
+    assert!(!r.body.to_string().contains("Zephyr Extra"), "{}", r.body);
     // What the cells did stayed in A: B's own records are as B left them.
     let r = api
         .call(&b.id, Role::Staff, Method::GET, "/conversations", None)
