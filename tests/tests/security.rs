@@ -22,7 +22,7 @@ on_both_stores!(
     practice_ids_in_paths_queries_and_bodies_never_override_the_token,
     ids_that_cannot_exist_are_not_found,
     request_limits_are_refused_and_nothing_is_stored,
-    the_body_size_limit_holds_on_every_endpoint_that_reads_one,
+    body_size_and_depth_limits_hold_on_every_endpoint_that_reads_a_body,
 );
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1335,7 +1335,7 @@ async fn request_limits_are_refused_and_nothing_is_stored(api: Api) {
 // ---------------------------------------------------------------------------------------------------------
 // Body size
 
-async fn the_body_size_limit_holds_on_every_endpoint_that_reads_one(api: Api) {
+async fn body_size_and_depth_limits_hold_on_every_endpoint_that_reads_a_body(api: Api) {
     let p = Api::practice_id();
     let default_id = api.setup_practice(&p).await;
     api.admin(
@@ -1432,6 +1432,40 @@ async fn the_body_size_limit_holds_on_every_endpoint_that_reads_one(api: Api) {
             );
             conforms(&method, &path, &r);
         }
+    }
+    // JSON nested deeper than any request needs (within the size limit): refused as malformed, no stack
+    // overflow.
+    let deep = format!(
+        "{{\"chat\": {}1{}}}",
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+    assert!(deep.len() < adapters::http::MAX_BODY_BYTES);
+    for (role, method, path) in [
+        (
+            Role::Admin,
+            Method::PATCH,
+            format!("/departments/{default_id}"),
+        ),
+        (Role::Admin, Method::POST, "/departments".to_owned()),
+        (Role::Client, Method::POST, "/inbound".to_owned()),
+    ] {
+        let token = format!("Bearer {}", Api::token(&p, role));
+        let r = api
+            .raw(
+                method.clone(),
+                &path,
+                &[("authorization", &token)],
+                Some(deep.clone()),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "malformed_request"),
+            "{method} {path}: {}",
+            r.body
+        );
+        conforms(&method, &path, &r);
     }
     // An unauthenticated caller is refused before its body is read at all.
     let r = api
