@@ -991,6 +991,23 @@ async fn ids_that_cannot_exist_are_not_found(api: Api) {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
+    // A cursor this API could not have given (its position longer than a key): 422, not a failed query.
+    let crafted = base64url(&serde_json::to_vec(&json!({"p": p, "k": long})).unwrap());
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::GET,
+            &format!("/conversations?cursor={crafted}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", "cursor"),
+        "{}",
+        r.body
+    );
     // A client id longer than any id: 422, as a staff-chosen value.
     let r = api
         .call(
@@ -1034,6 +1051,22 @@ async fn ids_that_cannot_exist_are_not_found(api: Api) {
 
 // ---------------------------------------------------------------------------------------------------------
 // Limits
+
+/// Base64url without padding (the cursor's encoding).
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
 
 /// What a practice holds, as its dashboard shows it.
 async fn everything(api: &Api, p: &str) -> Value {
