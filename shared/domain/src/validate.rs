@@ -60,6 +60,14 @@ pub fn emails(input: &EmailsInput, field: &str) -> DomainResult<Vec<String>> {
         EmailsInput::List(items) => items.iter().map(String::as_str).collect(),
         EmailsInput::Line(line) => line.split(',').collect(),
     };
+    // Counted before any is parsed: a request cannot make the service parse thousands of addresses.
+    let given = match input {
+        EmailsInput::List(_) => parts.len(),
+        EmailsInput::Line(_) => parts.iter().filter(|p| !p.trim().is_empty()).count(),
+    };
+    if given > MAX_EMAILS {
+        return Err(too_many_emails(field));
+    }
     let mut out: Vec<String> = Vec::new();
     for (i, part) in parts.iter().enumerate() {
         let candidate = part.trim();
@@ -90,14 +98,15 @@ pub fn emails(input: &EmailsInput, field: &str) -> DomainResult<Vec<String>> {
             out.push(normalized);
         }
     }
-    if out.len() > MAX_EMAILS {
-        return Err(DomainError::invalid(
-            InvalidCode::TooLarge,
-            field,
-            format!("at most {MAX_EMAILS} alert emails"),
-        ));
-    }
     Ok(out)
+}
+
+fn too_many_emails(field: &str) -> DomainError {
+    DomainError::invalid(
+        InvalidCode::TooLarge,
+        field,
+        format!("at most {MAX_EMAILS} alert emails"),
+    )
 }
 
 /// An ISO 3166-1 alpha-2 country code, upper-cased.
@@ -177,6 +186,14 @@ pub fn sms_alert_numbers(
             InvalidCode::SmsAlertsUnavailableInCountry,
             field,
             "SMS alerts are available only to practices in the US and Canada",
+        ));
+    }
+    // Counted before any is parsed, as `phones` does.
+    if raw.len() > MAX_SMS_NUMBERS {
+        return Err(DomainError::invalid(
+            InvalidCode::TooLarge,
+            field,
+            format!("at most {MAX_SMS_NUMBERS} numbers"),
         ));
     }
     for (i, item) in raw.iter().enumerate() {

@@ -932,7 +932,9 @@ fn override_validation_names_the_override() {
     );
 
     // Too many.
-    let many: Vec<DateOverride> = (0..501u64)
+    let max = domain::schedule::MAX_DATE_OVERRIDES as u64;
+    assert_eq!(max, 400);
+    let many: Vec<DateOverride> = (0..=max)
         .map(|i| {
             let d = date("2026-01-01") + chrono::Days::new(i);
             DateOverride {
@@ -949,7 +951,7 @@ fn override_validation_names_the_override() {
         (code, field.as_str()),
         ("invalid_date_override", "date_overrides")
     );
-    assert!(validate_overrides(&many[..500]).is_ok());
+    assert!(validate_overrides(&many[..max as usize]).is_ok());
 
     // Fine: a 366-day range, adjacent ranges, a working override with or without hours ending at 24:00.
     assert!(validate_overrides(&[
