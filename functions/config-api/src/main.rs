@@ -10,5 +10,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     // Clients are built once per cold start and reused by every invocation.
     let sdk = adapters::aws::sdk_config().await;
     let store = adapters::aws::dynamo_store(&sdk, &config).await?;
-    lambda_http::run(config_api::router(AppState::new(store))).await
+    let router = config_api::router(AppState::new(store));
+    lambda_http::run(adapters::auth::lambda_router(router, &config)).await
 }

@@ -9,5 +9,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     adapters::telemetry::init(&config);
     let sdk = adapters::aws::sdk_config().await;
     let store = adapters::aws::dynamo_store(&sdk, &config).await?;
-    lambda_http::run(inbound_router::router(AppState::new(store))).await
+    let router = inbound_router::router(AppState::new(store));
+    lambda_http::run(adapters::auth::lambda_router(router, &config)).await
 }

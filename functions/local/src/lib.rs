@@ -2,28 +2,23 @@
 //! Lambda functions run. It verifies HS256 tokens (`LOCAL_JWT_SECRET`) and hands the functions the claims
 //! exactly where API Gateway's JWT authorizer puts them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
 use axum::routing::get;
 use axum::Json;
 use axum::Router;
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use adapters::auth::request_context_with_claims;
+use adapters::auth::LocalTokens;
+pub use adapters::auth::{sign_token, LocalClaims, TokenVerifier, LOCAL_ISSUER};
 use adapters::config::Config;
 use adapters::http::{no_route, ApiError, AppState};
 use adapters::senders::{RecordingSender, SentAlert};
 use domain::alert::AlertSender;
 use domain::dispatch::dispatch_alert;
-use domain::identity::Role;
 use domain::store::Store;
 
 /// The store the local server runs on: DynamoDB when `DYNAMODB_TABLE` is set (the table is created if
@@ -64,141 +59,23 @@ pub struct LocalServices {
 /// Every route of every function, plus the local-only ones, behind local token verification and request
 /// logging.
 pub fn app(state: AppState, jwt_secret: &str, local: LocalServices) -> Router {
-    let verifier = Arc::new(TokenVerifier::new(jwt_secret));
     let reminder = Router::new()
         .route("/_local/eod-reminder", axum::routing::post(eod_reminder))
         .with_state((state.store.clone(), local.clone()));
-    Router::new()
+    let routes = Router::new()
         .merge(config_api::router(state.clone()))
         .merge(inbound_router::router(state.clone()))
         .merge(transfer_alerts::router(state))
         .route("/_local/sent", get(sent).with_state(local.recorder.clone()))
         .merge(reminder)
-        .fallback(no_route)
-        .layer(middleware::from_fn_with_state(verifier, authenticate))
+        .fallback(no_route);
+    LocalTokens::for_local_server(jwt_secret)
+        .layer(routes)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-}
-
-/// The claims a local token carries (the contract's three plus the standard ones).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LocalClaims {
-    pub sub: String,
-    pub practice_id: String,
-    pub role: String,
-    pub iss: String,
-    pub iat: i64,
-    pub exp: i64,
-}
-
-pub const LOCAL_ISSUER: &str = "vetchat-local";
-
-pub struct TokenVerifier {
-    key: DecodingKey,
-    validation: Validation,
-}
-
-impl TokenVerifier {
-    pub fn new(secret: &str) -> Self {
-        // HS256 only: a token with another algorithm (or "none") is refused.
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        TokenVerifier {
-            key: DecodingKey::from_secret(secret.as_bytes()),
-            validation,
-        }
-    }
-
-    /// The claims as API Gateway's JWT authorizer hands them over: every value a string.
-    pub fn verify(&self, token: &str) -> Result<HashMap<String, String>, String> {
-        let data = decode::<HashMap<String, Value>>(token, &self.key, &self.validation)
-            .map_err(|e| format!("the token is not valid: {e}"))?;
-        Ok(data
-            .claims
-            .into_iter()
-            .map(|(k, v)| {
-                let s = match v {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                (k, s)
-            })
-            .collect())
-    }
-}
-
-/// Signs a local token for a practice and role (what `cargo run -- token` prints).
-pub fn sign_token(
-    secret: &str,
-    practice_id: &str,
-    role: Role,
-    sub: &str,
-    now: i64,
-    ttl_secs: i64,
-) -> String {
-    let claims = LocalClaims {
-        sub: sub.to_owned(),
-        practice_id: practice_id.to_owned(),
-        role: role.as_str().to_owned(),
-        iss: LOCAL_ISSUER.to_owned(),
-        iat: now,
-        exp: now + ttl_secs,
-    };
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("HS256 signing cannot fail")
-}
-
-/// Plays API Gateway's JWT authorizer: protected routes need a valid bearer token, whose claims are put in
-/// the request context; public and local-only routes take none.
-async fn authenticate(
-    State(verifier): State<Arc<TokenVerifier>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let path = request.uri().path();
-    let public = path.starts_with("/public/") || path.starts_with("/_local/");
-    // Whatever the client sent, the request context is the server's to set.
-    request
-        .extensions_mut()
-        .remove::<lambda_http::request::RequestContext>();
-    if !public {
-        let header = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        match header.map(|h| h.trim()) {
-            None => {}
-            Some(h) => {
-                let Some(token) = h
-                    .strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-                else {
-                    return ApiError::Unauthenticated(
-                        "Authorization must be \"Bearer <token>\"".into(),
-                    )
-                    .into_response();
-                };
-                match verifier.verify(token.trim()) {
-                    Ok(claims) => {
-                        request
-                            .extensions_mut()
-                            .insert(request_context_with_claims(claims));
-                    }
-                    Err(reason) => return ApiError::Unauthenticated(reason).into_response(),
-                }
-            }
-        }
-    }
-    next.run(request).await
 }
 
 /// `GET /_local/sent`: every alert the local senders took, oldest first, one entry per recipient.

@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             println!(
                 "{}",
                 local::sign_token(
-                    &config.local_jwt_secret,
+                    config.local_server_jwt_secret(),
                     &practice,
                     role,
                     &sub,
@@ -96,7 +96,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 dashboard_url: config.dashboard_url.clone(),
             };
             local::spawn_reminder_timer(store.clone(), services.clone(), Duration::from_secs(60));
-            let app = local::app(AppState::new(store), &config.local_jwt_secret, services);
+            let app = local::app(
+                AppState::new(store),
+                config.local_server_jwt_secret(),
+                services,
+            );
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!("listening on http://{addr}");

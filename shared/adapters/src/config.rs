@@ -25,8 +25,10 @@ pub struct Config {
     pub table_name: Option<String>,
     /// Local server port (`PORT`, default 3000).
     pub port: u16,
-    /// HS256 secret the local server verifies tokens with (`LOCAL_JWT_SECRET`).
-    pub local_jwt_secret: String,
+    /// `LOCAL_JWT_SECRET` as set: the HS256 secret local tokens are signed with. The local server falls back
+    /// to [`DEFAULT_LOCAL_JWT_SECRET`]; a Lambda function verifies local tokens only when it is set
+    /// (`cargo lambda watch`, see Cargo.toml), never on AWS, where the template does not set it.
+    pub local_jwt_secret: Option<String>,
     /// Sender address of alert emails (`SENDER_EMAIL`).
     pub sender_email: Option<String>,
     /// Base URL of the staff dashboard, for links in alerts (`DASHBOARD_URL`).
@@ -77,8 +79,7 @@ impl Config {
         Ok(Config {
             table_name: var("DYNAMODB_TABLE"),
             port,
-            local_jwt_secret: var("LOCAL_JWT_SECRET")
-                .unwrap_or_else(|| DEFAULT_LOCAL_JWT_SECRET.to_owned()),
+            local_jwt_secret: var("LOCAL_JWT_SECRET"),
             sender_email: var("SENDER_EMAIL"),
             dashboard_url: var("DASHBOARD_URL")
                 .unwrap_or_else(|| "http://localhost:3000/dashboard".to_owned()),
@@ -86,6 +87,13 @@ impl Config {
             alert_sender,
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
         })
+    }
+
+    /// The secret the local server signs and verifies its tokens with.
+    pub fn local_server_jwt_secret(&self) -> &str {
+        self.local_jwt_secret
+            .as_deref()
+            .unwrap_or(DEFAULT_LOCAL_JWT_SECRET)
     }
 
     /// The table name, required by the Lambda functions.
