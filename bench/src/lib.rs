@@ -199,6 +199,15 @@ pub struct CapacityProbe {
     total: Arc<Mutex<Capacity>>,
 }
 
+/// The read operations among them (their capacity is read units).
+const READ_OPERATIONS: &[&str] = &[
+    "GetItem",
+    "BatchGetItem",
+    "Query",
+    "Scan",
+    "TransactGetItems",
+];
+
 /// The operations that take `ReturnConsumedCapacity`.
 const CAPACITY_OPERATIONS: &[&str] = &[
     "GetItem",
@@ -218,12 +227,21 @@ impl CapacityProbe {
         std::mem::take(&mut *self.total.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn add(&self, response: &Value) {
+    fn add(&self, operation: &str, response: &Value) {
+        // DynamoDB Local reports only `CapacityUnits` (no read/write split): those are read units for the
+        // read operations and write units for the others.
+        let reads = READ_OPERATIONS.contains(&operation);
         let one = |c: &Value| {
+            let units = c["CapacityUnits"].as_f64().unwrap_or(0.0);
+            let split = |field: &str, fallback: bool| {
+                c[field]
+                    .as_f64()
+                    .unwrap_or(if fallback { units } else { 0.0 })
+            };
             (
-                c["CapacityUnits"].as_f64().unwrap_or(0.0),
-                c["ReadCapacityUnits"].as_f64().unwrap_or(0.0),
-                c["WriteCapacityUnits"].as_f64().unwrap_or(0.0),
+                units,
+                split("ReadCapacityUnits", reads),
+                split("WriteCapacityUnits", !reads),
             )
         };
         let all: Vec<(f64, f64, f64)> = match &response["ConsumedCapacity"] {
@@ -284,12 +302,13 @@ impl Intercept for CapacityProbe {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if !CAPACITY_OPERATIONS.contains(&operation(cfg)) {
+        let op = operation(cfg);
+        if !CAPACITY_OPERATIONS.contains(&op) {
             return Ok(());
         }
         if let Some(bytes) = context.response().body().bytes() {
             if let Ok(json) = serde_json::from_slice::<Value>(bytes) {
-                self.add(&json);
+                self.add(op, &json);
             }
         }
         Ok(())

@@ -267,35 +267,26 @@ async fn workload(
             }
         }
         "transfer-alerts" => {
-            let integration = s.token(Role::Integration, "bench-gateway");
-            let reply = s
-                .api
-                .expect(
-                    StatusCode::CREATED,
-                    Method::POST,
-                    "/inbound",
-                    &integration,
-                    Some(&json!({"channel": "sms", "from": "+12015550142", "body": "Transfer me"})),
-                )
-                .await;
-            let conversation = reply["conversation_id"].as_str().expect("an id").to_owned();
+            // A different conversation each time (one text from a distinct number each): transferring one
+            // conversation back and forth 10,000 times would measure a 10,000-transfer conversation, whose
+            // every transfer reads the whole history (BENCHMARKS.md).
+            let conversations = open_conversations(&s, needed).await;
             let event = read_event("transfer-alerts", "transfer-to-grooming.json");
-            let (grooming, default) = (s.grooming_id.clone(), s.default_id.clone());
+            let grooming = s.grooming_id.clone();
             Workload {
                 binary,
                 table,
-                event:
-                    "events/transfer-alerts/transfer-to-grooming.json on a seeded conversation, to \
-                        Grooming and back by turns"
-                        .into(),
+                event: "events/transfer-alerts/transfer-to-grooming.json, a different seeded conversation \
+                        (one text each) to Grooming each time"
+                    .into(),
                 growth: "one transfer record and one pending alert per invocation",
                 next: Box::new(move |i| {
+                    let conversation = &conversations[i % conversations.len()];
                     let mut e = event.clone();
                     let path = format!("/conversations/{conversation}/transfer");
                     set_path(&mut e, &path);
                     e["pathParameters"]["id"] = json!(conversation);
-                    let to = if i % 2 == 0 { &grooming } else { &default };
-                    edit_json_string(&mut e["body"], |b| b["department_id"] = json!(to));
+                    edit_json_string(&mut e["body"], |b| b["department_id"] = json!(grooming));
                     e
                 }),
                 check: http_ok,
@@ -361,8 +352,9 @@ async fn workload(
     }
 }
 
-/// `n` pending new-conversation alerts: `n` texts from distinct numbers, each starting a conversation.
-async fn pending_alerts(s: &Seeded, n: usize) -> Vec<String> {
+/// `n` open conversations in the default department: `n` texts from distinct numbers (each also leaves a
+/// pending new-conversation alert). Returns their ids.
+async fn open_conversations(s: &Seeded, n: usize) -> Vec<String> {
     let token = s.token(Role::Integration, "bench-gateway");
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -370,16 +362,33 @@ async fn pending_alerts(s: &Seeded, n: usize) -> Vec<String> {
     for w in 0..PARALLEL {
         let (api, token) = (s.api.clone(), token.clone());
         tasks.spawn(async move {
+            let mut ids = Vec::new();
             for i in (w..n).step_by(PARALLEL) {
                 let body = json!({"channel": "sms", "from": format!("+1201{:07}", 2_000_000 + i), "body": "Is Rex ready?"});
-                api.expect(StatusCode::CREATED, Method::POST, "/inbound", &token, Some(&body))
+                let reply = api
+                    .expect(StatusCode::CREATED, Method::POST, "/inbound", &token, Some(&body))
                     .await;
+                ids.push(reply["conversation_id"].as_str().expect("an id").to_owned());
             }
+            ids
         });
     }
+    let mut ids = Vec::with_capacity(n);
     while let Some(r) = tasks.join_next().await {
-        r.expect("seeding task");
+        ids.extend(r.expect("seeding task"));
     }
+    eprintln!(
+        "  seeded {} conversations in {:.1}s",
+        ids.len(),
+        started.elapsed().as_secs_f64()
+    );
+    ids
+}
+
+/// `n` pending new-conversation alerts: `n` texts from distinct numbers, each starting a conversation.
+async fn pending_alerts(s: &Seeded, n: usize) -> Vec<String> {
+    let started = Instant::now();
+    open_conversations(s, n).await;
     let alerts = vetchat_tests::dynamo_pending_alerts(&s.store).await;
     eprintln!(
         "  seeded {} pending alerts in {:.1}s",
@@ -526,6 +535,11 @@ async fn main() {
         }
     }
 
+    for (k, w) in workloads.iter().enumerate() {
+        let init: Vec<String> = cold[k].init.iter().map(|d| ms(*d)).collect();
+        eprintln!("  {} init ms: {}", w.binary, init.join(" "));
+    }
+
     let mut soaks = Vec::new();
     for (k, w) in workloads.iter_mut().enumerate() {
         eprintln!("lambda-bench: {} x{}", w.binary, args.invocations);
@@ -548,6 +562,11 @@ async fn main() {
             if marks.contains(&i) {
                 let (rss, hwm) = rss_kib(f.pid()).expect("/proc/<pid>/status");
                 soak.memory.push((i, rss, hwm));
+                eprintln!(
+                    "  {i}: VmRSS {rss} KiB, VmHWM {hwm} KiB, last invocation {} ms, {:.1}s so far",
+                    ms(took),
+                    t0.elapsed().as_secs_f64()
+                );
             }
         }
         eprintln!("  done in {:.1}s", t0.elapsed().as_secs_f64());
