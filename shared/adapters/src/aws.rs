@@ -26,7 +26,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -68,23 +67,11 @@ pub fn timeout_config() -> TimeoutConfig {
 /// The shared SDK configuration: region, credentials and endpoints from the environment, the retry and
 /// timeout settings from here (they win over `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`).
 pub async fn sdk_config() -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
-        .timeout_config(timeout_config());
-    if lambda_env_credentials() {
-        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
-    }
-    loader.load().await
-}
-
-/// In Lambda the execution role's credentials are in the environment (`AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), the first place the default chain looks: read them there
-/// directly. Building the default chain costs the cold start its other providers, among them the web-identity
-/// provider's STS client, whose validation builds a TLS connector (root certificates loaded and parsed) for a
-/// client that is never used (BENCHMARKS.md, cold start).
-fn lambda_env_credentials() -> bool {
-    std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
-        && std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+        .timeout_config(timeout_config())
+        .load()
+        .await
 }
 
 /// The DynamoDB store on the configured table.
