@@ -144,8 +144,9 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         // The whole group: watch and the `cargo run` / function processes it started.
+        let group = format!("-{}", self.child.id());
         let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{}", self.child.id())])
+            .args(["-s", "TERM", "--", &group])
             .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -155,7 +156,7 @@ impl Drop for Watch {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &group])
             .status();
         let _ = self.child.wait();
     }
