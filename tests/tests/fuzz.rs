@@ -2,7 +2,7 @@
 //! parsing, deserialisation, validation, the store), and generated hours and date overrides through the
 //! real deserialise + validate path into the availability rules, in every time zone over two centuries.
 //! Each case must answer one of the contract's statuses with the contract's error shape, never panic,
-//! never hang (every request and every availability computation has a deadline), and leave the store
+//! never hang (every request has a 10 s deadline, every availability computation 2 s), and leave the store
 //! consistent with what was accepted.
 //!
 //! Size of a run (one knob for all three targets):
@@ -29,10 +29,12 @@ use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use serde_json::{json, Map, Value};
 use support::{Api, Reply};
 
-/// The longest one request may take before it counts as a hang.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
-/// The longest one availability computation may take before it counts as a hang.
-const AVAILABILITY_DEADLINE: Duration = Duration::from_millis(500);
+/// The longest one request may take before it counts as a hang (they take milliseconds; the margin is for
+/// a loaded 2-core machine running the three targets side by side).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// The longest one availability computation may take before it counts as a hang (it takes microseconds to
+/// a few milliseconds).
+const AVAILABILITY_DEADLINE: Duration = Duration::from_secs(2);
 
 // ---------------------------------------------------------------------------------------------------------
 // The runner: a case count, or a fixed time

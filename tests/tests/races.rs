@@ -1,5 +1,5 @@
 //! Concurrent staff and admins, through the HTTP API on DynamoDB Local, repeated round after round
-//! (`VETCHAT_RACE_ROUNDS`, default 30; RELIABILITY.md has a 200-round run): the store contract suites race each pair a few times on both
+//! (`VETCHAT_RACE_ROUNDS`, default 12 to keep `scripts/test` quick; RELIABILITY.md has a 200-round run): the store contract suites race each pair a few times on both
 //! stores; here every race runs many times on the real database, and after the last round the whole
 //! practice is checked against what was answered (conversations, transfers, open counts, alerts).
 //!
@@ -29,7 +29,7 @@ fn rounds() -> usize {
     std::env::var("VETCHAT_RACE_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(30)
+        .unwrap_or(12)
 }
 
 fn always_open() -> Value {
@@ -164,8 +164,20 @@ impl Practice {
                 "open_conversations of {d}"
             );
         }
-        self.api.deliver_alerts().await;
-        self.api.deliver_alerts().await;
+        // The dispatcher takes 100 pending alerts a run: run it until none is left.
+        for _ in 0..1000 {
+            self.api.deliver_alerts().await;
+            if self
+                .api
+                .store
+                .pending_alert_ids(1)
+                .await
+                .unwrap()
+                .is_empty()
+            {
+                break;
+            }
+        }
         let mut alerts_got: BTreeMap<(String, String), usize> = BTreeMap::new();
         for s in self.api.recorder.sent() {
             let kind = serde_json::to_value(s.kind).unwrap();
@@ -176,9 +188,18 @@ impl Practice {
                 ))
                 .or_insert(0) += 1;
         }
-        assert_eq!(
-            alerts_got, alerts_wanted,
-            "one alert per start and per move"
+        let differences: Vec<_> = alerts_wanted
+            .keys()
+            .chain(alerts_got.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|k| alerts_got.get(*k) != alerts_wanted.get(*k))
+            .map(|k| (k, alerts_got.get(k), alerts_wanted.get(k)))
+            .take(10)
+            .collect();
+        assert!(
+            differences.is_empty(),
+            "one alert per start and per move; (alert, delivered, wanted): {differences:?}"
         );
         assert_eq!(self.api.recorder.repeated_keys(), Vec::<String>::new());
         (conversations.len(), transfers)
@@ -587,7 +608,9 @@ async fn transfers_at_once_make_one_chain() {
     let started = Instant::now();
     let mut moves = 0;
     let mut listed_out_of_order = 0;
-    for round in 0..rounds() {
+    // Three transfers of one conversation conflict on its items and back off: a third of the rounds.
+    let rounds = rounds().div_ceil(3);
+    for round in 0..rounds {
         let r = w
             .text(&format!("+1201555{:04}", 3000 + round), "hello")
             .await;
@@ -666,7 +689,7 @@ async fn transfers_at_once_make_one_chain() {
     eprintln!(
         "{} rounds of 3 transfers at once in {:?}: {moves} moves; {conversations} conversations; \
          history listed out of commit order in {listed_out_of_order} rounds",
-        rounds(),
+        rounds,
         started.elapsed()
     );
 }
