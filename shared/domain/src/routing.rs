@@ -587,11 +587,17 @@ pub async fn transfer_conversation(
                 "the conversation is already in this department",
             ));
         }
+        // The history is ordered by `at`: a transfer that commits after another (the version check makes
+        // this read the latest) is never dated before it, whatever the two requests' clocks said.
+        let at = match detail.transfers.iter().map(|t| t.at).max() {
+            Some(previous) if previous >= now => previous + chrono::Duration::milliseconds(1),
+            _ => now,
+        };
         let transfer = Transfer {
             from: conversation.department_id.clone(),
             to: input.department_id.clone(),
             by: caller.sub.clone(),
-            at: now,
+            at,
             note: note.clone(),
         };
         let last = detail
