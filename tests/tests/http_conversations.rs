@@ -24,6 +24,7 @@ on_both_stores!(
     another_practice_cannot_see_conversations,
     texts_arriving_at_once_make_one_conversation,
     inbound_texts_through_sns_are_routed_once,
+    a_retried_message_with_its_idempotency_key_is_stored_once,
 );
 
 fn always_open() -> Value {
@@ -810,5 +811,120 @@ async fn inbound_texts_through_sns_are_routed_once(api: Api) {
     assert!(
         matches!(out, inbound_router::sms::TextOutcome::UnknownDestination(_)),
         "{out:?}"
+    );
+}
+
+/// A client or gateway that resends after a lost answer (or a 503) with the same `Idempotency-Key` does not
+/// store the message twice; another key, or another caller's same key, is another message.
+async fn a_retried_message_with_its_idempotency_key_is_stored_once(api: Api) {
+    let p = Api::practice_id();
+    let default_id = api.setup_practice(&p).await;
+    api.admin(
+        &p,
+        Method::PATCH,
+        &format!("/departments/{default_id}"),
+        Some(json!({"hours": always_open()})),
+    )
+    .await;
+    let token = |role: Role, sub: &str| {
+        format!(
+            "Bearer {}",
+            local::sign_token(
+                support::SECRET,
+                &p,
+                role,
+                sub,
+                chrono::Utc::now().timestamp(),
+                3600
+            )
+        )
+    };
+    let owner = token(Role::Client, "owner-7");
+    let send = |auth: String, key: &'static str, body: &'static str| {
+        let api = &api;
+        async move {
+            let msg = json!({"channel": "app", "body": body}).to_string();
+            let mut headers = vec![("authorization", auth.as_str())];
+            if !key.is_empty() {
+                headers.push(("idempotency-key", key));
+            }
+            api.raw(Method::POST, "/inbound", &headers, Some(msg)).await
+        }
+    };
+
+    let first = send(owner.clone(), "msg-0001", "Can I book a bath?").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let conversation = first.body["conversation_id"].as_str().unwrap().to_owned();
+    // The answer was lost: the app sends it again, twice.
+    for _ in 0..2 {
+        let again = send(owner.clone(), "msg-0001", "Can I book a bath?").await;
+        assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+        assert_eq!(again.body["conversation_id"], conversation.as_str());
+        assert_eq!(again.body["new_conversation"], false);
+    }
+    // Another message of the same owner, with its own key, joins the conversation.
+    let next = send(owner.clone(), "msg-0002", "For Saturday?").await;
+    assert_eq!(next.status, StatusCode::OK, "{:?}", next.body);
+    let d = detail(&api, &p, &conversation).await;
+    let client_texts: Vec<&str> = d["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["author"]["kind"] == "client")
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(
+        client_texts,
+        vec!["Can I book a bath?", "For Saturday?"],
+        "{d}"
+    );
+
+    // Another owner's same key is not the first owner's message.
+    let other = send(token(Role::Client, "owner-8"), "msg-0001", "Hello").await;
+    assert_eq!(other.status, StatusCode::CREATED, "{:?}", other.body);
+    assert_ne!(other.body["conversation_id"], conversation.as_str());
+
+    // A key that is not 1 to 128 visible ASCII characters is refused, and nothing is stored.
+    let long = "k".repeat(129);
+    let refused = api
+        .raw(
+            Method::POST,
+            "/inbound",
+            &[
+                ("authorization", owner.as_str()),
+                ("idempotency-key", long.as_str()),
+            ],
+            Some(json!({"channel": "app", "body": "not stored"}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "invalid_value");
+    assert_eq!(refused.body["error"]["field"], "Idempotency-Key");
+    let spaced = api
+        .raw(
+            Method::POST,
+            "/inbound",
+            &[
+                ("authorization", owner.as_str()),
+                ("idempotency-key", "two words"),
+            ],
+            Some(json!({"channel": "app", "body": "not stored"}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        spaced.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        spaced.body
+    );
+    let d = detail(&api, &p, &conversation).await;
+    assert!(
+        !d["messages"].to_string().contains("not stored"),
+        "a refused message is not stored: {d}"
     );
 }

@@ -37,10 +37,15 @@ pub fn router(state: AppState) -> Router {
 async fn inbound(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
+    headers: http::HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
     let input: InboundInput = parse_json(&body)?;
-    let inbound = routing::inbound_from_caller(&caller, input)?;
+    // Checked by the domain (visible ASCII): a header that is not text fails it there.
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let inbound = routing::inbound_from_caller(&caller, input, idempotency_key.as_deref())?;
     let routed = routing::route_inbound(&*s.store, inbound, now(), &UlidIds).await?;
     let status = if routed.new_conversation {
         StatusCode::CREATED

@@ -91,8 +91,32 @@ pub fn text_sender(raw: Option<&str>) -> DomainResult<String> {
     Ok(validate::e164(&number))
 }
 
+/// The longest `Idempotency-Key` a caller may send.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+
+/// The dedup key of an `Idempotency-Key` the caller sent: scoped to the caller, so two callers' keys never
+/// meet. 1 to 128 visible ASCII characters (a UUID, a ULID, the gateway's own message id).
+fn caller_dedup_key(caller: &Caller, idempotency_key: &str) -> DomainResult<String> {
+    let valid = !idempotency_key.is_empty()
+        && idempotency_key.len() <= MAX_IDEMPOTENCY_KEY_CHARS
+        && idempotency_key.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(DomainError::invalid(
+            InvalidCode::InvalidValue,
+            "Idempotency-Key",
+            format!("Idempotency-Key is 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"),
+        ));
+    }
+    Ok(format!("key:{}:{idempotency_key}", caller.sub))
+}
+
 /// `POST /inbound` from the app, the web widget (role client) or the texting gateway (role integration).
-pub fn inbound_from_caller(caller: &Caller, input: InboundInput) -> DomainResult<Inbound> {
+/// With an `Idempotency-Key`, a retry of a message that was stored (its answer lost) is not stored again.
+pub fn inbound_from_caller(
+    caller: &Caller,
+    input: InboundInput,
+    idempotency_key: Option<&str>,
+) -> DomainResult<Inbound> {
     let (client_id, department_id) = if input.channel.is_text() {
         caller.require(&[Role::Integration])?;
         // Texts cannot choose a department: they start in the default one.
@@ -107,7 +131,9 @@ pub fn inbound_from_caller(caller: &Caller, input: InboundInput) -> DomainResult
         client_id,
         department_id,
         body: message_body(&input.body)?,
-        dedup_key: None,
+        dedup_key: idempotency_key
+            .map(|key| caller_dedup_key(caller, key))
+            .transpose()?,
     })
 }
 
