@@ -424,15 +424,19 @@ struct SettingsUpdate {
 fn settings_update_expression(department: &Department) -> &'static str {
     if department.next_reminder_at.is_some() {
         "SET #settings = :settings, #name_key = :name_key, #version = :version, #updated_at = :updated_at, \
-         DUE_PK = :due_pk, DUE_AT = :due_at"
+         #write_token = :write_token, DUE_PK = :due_pk, DUE_AT = :due_at"
     } else {
-        "SET #settings = :settings, #name_key = :name_key, #version = :version, #updated_at = :updated_at \
-         REMOVE DUE_PK, DUE_AT"
+        "SET #settings = :settings, #name_key = :name_key, #version = :version, #updated_at = :updated_at, \
+         #write_token = :write_token REMOVE DUE_PK, DUE_AT"
     }
 }
 const AT_VERSION: &str = "attribute_exists(PK) AND #version = :previous";
 
-fn settings_update(department: &Department, previous: &Department) -> StoreResult<SettingsUpdate> {
+fn settings_update(
+    department: &Department,
+    previous: &Department,
+    token: &str,
+) -> StoreResult<SettingsUpdate> {
     let settings = to_attribute_value(&department.settings).map_err(encoding_failed)?;
     let updated_at = to_attribute_value(department.updated_at).map_err(encoding_failed)?;
     Ok(SettingsUpdate {
@@ -446,6 +450,7 @@ fn settings_update(department: &Department, previous: &Department) -> StoreResul
             (":version".to_owned(), n(department.version)),
             (":updated_at".to_owned(), updated_at),
             (":previous".to_owned(), n(previous.version)),
+            (":write_token".to_owned(), s(token)),
         ])
         .into_iter()
         .chain(department.next_reminder_at.into_iter().flat_map(|at| {
@@ -459,24 +464,28 @@ fn settings_update(department: &Department, previous: &Department) -> StoreResul
 }
 
 fn settings_update_names() -> HashMap<String, String> {
-    ["settings", "name_key", "version", "updated_at"]
+    ["settings", "name_key", "version", "updated_at", WRITE_TOKEN]
         .into_iter()
         .map(|a| (format!("#{a}"), a.to_owned()))
         .collect()
 }
 
-/// Whether a failed version condition failed on this very write: the old image already holds the
-/// version and the `updated_at` this write sets. That happens when DynamoDB applied an attempt whose answer
-/// was lost (a timeout, a dropped connection) and the SDK sent it again; a plain `PutItem`/`UpdateItem`
-/// carries no idempotency token, so the store recognises its own write instead of calling it stale.
-fn applied_already(old: Option<&Item>, version: u64, updated_at: DateTime<Utc>) -> bool {
-    let Some(item) = old.filter(|item| !item.is_empty()) else {
-        return false;
-    };
-    number_attribute::<u64>(item, "version") == Some(version)
-        && to_attribute_value(updated_at)
-            .ok()
-            .is_some_and(|at| item.get("updated_at") == Some(&at))
+/// The attribute that names the last write of a practice or department item: a fresh token per store call,
+/// the same on every attempt of that call.
+const WRITE_TOKEN: &str = "write_token";
+
+fn new_write_token() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// Whether a failed version condition failed on this very write: the old image carries this call's write
+/// token. That happens when DynamoDB applied an attempt whose answer was lost (a timeout, a dropped
+/// connection) and the SDK (or the conflict loop) sent it again; a plain `PutItem`/`UpdateItem` carries no
+/// idempotency token, so the store recognises its own write instead of calling it stale. Another writer's
+/// change carries another token and stays a version mismatch.
+fn applied_already(old: Option<&Item>, token: &str) -> bool {
+    old.and_then(|item| item.get(WRITE_TOKEN))
+        .is_some_and(|t| t.as_s().is_ok_and(|t| t == token))
 }
 
 /// Why a department write at a version failed, from the item's old image: `None` if the condition holds.
@@ -736,13 +745,16 @@ impl Store for DynamoStore {
 
         if added.is_empty() && removed.is_empty() {
             // No ownership changes: a conditional PutItem is enough (and half the cost of a transaction).
+            let token = new_write_token();
+            let mut item = practice_item(practice)?;
+            item.insert(WRITE_TOKEN.to_owned(), s(&token));
             let mut backoff = Backoff::new(KEPT_CONFLICTING);
             loop {
                 let result = self
                     .client
                     .put_item()
                     .table_name(&self.table)
-                    .set_item(Some(practice_item(practice)?))
+                    .set_item(Some(item.clone()))
                     .condition_expression(AT_VERSION)
                     .expression_attribute_names("#version", "version")
                     .expression_attribute_values(":previous", n(previous.version))
@@ -760,7 +772,7 @@ impl Store for DynamoStore {
                         else {
                             return Err(sdk_unavailable("PutItem", &e));
                         };
-                        if applied_already(c.item(), practice.version, practice.updated_at) {
+                        if applied_already(c.item(), &token) {
                             return Ok(());
                         }
                         match version_failure(c.item(), previous.version) {
@@ -869,9 +881,10 @@ impl Store for DynamoStore {
 
         if old_name == new_name {
             // The name record stays: one conditional UpdateItem.
+            let token = new_write_token();
             let mut backoff = Backoff::new(KEPT_CONFLICTING);
             loop {
-                let update = settings_update(department, previous)?;
+                let update = settings_update(department, previous, &token)?;
                 let result = self
                     .client
                     .update_item()
@@ -895,7 +908,7 @@ impl Store for DynamoStore {
                         else {
                             return Err(sdk_unavailable("UpdateItem", &e));
                         };
-                        if applied_already(c.item(), department.version, department.updated_at) {
+                        if applied_already(c.item(), &token) {
                             return Ok(());
                         }
                         match version_failure(c.item(), previous.version) {
@@ -907,9 +920,11 @@ impl Store for DynamoStore {
             }
         }
 
-        // A rename: the settings write, the new name claimed and the old one released, together.
+        // A rename: the settings write, the new name claimed and the old one released, together (the
+        // transaction's own client request token makes its retries idempotent).
+        let token = new_write_token();
         let build = || {
-            let update = settings_update(department, previous)?;
+            let update = settings_update(department, previous, &token)?;
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(update.key))
