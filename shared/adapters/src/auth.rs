@@ -25,8 +25,8 @@ use crate::config::Config;
 use crate::http::ApiError;
 
 /// The claims API Gateway hands over, or `None` when the request carries none.
-pub fn claims(parts: &Parts) -> Option<&HashMap<String, String>> {
-    match parts.extensions.get::<RequestContext>()? {
+pub fn claims(extensions: &http::Extensions) -> Option<&HashMap<String, String>> {
+    match extensions.get::<RequestContext>()? {
         RequestContext::ApiGatewayV2(ctx) => Some(&ctx.authorizer.as_ref()?.jwt.as_ref()?.claims),
         #[allow(unreachable_patterns)]
         _ => None,
@@ -83,7 +83,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        caller_from_claims(claims(parts)).map(Authenticated)
+        caller_from_claims(claims(&parts.extensions)).map(Authenticated)
     }
 }
 
@@ -207,11 +207,9 @@ async fn verify_local_token(
 ) -> Response {
     let path = request.uri().path();
     let public = path.starts_with("/public/") || path.starts_with("/_local/");
-    let (parts, body) = request.into_parts();
-    if tokens.keep_authorizer_claims && claims(&parts).is_some() {
-        return next.run(Request::from_parts(parts, body)).await;
+    if tokens.keep_authorizer_claims && claims(request.extensions()).is_some() {
+        return next.run(request).await;
     }
-    request = Request::from_parts(parts, body);
     if !tokens.keep_authorizer_claims {
         // Whatever the client sent, the request context is the server's to set.
         request.extensions_mut().remove::<RequestContext>();
