@@ -52,17 +52,7 @@ async fn app(api: &Api, p: &str, client: &str, department: Option<&str>, body: &
     if let Some(d) = department {
         msg["department_id"] = json!(d);
     }
-    let auth = format!(
-        "Bearer {}",
-        local::sign_token(
-            support::SECRET,
-            p,
-            Role::Client,
-            client,
-            chrono::Utc::now().timestamp(),
-            3600
-        )
-    );
+    let auth = format!("Bearer {}", Api::token_as(p, Role::Client, client));
     api.raw(
         Method::POST,
         "/inbound",
@@ -202,17 +192,7 @@ async fn app_chat_gets_the_greeting_web_chat_does_not(api: Api) {
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body["auto_replies"], json!([]));
 
-    let auth = format!(
-        "Bearer {}",
-        local::sign_token(
-            support::SECRET,
-            &p,
-            Role::Client,
-            "web-visitor",
-            chrono::Utc::now().timestamp(),
-            3600
-        )
-    );
+    let auth = format!("Bearer {}", Api::token_as(&p, Role::Client, "web-visitor"));
     let web = api
         .raw(
             Method::POST,
@@ -826,19 +806,7 @@ async fn a_retried_message_with_its_idempotency_key_is_stored_once(api: Api) {
         Some(json!({"hours": always_open()})),
     )
     .await;
-    let token = |role: Role, sub: &str| {
-        format!(
-            "Bearer {}",
-            local::sign_token(
-                support::SECRET,
-                &p,
-                role,
-                sub,
-                chrono::Utc::now().timestamp(),
-                3600
-            )
-        )
-    };
+    let token = |role: Role, sub: &str| format!("Bearer {}", Api::token_as(&p, role, sub));
     let owner = token(Role::Client, "owner-7");
     let send = |auth: String, key: &'static str, body: &'static str| {
         let api = &api;

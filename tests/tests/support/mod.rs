@@ -75,15 +75,13 @@ impl Api {
     }
 
     pub fn token(practice: &str, role: Role) -> String {
+        Api::token_as(practice, role, &format!("{}-1", role.as_str()))
+    }
+
+    /// A token of `practice` for the user `sub` (a given pet owner, a given staff member), valid an hour.
+    pub fn token_as(practice: &str, role: Role, sub: &str) -> String {
         let now = chrono::Utc::now().timestamp();
-        local::sign_token(
-            SECRET,
-            practice,
-            role,
-            &format!("{}-1", role.as_str()),
-            now,
-            3600,
-        )
+        local::sign_token(SECRET, practice, role, sub, now, 3600)
     }
 
     pub async fn raw(
