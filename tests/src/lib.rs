@@ -52,7 +52,10 @@ pub async fn dynamo_store_at(endpoint: &str) -> DynamoStore {
     adapters::store::ensure_table(&dynamo_client().await, &table)
         .await
         .expect("create the test table");
-    let sdk = adapters::aws::sdk_config().await;
+    let config = adapters::config::Config::from_env().expect("configuration");
+    let sdk = adapters::aws::sdk_config(&config)
+        .await
+        .expect("SDK configuration");
     let conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .endpoint_url(endpoint)
         .build();

@@ -549,7 +549,10 @@ async fn a_lost_answer_doubles_nothing() {
 /// The SDK's settings are the ones `adapters::aws` documents.
 #[tokio::test]
 async fn the_sdk_settings_are_the_chosen_ones() {
-    let sdk = adapters::aws::sdk_config().await;
+    let config = adapters::config::Config::from_env().expect("configuration");
+    let sdk = adapters::aws::sdk_config(&config)
+        .await
+        .expect("SDK configuration");
     let retry = sdk.retry_config().expect("a retry config");
     assert_eq!(retry.mode(), aws_config::retry::RetryMode::Standard);
     assert_eq!(retry.max_attempts(), MAX_ATTEMPTS);

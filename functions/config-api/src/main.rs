@@ -8,7 +8,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = Config::from_env()?;
     adapters::telemetry::init(&config);
     // Clients are built once per cold start and reused by every invocation.
-    let sdk = adapters::aws::sdk_config().await;
+    let sdk = adapters::aws::sdk_config(&config).await?;
     let store = adapters::aws::dynamo_store(&sdk, &config).await?;
     let router = config_api::router(AppState::new(store));
     lambda_http::run(adapters::auth::lambda_router(router, &config)).await

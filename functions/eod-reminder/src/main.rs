@@ -11,7 +11,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     adapters::telemetry::init(&config);
-    let sdk = adapters::aws::sdk_config().await;
+    let sdk = adapters::aws::sdk_config(&config).await?;
     let store = adapters::aws::dynamo_store(&sdk, &config).await?;
     let sender_email = config
         .sender_email

@@ -28,7 +28,7 @@ pub async fn build_store(
 ) -> Result<Arc<dyn Store>, Box<dyn std::error::Error + Send + Sync>> {
     match &config.table_name {
         Some(table) => {
-            let sdk = adapters::aws::sdk_config().await;
+            let sdk = adapters::aws::sdk_config(config).await?;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             adapters::store::ensure_table(&client, table).await?;
             tracing::info!(table, "using DynamoDB");

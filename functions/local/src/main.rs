@@ -76,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let sender: Arc<dyn AlertSender> = match config.alert_sender {
                 AlertSenderKind::Record => Arc::new(recorder.clone()),
                 AlertSenderKind::Aws => {
-                    let sdk = adapters::aws::sdk_config().await;
+                    let sdk = adapters::aws::sdk_config(&config).await?;
                     let from = config
                         .sender_email
                         .clone()

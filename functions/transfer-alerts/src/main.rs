@@ -7,7 +7,7 @@ use adapters::http::AppState;
 async fn main() -> Result<(), lambda_http::Error> {
     let config = Config::from_env()?;
     adapters::telemetry::init(&config);
-    let sdk = adapters::aws::sdk_config().await;
+    let sdk = adapters::aws::sdk_config(&config).await?;
     let store = adapters::aws::dynamo_store(&sdk, &config).await?;
     let router = transfer_alerts::router(AppState::new(store));
     lambda_http::run(adapters::auth::lambda_router(router, &config)).await

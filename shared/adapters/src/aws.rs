@@ -22,6 +22,17 @@
 //! conditional write finds it already applied (`tests/tests/faults.rs` drives all of this through a proxy
 //! that throttles, fails and drops responses on purpose). The alert senders keep their own, longer
 //! timeouts (`senders::ATTEMPT_TIMEOUT`, `senders::OPERATION_TIMEOUT`) and this retry policy.
+//!
+//! # Trusted certificate authorities
+//!
+//! The functions speak HTTPS to AWS only (DynamoDB, SES, SNS, STS), and every AWS endpoint's certificate
+//! chains to an Amazon Trust Services root. So the HTTPS client trusts those five roots
+//! (`certs/amazon-trust-services.pem`, compiled in) instead of the platform's ~150: a certificate from any
+//! other authority is refused, and a cold start no longer reads and decodes the system bundle, which was a
+//! third of a function's init (BENCHMARKS.md §1). `AWS_CA_BUNDLE` (the AWS CLI's variable) replaces them
+//! with a PEM file, for an HTTPS endpoint signed by another authority (a TLS-inspecting proxy, an emulator
+//! served over HTTPS). The default client's `HTTPS_PROXY` support is not carried over: Lambda reaches AWS
+//! directly or through VPC endpoints.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +40,8 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use domain::store::Store;
 
 use crate::config::{Config, ConfigError};
@@ -64,14 +77,40 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
+/// The root certificates of Amazon Trust Services (Amazon Root CA 1–4, Starfield Services Root G2).
+pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+
+/// The HTTPS client of every SDK client (and of the credentials providers): rustls on aws-lc, as the SDK's
+/// default, trusting [`AMAZON_TRUST_SERVICES_ROOTS`] or the PEM bundle of `AWS_CA_BUNDLE`.
+pub fn https_client(config: &Config) -> Result<SharedHttpClient, ConfigError> {
+    let roots = match &config.ca_bundle {
+        None => AMAZON_TRUST_SERVICES_ROOTS.to_vec(),
+        Some(path) => std::fs::read(path)
+            .map_err(|e| ConfigError::new(format!("AWS_CA_BUNDLE={}: {e}", path.display())))?,
+    };
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(roots);
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| ConfigError::new(format!("TLS settings: {e}")))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
+}
+
 /// The shared SDK configuration: region, credentials and endpoints from the environment, the retry and
-/// timeout settings from here (they win over `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`).
-pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+/// timeout settings from here (they win over `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`), the HTTPS client of
+/// [`https_client`].
+pub async fn sdk_config(config: &Config) -> Result<SdkConfig, ConfigError> {
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client(config)?)
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .load()
-        .await
+        .await)
 }
 
 /// The DynamoDB store on the configured table.

@@ -1,6 +1,7 @@
 //! Configuration, read from the environment in this one place.
 
 use std::env;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -38,11 +39,20 @@ pub struct Config {
     pub alert_sender: AlertSenderKind,
     /// `RUST_LOG`-style filter.
     pub log_filter: String,
+    /// `AWS_CA_BUNDLE`: a PEM file of the certificate authorities the AWS clients trust instead of Amazon
+    /// Trust Services' roots (see [`crate::aws`]).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+}
 
 pub const DEFAULT_LOCAL_JWT_SECRET: &str = "local-dev-secret";
 
@@ -86,6 +96,7 @@ impl Config {
             log_format,
             alert_sender,
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+            ca_bundle: var("AWS_CA_BUNDLE").map(PathBuf::from),
         })
     }
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     adapters::telemetry::init(&config);
-    let sdk = adapters::aws::sdk_config().await;
+    let sdk = adapters::aws::sdk_config(&config).await?;
     let store = adapters::aws::dynamo_store(&sdk, &config).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let store = store.clone();

@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     adapters::telemetry::init(&config);
     // Clients are built once per cold start.
-    let sdk = adapters::aws::sdk_config().await;
+    let sdk = adapters::aws::sdk_config(&config).await?;
     let store = adapters::aws::dynamo_store(&sdk, &config).await?;
     let sender_email = config
         .sender_email
