@@ -87,6 +87,9 @@ struct Shared {
     first_poll: watch::Sender<Option<Instant>>,
     init_error: Mutex<Option<Value>>,
     function_arn: Mutex<String>,
+    /// Send the same `Lambda-Runtime-Trace-Id` every time instead of a new one per invocation, as Lambda
+    /// does (see [`RuntimeApi::constant_trace_id`]).
+    constant_trace_id: std::sync::atomic::AtomicBool,
 }
 
 /// The Runtime API server. Dropping it (or the [`FunctionProcess`] that took it) stops the server.
@@ -107,6 +110,7 @@ impl RuntimeApi {
             first_poll: watch::Sender::new(None),
             init_error: Mutex::new(None),
             function_arn: Mutex::new(String::new()),
+            constant_trace_id: std::sync::atomic::AtomicBool::new(false),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -128,6 +132,17 @@ impl RuntimeApi {
             queue,
             server,
         })
+    }
+
+    /// From now on every invocation carries the same trace id. A diagnostic for memory measurements:
+    /// `lambda_runtime` copies each invocation's trace id into the environment (`_X_AMZN_TRACE_ID`), and
+    /// glibc's `setenv` never frees a value it replaced, so unique ids grow any function by ~144 bytes per
+    /// invocation; with one id, what still grows is the function's own.
+    pub fn constant_trace_id(self) -> Self {
+        self.shared
+            .constant_trace_id
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
@@ -368,12 +383,14 @@ async fn exited(child: &mut Child) -> ExitStatus {
     }
 }
 
-/// The caller's AWS SDK settings for the function (`AWS_*` but `AWS_LAMBDA_*`: endpoints, credentials,
-/// region), plus `RUST_LOG` and `RUST_BACKTRACE` when set.
+/// The caller's AWS SDK settings for the function (`AWS_*` but `AWS_LAMBDA_*` and `AWS_CA_BUNDLE`:
+/// endpoints, credentials, region), plus `RUST_LOG` and `RUST_BACKTRACE` when set.
 pub fn aws_env_from_current() -> Vec<(String, String)> {
     std::env::vars()
         .filter(|(k, _)| {
-            (k.starts_with("AWS_") && !k.starts_with("AWS_LAMBDA_"))
+            // Not AWS_CA_BUNDLE: Lambda never sets it, and a machine that sets it for its own tools (this
+            // one does) would make every function read and decode that bundle at start.
+            (k.starts_with("AWS_") && !k.starts_with("AWS_LAMBDA_") && k != "AWS_CA_BUNDLE")
                 || k == "RUST_LOG"
                 || k == "RUST_BACKTRACE"
         })
@@ -413,7 +430,14 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_secs();
-    let random = ulid::Ulid::new().0;
+    let random = if s
+        .constant_trace_id
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        0x5759_e988_bd86_2e3f_e1be_46a9_9427_2793
+    } else {
+        ulid::Ulid::new().0
+    };
     let trace_id = format!(
         "Root=1-{now_s:08x}-{:024x};Parent={:016x};Sampled=0",
         random >> 32,

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! lambda-bench --bin-dir <dir of release binaries> [--spawns 20] [--invocations 10000]
-//!              [--only config-api,hello-lambda] [--json results.json]
+//!              [--only config-api,hello-lambda] [--json results.json] [--constant-trace-id]
 //! ```
 //!
 //! 1. Every function gets a fresh table, seeded through the same handlers in-process (practice and Grooming
@@ -46,6 +46,9 @@ struct Args {
     invocations: usize,
     only: Vec<String>,
     json: Option<PathBuf>,
+    /// The same trace id for every invocation (see `RuntimeApi::constant_trace_id`): separates the
+    /// functions' own memory growth from the runtime's `_X_AMZN_TRACE_ID` copies.
+    constant_trace_id: bool,
 }
 
 fn args() -> Args {
@@ -55,6 +58,7 @@ fn args() -> Args {
         invocations: 10_000,
         only: ALL.iter().map(|s| (*s).to_owned()).collect(),
         json: None,
+        constant_trace_id: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,8 +69,9 @@ fn args() -> Args {
             "--invocations" => a.invocations = value().parse().expect("--invocations N"),
             "--only" => a.only = value().split(',').map(str::to_owned).collect(),
             "--json" => a.json = Some(PathBuf::from(value())),
+            "--constant-trace-id" => a.constant_trace_id = true,
             "-h" | "--help" => {
-                println!("lambda-bench --bin-dir DIR [--spawns 20] [--invocations 10000] [--only a,b] [--json FILE]");
+                println!("lambda-bench --bin-dir DIR [--spawns 20] [--invocations 10000] [--only a,b] [--json FILE] [--constant-trace-id]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -433,10 +438,13 @@ async fn spawn(args: &Args, w: &Workload) -> FunctionProcess {
     env.push(("DASHBOARD_URL".into(), vetchat_bench::DASHBOARD.into()));
     let binary = args.bin_dir.join(w.binary);
     assert!(binary.is_file(), "no binary at {}", binary.display());
-    RuntimeApi::start()
-        .await
-        .expect("start the Runtime API")
-        .spawn_function(&binary, env)
+    let api = RuntimeApi::start().await.expect("start the Runtime API");
+    let api = if args.constant_trace_id {
+        api.constant_trace_id()
+    } else {
+        api
+    };
+    api.spawn_function(&binary, env)
         .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()))
 }
 
@@ -654,8 +662,10 @@ fn report(args: &Args, workloads: &[Workload], cold: &[Cold], soaks: &[Soak]) {
         let growth = rssn as i64 - rss1k as i64;
         // A leak grows the second half as much as the first; warming up (allocator pools, connection
         // pool, caches) does not.
-        let (rss_half, _) = memory_at(soak, n / 2);
-        let second_half = rssn as i64 - rss_half as i64;
+        let second_half = match memory_at(soak, n / 2) {
+            (0, _) => "-".to_owned(),
+            (rss_half, _) => format!("{:+} KiB", rssn as i64 - rss_half as i64),
+        };
         rows.push(vec![
             format!("`{}`", w.binary),
             ms(quantile(&soak.warm, 0.5)),
@@ -664,11 +674,17 @@ fn report(args: &Args, workloads: &[Workload], cold: &[Cold], soaks: &[Soak]) {
             format!("{} / {}", mib(rss1k), mib(hwm1k)),
             format!("{} / {}", mib(rssn), mib(hwmn)),
             format!("{growth:+} KiB"),
-            format!("{second_half:+} KiB"),
+            second_half,
             if hwmn < 32 * 1024 { "yes" } else { "**no**" }.into(),
         ]);
     }
     println!("### {n} invocations per process (warm latency, memory)\n");
+    if args.constant_trace_id {
+        println!(
+            "Diagnostic run: the same `Lambda-Runtime-Trace-Id` for every invocation (`--constant-trace-id`), \
+             so `lambda_runtime`'s `_X_AMZN_TRACE_ID` copies do not grow the process.\n"
+        );
+    }
     println!(
         "{}",
         table(
