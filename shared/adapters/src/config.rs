@@ -42,6 +42,10 @@ pub struct Config {
     /// `AWS_CA_BUNDLE`: a PEM file of the certificate authorities the AWS clients trust instead of Amazon
     /// Trust Services' roots (see [`crate::aws`]).
     pub ca_bundle: Option<PathBuf>,
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are set (always, in Lambda).
+    pub credentials_in_environment: bool,
+    /// `AWS_REGION` or `AWS_DEFAULT_REGION` is set (always, in Lambda).
+    pub region_in_environment: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +101,10 @@ impl Config {
             alert_sender,
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
             ca_bundle: var("AWS_CA_BUNDLE").map(PathBuf::from),
+            credentials_in_environment: var("AWS_ACCESS_KEY_ID").is_some()
+                && var("AWS_SECRET_ACCESS_KEY").is_some(),
+            region_in_environment: var("AWS_REGION").is_some()
+                || var("AWS_DEFAULT_REGION").is_some(),
         })
     }
 
