@@ -209,6 +209,42 @@ async fn an_unreadable_ca_bundle_is_a_configuration_error_at_start() {
     );
 }
 
+#[tokio::test]
+async fn a_ca_bundle_without_usable_certificates_is_a_configuration_error_at_start() {
+    let dir = std::env::temp_dir();
+    for (name, content, expected) in [
+        ("empty", "", "no PEM certificate in the file"),
+        (
+            "text",
+            "not a certificate\n",
+            "no PEM certificate in the file",
+        ),
+        (
+            "garbled",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            "a certificate that cannot be trusted",
+        ),
+    ] {
+        let path = dir.join(format!(
+            "vetchat-ca-{name}-{}.pem",
+            ulid::Ulid::new().to_string().to_lowercase()
+        ));
+        std::fs::write(&path, content).expect("write the bundle");
+        let mut config = Config::from_env().expect("configuration");
+        config.ca_bundle = Some(path.clone());
+        let err = sdk_config(&config)
+            .await
+            .expect_err("an unusable bundle stops the start");
+        assert!(
+            err.to_string()
+                .contains(&format!("AWS_CA_BUNDLE={}", path.display()))
+                && err.to_string().contains(expected),
+            "{name}: {err}"
+        );
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// The compiled-in roots are exactly Amazon Trust Services' five, as published at
 /// https://www.amazontrust.com/repository/ (SHA-256 fingerprints of the DER certificates).
 #[test]

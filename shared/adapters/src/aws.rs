@@ -85,8 +85,13 @@ pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("../certs/amazon-t
 pub fn https_client(config: &Config) -> Result<SharedHttpClient, ConfigError> {
     let roots = match &config.ca_bundle {
         None => AMAZON_TRUST_SERVICES_ROOTS.to_vec(),
-        Some(path) => std::fs::read(path)
-            .map_err(|e| ConfigError::new(format!("AWS_CA_BUNDLE={}: {e}", path.display())))?,
+        Some(path) => {
+            let bad =
+                |why: String| ConfigError::new(format!("AWS_CA_BUNDLE={}: {why}", path.display()));
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            check_trust_anchors(&pem).map_err(bad)?;
+            pem
+        }
     };
     let trust = TrustStore::empty()
         .with_native_roots(false)
@@ -99,6 +104,22 @@ pub fn https_client(config: &Config) -> Result<SharedHttpClient, ConfigError> {
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(context)
         .build_https())
+}
+
+/// At least one certificate, each usable as a trust anchor: what the HTTPS client will need of the bundle.
+fn check_trust_anchors(pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("not a PEM certificate bundle ({e})"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("a certificate that cannot be trusted ({e})"))?;
+    }
+    if roots.is_empty() {
+        return Err("no PEM certificate in the file".to_owned());
+    }
+    Ok(())
 }
 
 /// The shared SDK configuration: region, credentials and endpoints from the environment, the retry and
