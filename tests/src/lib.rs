@@ -16,15 +16,22 @@ use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
 use domain::store::Store;
 
+/// DynamoDB Local's URL (`AWS_ENDPOINT_URL_DYNAMODB`). Panics, saying how to start it, when it is not set:
+/// these tests never skip.
+pub fn dynamo_endpoint() -> String {
+    match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "DynamoDB Local is not running: run `scripts/test` (starts it and runs every test) or \
+             `scripts/test --services-only` and export what it prints"
+        ),
+    }
+}
+
 /// A client for DynamoDB Local, configured the standard way (`AWS_ENDPOINT_URL_DYNAMODB`, credentials and
 /// region from the environment). Panics when no endpoint is set: these tests never skip.
 pub async fn dynamo_client() -> aws_sdk_dynamodb::Client {
-    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none_or(|v| v.is_empty()) {
-        panic!(
-            "DynamoDB Local is not running: run `scripts/test` (starts it and runs every test) or \
-             `scripts/test --services-only` and export what it prints"
-        );
-    }
+    dynamo_endpoint();
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     aws_sdk_dynamodb::Client::new(&sdk)
 }

@@ -19,7 +19,7 @@ use domain::alert::AlertSender;
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Api, Reply, DASHBOARD};
+use support::{always_open, Api, Reply, DASHBOARD};
 use vetchat_tests::fault_proxy::{Fault, FaultProxy};
 
 /// The faults a retry must absorb (DropResponse has its own test: the write is applied).
@@ -29,11 +29,6 @@ const RETRIED: [Fault; 4] = [
     Fault::InternalServerError,
     Fault::Stall,
 ];
-
-fn always_open() -> Value {
-    let day = json!({"start": "00:00", "end": "24:00"});
-    json!({"mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day})
-}
 
 /// A practice on a DynamoDB Local table reached through the fault proxy: the default department and a
 /// "Telehealth Vet" department, both open around the clock with alerts to one address each.

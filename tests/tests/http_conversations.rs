@@ -8,7 +8,7 @@ use std::sync::Arc;
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Api, Reply};
+use support::{always_open, Api, Reply};
 
 on_both_stores!(
     texts_start_in_the_default_department_and_join_the_open_conversation,
@@ -26,11 +26,6 @@ on_both_stores!(
     inbound_texts_through_sns_are_routed_once,
     a_retried_message_with_its_idempotency_key_is_stored_once,
 );
-
-fn always_open() -> Value {
-    let day = json!({"start": "00:00", "end": "24:00"});
-    json!({"mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day})
-}
 
 fn never_open() -> Value {
     json!({"mon": null, "tue": null, "wed": null, "thu": null, "fri": null, "sat": null, "sun": null})
@@ -798,14 +793,7 @@ async fn inbound_texts_through_sns_are_routed_once(api: Api) {
 /// store the message twice; another key, or another caller's same key, is another message.
 async fn a_retried_message_with_its_idempotency_key_is_stored_once(api: Api) {
     let p = Api::practice_id();
-    let default_id = api.setup_practice(&p).await;
-    api.admin(
-        &p,
-        Method::PATCH,
-        &format!("/departments/{default_id}"),
-        Some(json!({"hours": always_open()})),
-    )
-    .await;
+    api.setup_open_practice(&p).await;
     let token = |role: Role, sub: &str| format!("Bearer {}", Api::token_as(&p, role, sub));
     let owner = token(Role::Client, "owner-7");
     let send = |auth: String, key: &'static str, body: &'static str| {

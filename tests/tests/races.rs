@@ -20,7 +20,7 @@ use std::time::Instant;
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Api, Reply};
+use support::{always_open, Api, Reply};
 
 /// One racing request, answering its status and body.
 type Racer = std::pin::Pin<Box<dyn std::future::Future<Output = (StatusCode, Value)> + Send>>;
@@ -30,11 +30,6 @@ fn rounds() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(12)
-}
-
-fn always_open() -> Value {
-    let day = json!({"start": "00:00", "end": "24:00"});
-    json!({"mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day})
 }
 
 struct Practice {

@@ -15,7 +15,7 @@ use domain::identity::Role;
 use http::{Method, StatusCode};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use support::{Api, Reply};
+use support::{always_open, Api, Reply};
 
 on_both_stores!(
     every_endpoint_answers_every_caller_as_the_contract_says,
@@ -27,11 +27,6 @@ on_both_stores!(
 
 // ---------------------------------------------------------------------------------------------------------
 // Two practices with distinctive data
-
-fn always_open() -> Value {
-    let day = json!({"start": "00:00", "end": "24:00"});
-    json!({"mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day})
-}
 
 /// One practice of the world: its ids and every string of it that must never reach the other practice.
 struct Side {
@@ -1096,14 +1091,7 @@ fn numbers(count: usize) -> Vec<String> {
 
 async fn request_limits_are_refused_and_nothing_is_stored(api: Api) {
     let p = Api::practice_id();
-    let default_id = api.setup_practice(&p).await;
-    api.admin(
-        &p,
-        Method::PATCH,
-        &format!("/departments/{default_id}"),
-        Some(json!({"hours": always_open()})),
-    )
-    .await;
+    let default_id = api.setup_open_practice(&p).await;
     let grooming = api
         .add_department(
             &p,
@@ -1370,14 +1358,7 @@ async fn request_limits_are_refused_and_nothing_is_stored(api: Api) {
 
 async fn body_size_and_depth_limits_hold_on_every_endpoint_that_reads_a_body(api: Api) {
     let p = Api::practice_id();
-    let default_id = api.setup_practice(&p).await;
-    api.admin(
-        &p,
-        Method::PATCH,
-        &format!("/departments/{default_id}"),
-        Some(json!({"hours": always_open()})),
-    )
-    .await;
+    let default_id = api.setup_open_practice(&p).await;
     let started = api
         .call(
             &p,

@@ -71,13 +71,7 @@ struct TlsFront {
 }
 
 async fn tls_front() -> TlsFront {
-    let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
-        panic!(
-            "DynamoDB Local is not running: run `scripts/test` (starts it and runs every test) or \
-             `scripts/test --services-only` and export what it prints"
-        )
-    });
-    let upstream: SocketAddr = upstream
+    let upstream: SocketAddr = vetchat_tests::dynamo_endpoint()
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()

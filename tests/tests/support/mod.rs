@@ -17,6 +17,12 @@ use tower::ServiceExt;
 pub const SECRET: &str = "test-secret";
 pub const DASHBOARD: &str = "https://dashboard.example/app";
 
+/// Weekly hours open every day, all day.
+pub fn always_open() -> Value {
+    let day = serde_json::json!({"start": "00:00", "end": "24:00"});
+    serde_json::json!({"mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day})
+}
+
 pub struct Api {
     app: Router,
     pub store: Arc<dyn Store>,
@@ -165,6 +171,21 @@ impl Api {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body["default_department_id"].as_str().unwrap().to_owned()
+    }
+
+    /// [`Api::setup_practice`], with the default department open around the clock.
+    pub async fn setup_open_practice(&self, practice: &str) -> String {
+        let default_id = self.setup_practice(practice).await;
+        let r = self
+            .admin(
+                practice,
+                Method::PATCH,
+                &format!("/departments/{default_id}"),
+                Some(serde_json::json!({"hours": always_open()})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        default_id
     }
 
     pub async fn add_department(&self, practice: &str, body: Value) -> Value {
