@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use adapters::http::AppState;
 use adapters::senders::RecordingSender;
 use aws_sdk_dynamodb::config::interceptors::{
     AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
@@ -51,7 +50,7 @@ impl Api {
             dashboard_url: DASHBOARD.to_owned(),
         };
         Api {
-            app: local::app(AppState::new(store.clone()), SECRET, services),
+            app: local::app(store.clone(), SECRET, services),
             store,
             recorder,
         }

@@ -39,7 +39,7 @@ use domain::practice::Practice;
 use domain::reminder::{next_reminder, run_reminders};
 use domain::routing::{self, StartInput};
 use domain::schedule::TimeOfDay;
-use domain::store::Store;
+use domain::store::{ReminderStore, SettingsStore};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use vetchat_tests::{dynamo_client, logged_store_on, unique_table_name, LoggedRequest, RequestLog};

@@ -10,11 +10,14 @@ use adapters::store::{DynamoStore, IndexSpec, KeyAttribute, MemoryStore, TableSp
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::{AttributeValue, KeySchemaElement, KeyType};
 use chrono::{DateTime, TimeZone, Utc};
-use domain::alert::PendingAlert;
+use domain::alert::{AlertRecord, DeliveryOutcome, PendingAlert};
+use domain::conversation::AlertId;
 use domain::department::{Department, DepartmentSettings};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
-use domain::store::Store;
+use domain::store::{
+    AlertOutbox, ReminderClaim, ReminderStore, SettingsLookup, Store, StoreResult,
+};
 
 /// DynamoDB Local's URL (`AWS_ENDPOINT_URL_DYNAMODB`). Panics, saying how to start it, when it is not set:
 /// these tests never skip.
@@ -620,7 +623,8 @@ pub async fn logged_dynamo_store(log: &RequestLog) -> DynamoStore {
 /// Another store, unchanged, except that while a gate is set ([`GatedStore::gate`]) `due_reminders` answers
 /// only once `n` calls are waiting: `n` concurrent reminder runs then all hold the same due list before any
 /// of them claims a department, whatever the scheduler does (the embedded store otherwise answers so fast
-/// that "concurrent" runs rarely interleave).
+/// that "concurrent" runs rarely interleave). It is what a run holds
+/// ([`domain::store::ReminderRunStore`]), nothing more.
 pub struct GatedStore {
     inner: Arc<dyn Store>,
     gate: std::sync::Mutex<Option<Arc<tokio::sync::Barrier>>>,
@@ -645,202 +649,12 @@ impl GatedStore {
 }
 
 #[async_trait::async_trait]
-impl Store for GatedStore {
-    async fn practice_config(
-        &self,
-        practice_id: &PracticeId,
-    ) -> domain::store::StoreResult<Option<domain::store::PracticeConfig>> {
-        self.inner.practice_config(practice_id).await
-    }
-
-    async fn get_practice(
-        &self,
-        practice_id: &PracticeId,
-    ) -> domain::store::StoreResult<Option<Practice>> {
-        self.inner.get_practice(practice_id).await
-    }
-
-    async fn practice_and_department(
-        &self,
-        practice_id: &PracticeId,
-        department_id: &DepartmentId,
-    ) -> domain::store::StoreResult<(Option<Practice>, Option<Department>)> {
-        self.inner
-            .practice_and_department(practice_id, department_id)
-            .await
-    }
-
-    async fn create_practice(
-        &self,
-        practice: &Practice,
-        default_department: &Department,
-    ) -> domain::store::StoreResult<()> {
-        self.inner
-            .create_practice(practice, default_department)
-            .await
-    }
-
-    async fn update_practice(
-        &self,
-        practice: &Practice,
-        previous: &Practice,
-    ) -> domain::store::StoreResult<()> {
-        self.inner.update_practice(practice, previous).await
-    }
-
-    async fn create_department(&self, department: &Department) -> domain::store::StoreResult<()> {
-        self.inner.create_department(department).await
-    }
-
-    async fn update_department(
-        &self,
-        department: &Department,
-        previous: &Department,
-    ) -> domain::store::StoreResult<()> {
-        self.inner.update_department(department, previous).await
-    }
-
-    async fn delete_department(&self, department: &Department) -> domain::store::StoreResult<()> {
-        self.inner.delete_department(department).await
-    }
-
-    async fn practice_by_sms_number(
-        &self,
-        e164: &str,
-    ) -> domain::store::StoreResult<Option<PracticeId>> {
-        self.inner.practice_by_sms_number(e164).await
-    }
-
-    async fn routing_context(
-        &self,
-        practice_id: &PracticeId,
-        client_id: &str,
-        department_id: &DepartmentId,
-    ) -> domain::store::StoreResult<domain::store::RoutingContext> {
-        self.inner
-            .routing_context(practice_id, client_id, department_id)
-            .await
-    }
-
-    async fn start_conversation(
-        &self,
-        new: &domain::store::NewConversation,
-    ) -> domain::store::StoreResult<()> {
-        self.inner.start_conversation(new).await
-    }
-
-    async fn append_messages(
-        &self,
-        practice_id: &PracticeId,
-        open: &domain::store::OpenConversation,
-        messages: &[domain::conversation::Message],
-        dedup_key: Option<&str>,
-    ) -> domain::store::StoreResult<()> {
-        self.inner
-            .append_messages(practice_id, open, messages, dedup_key)
-            .await
-    }
-
-    async fn get_conversation(
-        &self,
-        practice_id: &PracticeId,
-        id: &domain::conversation::ConversationId,
-    ) -> domain::store::StoreResult<Option<domain::conversation::Conversation>> {
-        self.inner.get_conversation(practice_id, id).await
-    }
-
-    async fn conversation_detail(
-        &self,
-        practice_id: &PracticeId,
-        id: &domain::conversation::ConversationId,
-    ) -> domain::store::StoreResult<Option<domain::store::ConversationDetail>> {
-        self.inner.conversation_detail(practice_id, id).await
-    }
-
-    async fn end_conversation(
-        &self,
-        conversation: &domain::conversation::Conversation,
-        at: DateTime<Utc>,
-    ) -> domain::store::StoreResult<domain::conversation::Conversation> {
-        self.inner.end_conversation(conversation, at).await
-    }
-
-    async fn list_conversations(
-        &self,
-        practice_id: &PracticeId,
-        filter: &domain::store::ConversationFilter,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> domain::store::StoreResult<domain::store::ConversationPage> {
-        self.inner
-            .list_conversations(practice_id, filter, cursor, limit)
-            .await
-    }
-
-    async fn transfer_conversation(
-        &self,
-        conversation: &domain::conversation::Conversation,
-        transfer: &domain::conversation::Transfer,
-        alert: &PendingAlert,
-    ) -> domain::store::StoreResult<domain::conversation::Conversation> {
-        self.inner
-            .transfer_conversation(conversation, transfer, alert)
-            .await
-    }
-
-    async fn get_alert(
-        &self,
-        id: &domain::conversation::AlertId,
-    ) -> domain::store::StoreResult<Option<domain::alert::AlertRecord>> {
-        self.inner.get_alert(id).await
-    }
-
-    async fn claim_delivery(
-        &self,
-        id: &domain::conversation::AlertId,
-        key: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> domain::store::StoreResult<bool> {
-        self.inner.claim_delivery(id, key, now, lease_until).await
-    }
-
-    async fn release_delivery(
-        &self,
-        id: &domain::conversation::AlertId,
-        key: &str,
-    ) -> domain::store::StoreResult<()> {
-        self.inner.release_delivery(id, key).await
-    }
-
-    async fn record_delivery(
-        &self,
-        id: &domain::conversation::AlertId,
-        key: &str,
-        outcome: &domain::alert::DeliveryOutcome,
-    ) -> domain::store::StoreResult<()> {
-        self.inner.record_delivery(id, key, outcome).await
-    }
-
-    async fn complete_alert(
-        &self,
-        id: &domain::conversation::AlertId,
-    ) -> domain::store::StoreResult<()> {
-        self.inner.complete_alert(id).await
-    }
-
-    async fn pending_alert_ids(
-        &self,
-        limit: usize,
-    ) -> domain::store::StoreResult<Vec<domain::conversation::AlertId>> {
-        self.inner.pending_alert_ids(limit).await
-    }
-
+impl ReminderStore for GatedStore {
     async fn due_reminders(
         &self,
         until: DateTime<Utc>,
         limit: usize,
-    ) -> domain::store::StoreResult<Vec<domain::reminder::DueReminder>> {
+    ) -> StoreResult<Vec<domain::reminder::DueReminder>> {
         let gate = self
             .gate
             .lock()
@@ -857,7 +671,7 @@ impl Store for GatedStore {
         &self,
         practice_id: &PracticeId,
         department_id: &DepartmentId,
-    ) -> domain::store::StoreResult<Vec<domain::conversation::Conversation>> {
+    ) -> StoreResult<Vec<domain::conversation::Conversation>> {
         self.inner
             .open_conversations_in(practice_id, department_id)
             .await
@@ -870,9 +684,60 @@ impl Store for GatedStore {
         from: DateTime<Utc>,
         to: Option<DateTime<Utc>>,
         alert: Option<&PendingAlert>,
-    ) -> domain::store::StoreResult<domain::store::ReminderClaim> {
+    ) -> StoreResult<ReminderClaim> {
         self.inner
             .advance_reminder(practice_id, department_id, from, to, alert)
             .await
+    }
+}
+
+#[async_trait::async_trait]
+impl SettingsLookup for GatedStore {
+    async fn practice_and_department(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+    ) -> StoreResult<(Option<Practice>, Option<Department>)> {
+        self.inner
+            .practice_and_department(practice_id, department_id)
+            .await
+    }
+
+    async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>> {
+        self.inner.practice_by_sms_number(e164).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AlertOutbox for GatedStore {
+    async fn get_alert(&self, id: &AlertId) -> StoreResult<Option<AlertRecord>> {
+        self.inner.get_alert(id).await
+    }
+
+    async fn claim_delivery(
+        &self,
+        id: &AlertId,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.inner.claim_delivery(id, key, now, lease_until).await
+    }
+
+    async fn release_delivery(&self, id: &AlertId, key: &str) -> StoreResult<()> {
+        self.inner.release_delivery(id, key).await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: &AlertId,
+        key: &str,
+        outcome: &DeliveryOutcome,
+    ) -> StoreResult<()> {
+        self.inner.record_delivery(id, key, outcome).await
+    }
+
+    async fn complete_alert(&self, id: &AlertId) -> StoreResult<()> {
+        self.inner.complete_alert(id).await
     }
 }

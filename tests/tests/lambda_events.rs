@@ -37,7 +37,7 @@ use domain::conversation::{AlertId, Author, Channel, ConversationId, Conversatio
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::routing::{self, Inbound};
 use domain::settings;
-use domain::store::{ConversationFilter, Store};
+use domain::store::{ConversationFilter, ConversationStore, Store};
 use serde_json::{json, Map, Value};
 use vetchat_tests::runtime_api::{
     aws_env_from_current, FunctionProcess, InvocationError, RuntimeApi,

@@ -744,8 +744,8 @@ async fn a_repeated_or_retried_run_sends_nothing_new_and_the_next_day_sends_agai
 async fn overlapping_runs_send_each_reminder_once(t: TestStore) {
     const RUNS: usize = 8;
     // The runs all hold the due list before any of them claims a department.
-    let gated = Arc::new(GatedStore::new(t.store()));
-    let store: DynStore = gated.clone();
+    let store: DynStore = t.store();
+    let gated = Arc::new(GatedStore::new(store.clone()));
     let fx = practice(&store, "America/New_York", utc("2031-06-09T12:00:00Z")).await;
     let now = fx.local("2031-06-09 08:00");
     let a = department(
@@ -781,10 +781,12 @@ async fn overlapping_runs_send_each_reminder_once(t: TestStore) {
         let barrier = Arc::new(Barrier::new(RUNS));
         let runs: Vec<_> = (0..RUNS)
             .map(|_| {
-                let (store, recorder, barrier) = (store.clone(), recorder.clone(), barrier.clone());
+                let (gated, recorder, barrier) = (gated.clone(), recorder.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    run(&store, &recorder, at).await
+                    run_reminders(gated.as_ref(), &recorder, at, DASHBOARD)
+                        .await
+                        .expect("run_reminders")
                 })
             })
             .collect();

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use domain::department::{Department, DepartmentSettings};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
-use domain::store::{PracticeConfig, Store, StoreError};
+use domain::store::{PracticeConfig, SettingsLookup, SettingsStore, Store, StoreError};
 use tokio::sync::Barrier;
 use vetchat_tests::{
     default_department, describe_table_spec, fresh_dynamo_store, new_department_id,

@@ -21,7 +21,7 @@ use adapters::UlidIds;
 use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
 use domain::conversation::AlertId;
 use domain::identity::Role;
-use domain::store::Store;
+use domain::store::{AlertOutbox, PendingAlerts};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use vetchat_bench::{counts_text, table, Api, Capacity, CapacityProbe, DASHBOARD};

@@ -1,6 +1,8 @@
 //! The config-api function: practice settings, departments and public availability.
 //! `router` is mounted both by this function's Lambda entry and by the local server.
 
+use std::sync::Arc;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,14 +14,18 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use adapters::auth::Authenticated;
-use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, AppState, Body};
+use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, Body};
 use adapters::{new_id, now};
 use domain::department::Department;
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::{Practice, PracticeInput};
+use domain::store::SettingsStore;
 use domain::{settings, DomainError, InvalidCode};
 
-pub fn router(state: AppState) -> Router {
+/// The config-api function's state: the settings store, as its IAM policy allows.
+type AppState = adapters::http::AppState<dyn SettingsStore>;
+
+pub fn router(store: Arc<dyn SettingsStore>) -> Router {
     Router::new()
         .route("/practice", put(put_practice).get(get_practice))
         .route(
@@ -39,7 +45,7 @@ pub fn router(state: AppState) -> Router {
             get(public_availability),
         )
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(AppState::new(store))
 }
 
 /// The practice as the API returns it (the concurrency counter is internal).

@@ -1,7 +1,6 @@
 //! Lambda entry of the config-api function (API Gateway HTTP API, payload 2.0).
 
 use adapters::config::Config;
-use adapters::http::AppState;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -10,6 +9,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     // Clients are built once per cold start and reused by every invocation.
     let sdk = adapters::aws::sdk_config(&config).await?;
     let store = adapters::aws::dynamo_store(&sdk, &config).await?;
-    let router = config_api::router(AppState::new(store));
+    let router = config_api::router(store);
     lambda_http::run(adapters::auth::lambda_router(router, &config)).await
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use domain::alert::AlertSender;
 use domain::reminder::{run_reminders, RunSummary};
-use domain::store::Store;
+use domain::store::ReminderRunStore;
 use domain::DomainError;
 
 /// Why an event could not be run.
@@ -30,7 +30,7 @@ pub fn event_time(event: &Value) -> Result<DateTime<Utc>, ReminderError> {
 
 /// Runs the reminders for the event's instant and logs the summary.
 pub async fn handle_event(
-    store: &dyn Store,
+    store: &dyn ReminderRunStore,
     sender: &dyn AlertSender,
     event: &Value,
     dashboard_url: &str,

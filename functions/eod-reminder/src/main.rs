@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use adapters::config::Config;
 use adapters::senders::AwsSender;
+use domain::store::ReminderRunStore;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -12,7 +13,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     adapters::telemetry::init(&config);
     let sdk = adapters::aws::sdk_config(&config).await?;
-    let store = adapters::aws::dynamo_store(&sdk, &config).await?;
+    // What a run may touch (its IAM policy): the due index, the outbox, the due departments' settings.
+    let store: Arc<dyn ReminderRunStore> = adapters::aws::dynamo_store(&sdk, &config).await?;
     let sender_email = config
         .sender_email
         .clone()

@@ -1,6 +1,8 @@
 //! The inbound-router function: inbound messages and the conversation lifecycle. `router` is mounted by this
 //! function's Lambda entry and by the local server; `sms` handles texts arriving through SNS.
 
+use std::sync::Arc;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -10,17 +12,20 @@ use axum::Router;
 use serde::Deserialize;
 
 use adapters::auth::Authenticated;
-use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, AppState, Body};
+use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, Body};
 use adapters::{now, UlidIds};
 use domain::conversation::{ConversationId, ConversationStatus};
 use domain::identity::DepartmentId;
 use domain::routing::{self, InboundInput, StartInput};
-use domain::store::ConversationFilter;
+use domain::store::{ConversationFilter, ConversationStore};
 use domain::{DomainError, InvalidCode};
 
 pub mod sms;
 
-pub fn router(state: AppState) -> Router {
+/// The inbound-router function's state: the conversation store, as its IAM policy allows.
+type AppState = adapters::http::AppState<dyn ConversationStore>;
+
+pub fn router(store: Arc<dyn ConversationStore>) -> Router {
     Router::new()
         .route("/inbound", post(inbound))
         .route(
@@ -31,7 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}/messages", post(reply))
         .route("/conversations/{id}/end", post(end_conversation))
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(AppState::new(store))
 }
 
 async fn inbound(

@@ -1,7 +1,6 @@
 //! Lambda entry of the inbound-router function (API Gateway HTTP API, payload 2.0).
 
 use adapters::config::Config;
-use adapters::http::AppState;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -9,6 +8,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     adapters::telemetry::init(&config);
     let sdk = adapters::aws::sdk_config(&config).await?;
     let store = adapters::aws::dynamo_store(&sdk, &config).await?;
-    let router = inbound_router::router(AppState::new(store));
+    let router = inbound_router::router(store);
     lambda_http::run(adapters::auth::lambda_router(router, &config)).await
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use domain::conversation::Channel;
 use domain::identity::Ids;
 use domain::routing::{self, Inbound, Routed};
-use domain::store::Store;
+use domain::store::TextIntakeStore;
 use domain::DomainError;
 
 /// The notification End User Messaging publishes for an inbound text (the SNS message body).
@@ -33,7 +33,7 @@ pub enum TextOutcome {
 
 /// Routes one SNS message. `Err` only for failures worth a retry (the store is unavailable).
 pub async fn handle_text(
-    store: &dyn Store,
+    store: &dyn TextIntakeStore,
     sns_message: &str,
     now: DateTime<Utc>,
     ids: &dyn Ids,

@@ -15,7 +15,7 @@ use tracing::Level;
 use adapters::auth::LocalTokens;
 pub use adapters::auth::{sign_token, LocalClaims, TokenVerifier, LOCAL_ISSUER};
 use adapters::config::Config;
-use adapters::http::{no_route, ApiError, AppState};
+use adapters::http::{no_route, ApiError};
 use adapters::senders::{RecordingSender, SentAlert};
 use domain::alert::AlertSender;
 use domain::dispatch::dispatch_alert;
@@ -57,15 +57,15 @@ pub struct LocalServices {
 }
 
 /// Every route of every function, plus the local-only ones, behind local token verification and request
-/// logging.
-pub fn app(state: AppState, jwt_secret: &str, local: LocalServices) -> Router {
+/// logging. Each function's router gets the one store as the traits that function holds on AWS.
+pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Router {
     let reminder = Router::new()
         .route("/_local/eod-reminder", axum::routing::post(eod_reminder))
-        .with_state((state.store.clone(), local.clone()));
+        .with_state((store.clone(), local.clone()));
     let routes = Router::new()
-        .merge(config_api::router(state.clone()))
-        .merge(inbound_router::router(state.clone()))
-        .merge(transfer_alerts::router(state))
+        .merge(config_api::router(store.clone()))
+        .merge(inbound_router::router(store.clone()))
+        .merge(transfer_alerts::router(store))
         .route("/_local/sent", get(sent).with_state(local.recorder.clone()))
         .merge(reminder)
         .fallback(no_route);

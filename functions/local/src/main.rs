@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::config::{AlertSenderKind, Config};
-use adapters::http::AppState;
 use adapters::senders::{AwsSender, RecordingSender};
 use domain::alert::AlertSender;
 use domain::identity::Role;
@@ -96,11 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 dashboard_url: config.dashboard_url.clone(),
             };
             local::spawn_reminder_timer(store.clone(), services.clone(), Duration::from_secs(60));
-            let app = local::app(
-                AppState::new(store),
-                config.local_server_jwt_secret(),
-                services,
-            );
+            let app = local::app(store, config.local_server_jwt_secret(), services);
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!("listening on http://{addr}");

@@ -1,6 +1,8 @@
 //! The transfer-alerts function: `POST /conversations/{id}/transfer`, and the dispatcher that delivers
 //! pending alerts (new conversation, transfer) through SES v2 and SNS.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -10,19 +12,22 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use adapters::auth::Authenticated;
-use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, AppState, Body};
+use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, Body};
 use adapters::{now, UlidIds};
 use domain::alert::AlertSender;
 use domain::conversation::{AlertId, ConversationId};
 use domain::dispatch::{dispatch_alert, DispatchReport};
 use domain::routing::{self, TransferInput};
-use domain::store::Store;
+use domain::store::{DispatchStore, TransferStore};
 
-pub fn router(state: AppState) -> Router {
+/// The transfer route's state: the transfer store, as its IAM policy allows.
+type AppState = adapters::http::AppState<dyn TransferStore>;
+
+pub fn router(store: Arc<dyn TransferStore>) -> Router {
     Router::new()
         .route("/conversations/{id}/transfer", post(transfer))
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(AppState::new(store))
 }
 
 async fn transfer(
@@ -72,7 +77,7 @@ pub fn alerts_in_stream_batch(event: &Value) -> Vec<(String, AlertId)> {
 /// pending after the sender's own retries, or a store that was unavailable), so the stream retries only
 /// those and, past its retry limit, hands them to the on-failure destination instead of dropping them.
 pub async fn dispatch_stream_batch(
-    store: &dyn Store,
+    store: &dyn DispatchStore,
     sender: &dyn AlertSender,
     event: &Value,
     now: DateTime<Utc>,

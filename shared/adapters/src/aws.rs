@@ -42,7 +42,6 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
-use domain::store::Store;
 
 use crate::config::{Config, ConfigError};
 use crate::store::DynamoStore;
@@ -145,8 +144,12 @@ pub async fn sdk_config(config: &Config) -> Result<SdkConfig, ConfigError> {
     Ok(loader.load().await)
 }
 
-/// The DynamoDB store on the configured table.
-pub async fn dynamo_store(sdk: &SdkConfig, config: &Config) -> Result<Arc<dyn Store>, ConfigError> {
+/// The DynamoDB store on the configured table. Each function keeps it as the store traits its IAM policy
+/// lets it use (`Arc<dyn SettingsStore>`, ...).
+pub async fn dynamo_store(
+    sdk: &SdkConfig,
+    config: &Config,
+) -> Result<Arc<DynamoStore>, ConfigError> {
     let table = config.require_table()?;
     let client = aws_sdk_dynamodb::Client::new(sdk);
     Ok(Arc::new(DynamoStore::new(client, table)))

@@ -8,21 +8,30 @@ use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use domain::store::Store;
 use domain::DomainError;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
-/// What every HTTP function's router is built with.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
+/// What an HTTP function's router is built with: the store traits that function's IAM policy lets it use
+/// (config-api `AppState<dyn SettingsStore>`, inbound-router `AppState<dyn ConversationStore>`,
+/// transfer-alerts `AppState<dyn TransferStore>`; see `domain::store`).
+pub struct AppState<S: ?Sized> {
+    pub store: Arc<S>,
 }
 
-impl AppState {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+impl<S: ?Sized> AppState<S> {
+    pub fn new(store: Arc<S>) -> Self {
         AppState { store }
+    }
+}
+
+// Not derived: a derive would ask `S: Clone`, which a trait object is not.
+impl<S: ?Sized> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        AppState {
+            store: self.store.clone(),
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::conversation::AlertId;
 use crate::department::Department;
 use crate::error::DomainResult;
 use crate::practice::Practice;
-use crate::store::Store;
+use crate::store::DispatchStore;
 
 /// How long a claimed delivery stays reserved for the dispatcher that claimed it.
 pub const CLAIM_LEASE: Duration = Duration::seconds(60);
@@ -298,7 +298,7 @@ fn channel_key(channel: DeliveryChannel) -> &'static str {
 
 /// Delivers what is still undelivered of one alert. `Err` only when the store is unavailable.
 pub async fn dispatch_alert(
-    store: &dyn Store,
+    store: &dyn DispatchStore,
     sender: &dyn AlertSender,
     id: &AlertId,
     now: DateTime<Utc>,

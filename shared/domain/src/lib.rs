@@ -1,6 +1,6 @@
 //! The pure domain of the conversation backend for veterinary practices.
 //!
-//! No I/O, no clock, no environment: time and new ids come in as arguments; storage is the [`store::Store`] port.
+//! No I/O, no clock, no environment: time and new ids come in as arguments; storage is the [`store`] ports, one per aggregate.
 
 pub mod alert;
 pub mod conversation;

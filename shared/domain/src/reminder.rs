@@ -19,7 +19,7 @@ use crate::dispatch::dispatch_alert;
 use crate::error::DomainResult;
 use crate::identity::{DepartmentId, PracticeId};
 use crate::schedule;
-use crate::store::{ReminderClaim, Store};
+use crate::store::{ReminderClaim, ReminderRunStore};
 
 /// How many departments a run handles at once (each sends through SES, which throttles).
 pub const CONCURRENCY: usize = 8;
@@ -116,7 +116,7 @@ enum DueOutcome {
 
 /// One reminder run for the instant `run_at` (the scheduled event's `time`, not the wall clock).
 pub async fn run_reminders(
-    store: &dyn Store,
+    store: &dyn ReminderRunStore,
     sender: &dyn AlertSender,
     run_at: DateTime<Utc>,
     dashboard_url: &str,
@@ -149,7 +149,7 @@ pub async fn run_reminders(
 }
 
 async fn handle(
-    store: &dyn Store,
+    store: &dyn ReminderRunStore,
     sender: &dyn AlertSender,
     due: &DueReminder,
     run_at: DateTime<Utc>,

@@ -15,7 +15,8 @@ use crate::identity::{
     plausible_id, Caller, DepartmentId, Ids, PracticeId, Role, DASHBOARD, MAX_ID_BYTES,
 };
 use crate::store::{
-    ConversationFilter, ConversationPage, NewConversation, OpenConversation, Store, StoreError,
+    ConversationFilter, ConversationHistory, ConversationIntake, ConversationPage,
+    ConversationStore, NewConversation, OpenConversation, StoreError, TransferStore,
 };
 use crate::validate;
 
@@ -187,7 +188,7 @@ fn messages_for(
 /// the department it names), else into a new conversation in the department asked for (or the default one),
 /// if that department takes it now.
 pub async fn route_inbound(
-    store: &dyn Store,
+    store: &dyn ConversationIntake,
     inbound: Inbound,
     now: DateTime<Utc>,
     ids: &dyn Ids,
@@ -344,7 +345,7 @@ pub struct StartInput {
 /// `POST /conversations`. A client who already has an open conversation is answered 409
 /// `client_has_open_conversation` with its id, so the dashboard can open it instead.
 pub async fn staff_start(
-    store: &dyn Store,
+    store: &dyn ConversationIntake,
     caller: &Caller,
     input: StartInput,
     now: DateTime<Utc>,
@@ -429,7 +430,7 @@ pub async fn staff_start(
 
 /// `POST /conversations/{id}/messages`: a staff reply to an open conversation.
 pub async fn staff_reply(
-    store: &dyn Store,
+    store: &dyn ConversationStore,
     caller: &Caller,
     id: &ConversationId,
     body: &str,
@@ -489,7 +490,7 @@ fn resolved() -> DomainError {
 
 /// `POST /conversations/{id}/end`. Ending twice is not an error.
 pub async fn end_conversation(
-    store: &dyn Store,
+    store: &dyn ConversationStore,
     caller: &Caller,
     id: &ConversationId,
     now: DateTime<Utc>,
@@ -518,7 +519,7 @@ pub async fn end_conversation(
 
 /// `GET /conversations/{id}`: the conversation with its messages and transfers.
 pub async fn conversation_detail(
-    store: &dyn Store,
+    store: &dyn ConversationHistory,
     caller: &Caller,
     id: &ConversationId,
 ) -> DomainResult<crate::store::ConversationDetail> {
@@ -532,7 +533,7 @@ pub async fn conversation_detail(
 
 /// `GET /conversations`: newest activity first.
 pub async fn list_conversations(
-    store: &dyn Store,
+    store: &dyn ConversationStore,
     caller: &Caller,
     filter: ConversationFilter,
     cursor: Option<&str>,
@@ -575,7 +576,7 @@ pub struct TransferInput {
 /// `POST /conversations/{id}/transfer`: hands an open conversation to another department or provider,
 /// visible or not, and alerts the target department.
 pub async fn transfer_conversation(
-    store: &dyn Store,
+    store: &dyn TransferStore,
     caller: &Caller,
     id: &ConversationId,
     input: TransferInput,

@@ -12,7 +12,7 @@ use crate::identity::{plausible_id, Caller, DepartmentId, PracticeId, ADMIN, DAS
 use crate::practice::{Practice, PracticeInput};
 use crate::reminder;
 use crate::schedule::{self, AvailabilityReason, WeeklyHours};
-use crate::store::{PracticeConfig, Store, StoreError};
+use crate::store::{PracticeConfig, SettingsStore, StoreError};
 
 /// How often a write that lost a race to a concurrent writer is re-read and re-applied. Each loss means
 /// another write to the same record landed meanwhile, so this many losses in one request take as many
@@ -23,7 +23,7 @@ const RACE_RETRIES: usize = 16;
 /// `PUT /practice`: creates the practice with its default department ("<name> Team"), or updates it.
 /// Returns the practice and whether it was created.
 pub async fn put_practice(
-    store: &dyn Store,
+    store: &dyn SettingsStore,
     caller: &Caller,
     input: PracticeInput,
     now: DateTime<Utc>,
@@ -100,7 +100,7 @@ fn map_practice_write(e: StoreError) -> DomainError {
 }
 
 /// `GET /practice`.
-pub async fn get_practice(store: &dyn Store, caller: &Caller) -> DomainResult<Practice> {
+pub async fn get_practice(store: &dyn SettingsStore, caller: &Caller) -> DomainResult<Practice> {
     caller.require(DASHBOARD)?;
     store
         .get_practice(&caller.practice_id)
@@ -116,7 +116,10 @@ fn not_set_up() -> DomainError {
 }
 
 /// `GET /departments`: default first, then by name.
-pub async fn list_departments(store: &dyn Store, caller: &Caller) -> DomainResult<Vec<Department>> {
+pub async fn list_departments(
+    store: &dyn SettingsStore,
+    caller: &Caller,
+) -> DomainResult<Vec<Department>> {
     caller.require(DASHBOARD)?;
     let config = store
         .practice_config(&caller.practice_id)
@@ -127,7 +130,7 @@ pub async fn list_departments(store: &dyn Store, caller: &Caller) -> DomainResul
 
 /// `POST /departments`: omitted fields get the defaults.
 pub async fn create_department(
-    store: &dyn Store,
+    store: &dyn SettingsStore,
     caller: &Caller,
     body: Value,
     now: DateTime<Utc>,
@@ -189,7 +192,7 @@ fn known_department(id: &DepartmentId) -> DomainResult<()> {
 
 /// `GET /departments/{id}`.
 pub async fn get_department(
-    store: &dyn Store,
+    store: &dyn SettingsStore,
     caller: &Caller,
     id: &DepartmentId,
 ) -> DomainResult<Department> {
@@ -211,7 +214,7 @@ enum Change {
 
 /// `PATCH /departments/{id}` (JSON merge patch). With `if_match`, refuses (412) unless it names the current etag.
 pub async fn patch_department(
-    store: &dyn Store,
+    store: &dyn SettingsStore,
     caller: &Caller,
     id: &DepartmentId,
     patch: Value,
@@ -224,7 +227,7 @@ pub async fn patch_department(
 
 /// `POST /departments/{id}/hours/reset`: hours back to 09:00–18:00 Monday to Friday; overrides kept.
 pub async fn reset_hours(
-    store: &dyn Store,
+    store: &dyn SettingsStore,
     caller: &Caller,
     id: &DepartmentId,
     now: DateTime<Utc>,
@@ -235,7 +238,7 @@ pub async fn reset_hours(
 
 /// `PUT /departments/{id}/online`: the manual Online/Offline switch (staff may flip it).
 pub async fn set_online(
-    store: &dyn Store,
+    store: &dyn SettingsStore,
     caller: &Caller,
     id: &DepartmentId,
     online: bool,
@@ -246,7 +249,7 @@ pub async fn set_online(
 }
 
 async fn change_department(
-    store: &dyn Store,
+    store: &dyn SettingsStore,
     caller: &Caller,
     id: &DepartmentId,
     change: Change,
@@ -320,7 +323,7 @@ async fn change_department(
 
 /// `DELETE /departments/{id}`.
 pub async fn delete_department(
-    store: &dyn Store,
+    store: &dyn SettingsStore,
     caller: &Caller,
     id: &DepartmentId,
 ) -> DomainResult<()> {
@@ -404,7 +407,7 @@ pub fn department_availability(
 
 /// Public availability of every department visible in the app. An unknown practice is 404.
 pub async fn public_availability(
-    store: &dyn Store,
+    store: &dyn SettingsStore,
     practice_id: &PracticeId,
     at: DateTime<Utc>,
 ) -> DomainResult<PublicAvailability> {

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use adapters::http::AppState;
 use adapters::senders::RecordingSender;
 use axum::body::Body;
 use axum::Router;
@@ -56,7 +55,7 @@ impl Api {
             dashboard_url: DASHBOARD.to_owned(),
         };
         Api {
-            app: local::app(AppState::new(store.clone()), SECRET, services),
+            app: local::app(store.clone(), SECRET, services),
             store,
             recorder,
         }

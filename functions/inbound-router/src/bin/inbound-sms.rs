@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use adapters::config::Config;
 use adapters::{now, UlidIds};
-use domain::store::Store;
+use domain::store::TextIntakeStore;
 use inbound_router::sms::{handle_text, TextOutcome};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
@@ -15,7 +15,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     adapters::telemetry::init(&config);
     let sdk = adapters::aws::sdk_config(&config).await?;
-    let store = adapters::aws::dynamo_store(&sdk, &config).await?;
+    // What this entry may touch (its IAM policy): the number's owner and the conversation intake.
+    let store: Arc<dyn TextIntakeStore> = adapters::aws::dynamo_store(&sdk, &config).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let store = store.clone();
         async move { handle(store, event.payload).await }
@@ -25,7 +26,7 @@ async fn main() -> Result<(), Error> {
 
 /// Routes every record; fails the invocation (so SNS retries it) only when the store was unavailable —
 /// records already stored are deduplicated on the retry.
-async fn handle(store: Arc<dyn Store>, event: Value) -> Result<Value, Error> {
+async fn handle(store: Arc<dyn TextIntakeStore>, event: Value) -> Result<Value, Error> {
     let records = event["Records"].as_array().cloned().unwrap_or_default();
     let (mut routed, mut skipped) = (0, 0);
     for record in &records {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use adapters::config::Config;
 use adapters::senders::AwsSender;
+use domain::store::DispatchStore;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
 
@@ -14,7 +15,8 @@ async fn main() -> Result<(), Error> {
     adapters::telemetry::init(&config);
     // Clients are built once per cold start.
     let sdk = adapters::aws::sdk_config(&config).await?;
-    let store = adapters::aws::dynamo_store(&sdk, &config).await?;
+    // What the dispatcher may touch (its IAM policy): the outbox and the alert's practice and department.
+    let store: Arc<dyn DispatchStore> = adapters::aws::dynamo_store(&sdk, &config).await?;
     let sender_email = config
         .sender_email
         .clone()

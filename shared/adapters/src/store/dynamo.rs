@@ -29,8 +29,10 @@ use domain::practice::Practice;
 use domain::reminder::DueReminder;
 use domain::store::ReminderClaim;
 use domain::store::{
-    sort_departments, ConversationDetail, ConversationFilter, ConversationPage, NewConversation,
-    OpenConversation, PracticeConfig, RoutingContext, Store, StoreError, StoreResult,
+    sort_departments, AlertOutbox, ConversationDetail, ConversationFilter, ConversationHistory,
+    ConversationIntake, ConversationPage, ConversationStore, NewConversation, OpenConversation,
+    PendingAlerts, PracticeConfig, ReminderStore, RoutingContext, SettingsLookup, SettingsStore,
+    StoreError, StoreResult, TransferStore,
 };
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
@@ -566,7 +568,73 @@ impl DynamoStore {
 // ---------------------------------------------------------------------------------------------------------
 
 #[async_trait]
-impl Store for DynamoStore {
+impl SettingsLookup for DynamoStore {
+    async fn practice_and_department(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+    ) -> StoreResult<(Option<Practice>, Option<Department>)> {
+        let keys = KeysAndAttributes::builder()
+            .keys(practice_key(practice_id.as_str()))
+            .keys(department_key(practice_id.as_str(), department_id.as_str()))
+            .consistent_read(true)
+            .build()
+            .map_err(build_failed)?;
+        let mut request = HashMap::from([(self.table.clone(), keys)]);
+        let mut items = Vec::new();
+        let mut backoff = Backoff::new("DynamoDB BatchGetItem left keys unprocessed");
+        loop {
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .map_err(|e| sdk_unavailable("BatchGetItem", &e))?;
+            items.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            // Keys DynamoDB did not get to (throttling, size) come back to be asked for again.
+            match out
+                .unprocessed_keys
+                .filter(|u| u.values().any(|k| !k.keys().is_empty()))
+            {
+                None => break,
+                Some(unprocessed) => {
+                    backoff.wait().await?;
+                    request = unprocessed;
+                }
+            }
+        }
+        let (practice, departments) = read_collection(items)?;
+        Ok((
+            practice,
+            departments.into_iter().find(|d| &d.id == department_id),
+        ))
+    }
+
+    async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(sms_number_key(e164)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_unavailable("GetItem", &e))?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|item| string_attribute(item, "practice_id"))
+            .map(PracticeId::from))
+    }
+}
+
+#[async_trait]
+impl SettingsStore for DynamoStore {
     async fn practice_config(
         &self,
         practice_id: &PracticeId,
@@ -616,52 +684,6 @@ impl Store for DynamoStore {
         out.item
             .map(|item| from_item(item).map_err(decoding_failed))
             .transpose()
-    }
-
-    async fn practice_and_department(
-        &self,
-        practice_id: &PracticeId,
-        department_id: &DepartmentId,
-    ) -> StoreResult<(Option<Practice>, Option<Department>)> {
-        let keys = KeysAndAttributes::builder()
-            .keys(practice_key(practice_id.as_str()))
-            .keys(department_key(practice_id.as_str(), department_id.as_str()))
-            .consistent_read(true)
-            .build()
-            .map_err(build_failed)?;
-        let mut request = HashMap::from([(self.table.clone(), keys)]);
-        let mut items = Vec::new();
-        let mut backoff = Backoff::new("DynamoDB BatchGetItem left keys unprocessed");
-        loop {
-            let out = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request))
-                .send()
-                .await
-                .map_err(|e| sdk_unavailable("BatchGetItem", &e))?;
-            items.extend(
-                out.responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default(),
-            );
-            // Keys DynamoDB did not get to (throttling, size) come back to be asked for again.
-            match out
-                .unprocessed_keys
-                .filter(|u| u.values().any(|k| !k.keys().is_empty()))
-            {
-                None => break,
-                Some(unprocessed) => {
-                    backoff.wait().await?;
-                    request = unprocessed;
-                }
-            }
-        }
-        let (practice, departments) = read_collection(items)?;
-        Ok((
-            practice,
-            departments.into_iter().find(|d| &d.id == department_id),
-        ))
     }
 
     async fn create_practice(
@@ -1027,24 +1049,10 @@ impl Store for DynamoStore {
         };
         self.transact(build, interpret).await
     }
+}
 
-    async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(sms_number_key(e164)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_unavailable("GetItem", &e))?;
-        Ok(out
-            .item
-            .as_ref()
-            .and_then(|item| string_attribute(item, "practice_id"))
-            .map(PracticeId::from))
-    }
-
+#[async_trait]
+impl ConversationIntake for DynamoStore {
     async fn routing_context(
         &self,
         practice_id: &PracticeId,
@@ -1069,21 +1077,27 @@ impl Store for DynamoStore {
         self.conversations_append(practice_id, open, messages, dedup_key)
             .await
     }
+}
 
-    async fn get_conversation(
-        &self,
-        practice_id: &PracticeId,
-        id: &ConversationId,
-    ) -> StoreResult<Option<Conversation>> {
-        self.conversations_get(practice_id, id).await
-    }
-
+#[async_trait]
+impl ConversationHistory for DynamoStore {
     async fn conversation_detail(
         &self,
         practice_id: &PracticeId,
         id: &ConversationId,
     ) -> StoreResult<Option<ConversationDetail>> {
         self.conversations_detail(practice_id, id).await
+    }
+}
+
+#[async_trait]
+impl ConversationStore for DynamoStore {
+    async fn get_conversation(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+    ) -> StoreResult<Option<Conversation>> {
+        self.conversations_get(practice_id, id).await
     }
 
     async fn end_conversation(
@@ -1104,7 +1118,10 @@ impl Store for DynamoStore {
         self.conversations_list(practice_id, filter, cursor, limit)
             .await
     }
+}
 
+#[async_trait]
+impl TransferStore for DynamoStore {
     async fn transfer_conversation(
         &self,
         conversation: &Conversation,
@@ -1113,7 +1130,10 @@ impl Store for DynamoStore {
     ) -> StoreResult<Conversation> {
         self.alerts_transfer(conversation, transfer, alert).await
     }
+}
 
+#[async_trait]
+impl AlertOutbox for DynamoStore {
     async fn get_alert(&self, id: &AlertId) -> StoreResult<Option<AlertRecord>> {
         self.alerts_get(id).await
     }
@@ -1144,11 +1164,17 @@ impl Store for DynamoStore {
     async fn complete_alert(&self, id: &AlertId) -> StoreResult<()> {
         self.alerts_complete(id).await
     }
+}
 
+#[async_trait]
+impl PendingAlerts for DynamoStore {
     async fn pending_alert_ids(&self, limit: usize) -> StoreResult<Vec<AlertId>> {
         self.alerts_pending(limit).await
     }
+}
 
+#[async_trait]
+impl ReminderStore for DynamoStore {
     async fn due_reminders(
         &self,
         until: DateTime<Utc>,

@@ -16,9 +16,10 @@ use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
 use domain::reminder::DueReminder;
 use domain::store::{
-    sort_departments, ConversationDetail, ConversationFilter, ConversationPage, NewConversation,
-    OpenConversation, PracticeConfig, ReminderClaim, RoutingContext, Store, StoreError,
-    StoreResult,
+    sort_departments, AlertOutbox, ConversationDetail, ConversationFilter, ConversationHistory,
+    ConversationIntake, ConversationPage, ConversationStore, NewConversation, OpenConversation,
+    PendingAlerts, PracticeConfig, ReminderClaim, ReminderStore, RoutingContext, SettingsLookup,
+    SettingsStore, StoreError, StoreResult, TransferStore,
 };
 
 #[derive(Debug, Default)]
@@ -124,7 +125,28 @@ impl Tables {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl SettingsLookup for MemoryStore {
+    async fn practice_and_department(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+    ) -> StoreResult<(Option<Practice>, Option<Department>)> {
+        let tables = self.lock();
+        let practice = tables.practices.get(practice_id).cloned();
+        let department = tables
+            .departments
+            .get(&(practice_id.clone(), department_id.clone()))
+            .cloned();
+        Ok((practice, department))
+    }
+
+    async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>> {
+        Ok(self.lock().sms_numbers.get(e164).cloned())
+    }
+}
+
+#[async_trait]
+impl SettingsStore for MemoryStore {
     async fn practice_config(
         &self,
         practice_id: &PracticeId,
@@ -148,20 +170,6 @@ impl Store for MemoryStore {
 
     async fn get_practice(&self, practice_id: &PracticeId) -> StoreResult<Option<Practice>> {
         Ok(self.lock().practices.get(practice_id).cloned())
-    }
-
-    async fn practice_and_department(
-        &self,
-        practice_id: &PracticeId,
-        department_id: &DepartmentId,
-    ) -> StoreResult<(Option<Practice>, Option<Department>)> {
-        let tables = self.lock();
-        let practice = tables.practices.get(practice_id).cloned();
-        let department = tables
-            .departments
-            .get(&(practice_id.clone(), department_id.clone()))
-            .cloned();
-        Ok((practice, department))
     }
 
     async fn create_practice(
@@ -340,11 +348,10 @@ impl Store for MemoryStore {
         tables.departments.remove(&dept_key);
         Ok(())
     }
+}
 
-    async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>> {
-        Ok(self.lock().sms_numbers.get(e164).cloned())
-    }
-
+#[async_trait]
+impl ConversationIntake for MemoryStore {
     async fn routing_context(
         &self,
         practice_id: &PracticeId,
@@ -446,19 +453,10 @@ impl Store for MemoryStore {
             .sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
         Ok(())
     }
+}
 
-    async fn get_conversation(
-        &self,
-        practice_id: &PracticeId,
-        id: &ConversationId,
-    ) -> StoreResult<Option<Conversation>> {
-        let tables = self.lock();
-        Ok(tables
-            .conversations
-            .get(&(practice_id.clone(), id.clone()))
-            .map(|r| r.conversation.clone()))
-    }
-
+#[async_trait]
+impl ConversationHistory for MemoryStore {
     async fn conversation_detail(
         &self,
         practice_id: &PracticeId,
@@ -473,6 +471,21 @@ impl Store for MemoryStore {
                 messages: r.messages.clone(),
                 transfers: r.transfers.clone(),
             }))
+    }
+}
+
+#[async_trait]
+impl ConversationStore for MemoryStore {
+    async fn get_conversation(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+    ) -> StoreResult<Option<Conversation>> {
+        let tables = self.lock();
+        Ok(tables
+            .conversations
+            .get(&(practice_id.clone(), id.clone()))
+            .map(|r| r.conversation.clone()))
     }
 
     async fn end_conversation(
@@ -578,7 +591,10 @@ impl Store for MemoryStore {
             next_cursor,
         })
     }
+}
 
+#[async_trait]
+impl TransferStore for MemoryStore {
     async fn transfer_conversation(
         &self,
         conversation: &Conversation,
@@ -622,7 +638,10 @@ impl Store for MemoryStore {
         record.transfers.push(transfer.clone());
         Ok(record.conversation.clone())
     }
+}
 
+#[async_trait]
+impl AlertOutbox for MemoryStore {
     async fn get_alert(&self, id: &AlertId) -> StoreResult<Option<AlertRecord>> {
         Ok(self
             .lock()
@@ -675,7 +694,10 @@ impl Store for MemoryStore {
         tables.alert_mut(id)?.0.status = AlertStatus::Done;
         Ok(())
     }
+}
 
+#[async_trait]
+impl PendingAlerts for MemoryStore {
     async fn pending_alert_ids(&self, limit: usize) -> StoreResult<Vec<AlertId>> {
         let tables = self.lock();
         Ok(tables
@@ -686,7 +708,10 @@ impl Store for MemoryStore {
             .map(|(r, _)| r.alert.id.clone())
             .collect())
     }
+}
 
+#[async_trait]
+impl ReminderStore for MemoryStore {
     async fn due_reminders(
         &self,
         until: DateTime<Utc>,

@@ -1,0 +1,112 @@
+//! The storage port, one small trait per aggregate (and per slice of one that a function may touch), so
+//! each function holds only what its IAM policy in `template.yaml` lets it do. Two adapters implement every
+//! trait (DynamoDB and the embedded in-memory store, in `adapters::store`), and one contract suite per
+//! aggregate holds both to the same answers (`tests/tests/*_contract.rs`, `reminder.rs`).
+//!
+//! | trait | aggregate | held by |
+//! |---|---|---|
+//! | [`SettingsLookup`] | settings (reads) | through the composed traits below |
+//! | [`SettingsStore`]: `SettingsLookup` | settings | config-api |
+//! | [`ConversationIntake`] | conversations (a message arrives) | through `ConversationStore`, `TextIntakeStore` |
+//! | [`ConversationHistory`] | conversations (one read whole) | through `ConversationStore`, `TransferStore` |
+//! | [`ConversationStore`]: `ConversationIntake + ConversationHistory` | conversations | inbound-router |
+//! | [`TransferStore`]: `ConversationHistory` | conversations (transfer) | transfer-alerts (its HTTP route) |
+//! | [`AlertOutbox`] | alerts (delivery) | through `DispatchStore` |
+//! | [`PendingAlerts`] | alerts (sweep) | the local server's alert worker |
+//! | [`ReminderStore`] | reminders | through `ReminderRunStore` |
+//! | [`DispatchStore`]: `AlertOutbox + SettingsLookup` | | alert-dispatcher |
+//! | [`ReminderRunStore`]: `ReminderStore + DispatchStore` | | eod-reminder |
+//! | [`TextIntakeStore`]: `SettingsLookup + ConversationIntake` | | inbound-sms |
+//! | [`Store`]: all of them | | the local server (every function in one process), the tests |
+//!
+//! The composed traits have blanket implementations: a store implements the aggregate traits and gets them.
+//! One error type for all ([`StoreError`]); `adapters::http` maps it (through `DomainError`) to the
+//! contract's codes in one place.
+
+mod alerts;
+mod conversations;
+mod reminders;
+mod settings;
+
+pub use alerts::{AlertOutbox, PendingAlerts};
+pub use conversations::{
+    ConversationDetail, ConversationFilter, ConversationHistory, ConversationIntake,
+    ConversationPage, ConversationStore, NewConversation, OpenConversation, RoutingContext,
+    TransferStore,
+};
+pub use reminders::{ReminderClaim, ReminderStore};
+pub use settings::{sort_departments, PracticeConfig, SettingsLookup, SettingsStore};
+
+use crate::conversation::ConversationId;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A create found the record already there.
+    #[error("the record already exists")]
+    AlreadyExists,
+    /// The record to change is not there (or was deleted meanwhile).
+    #[error("the record does not exist")]
+    NotFound,
+    /// The record changed since it was read (optimistic concurrency).
+    #[error("the record was changed concurrently")]
+    VersionMismatch,
+    /// Another department of the practice has this name (case-insensitive).
+    #[error("a department with this name exists")]
+    DuplicateName,
+    /// A texting number already belongs to another practice.
+    #[error("texting number {0} belongs to another practice")]
+    SmsNumberTaken(String),
+    /// The department still has open conversations.
+    #[error("the department has open conversations")]
+    HasOpenConversations,
+    /// The client already has an open conversation in the practice.
+    #[error("the client already has an open conversation")]
+    ClientHasOpenConversation,
+    /// This inbound message (gateway message id) was stored before, in the conversation named.
+    #[error("inbound message already stored in conversation {0}")]
+    DuplicateInbound(ConversationId),
+    /// A list cursor that this store did not hand out.
+    #[error("bad cursor")]
+    BadCursor,
+    /// The backing service failed or throttled after its retries.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What delivering an alert touches: the outbox and the alert's practice and department (alert-dispatcher).
+pub trait DispatchStore: AlertOutbox + SettingsLookup {}
+impl<T: AlertOutbox + SettingsLookup + ?Sized> DispatchStore for T {}
+
+/// What a reminder run touches: the due departments, then each reminder's delivery (eod-reminder).
+pub trait ReminderRunStore: ReminderStore + DispatchStore {}
+impl<T: ReminderStore + DispatchStore + ?Sized> ReminderRunStore for T {}
+
+/// What an inbound text touches: the owner of the number texted, then the intake (inbound-sms).
+pub trait TextIntakeStore: SettingsLookup + ConversationIntake {}
+impl<T: SettingsLookup + ConversationIntake + ?Sized> TextIntakeStore for T {}
+
+/// Every store trait: what the local server holds (it runs every function in one process) and the tests.
+/// A new aggregate's trait joins this list.
+pub trait Store:
+    SettingsStore
+    + ConversationStore
+    + TransferStore
+    + PendingAlerts
+    + ReminderRunStore
+    + TextIntakeStore
+    + 'static
+{
+}
+impl<T> Store for T where
+    T: SettingsStore
+        + ConversationStore
+        + TransferStore
+        + PendingAlerts
+        + ReminderRunStore
+        + TextIntakeStore
+        + 'static
+        + ?Sized
+{
+}
