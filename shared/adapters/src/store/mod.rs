@@ -1,4 +1,21 @@
-//! The two implementations of the storage port, held to one contract (`tests/tests/store_contract.rs`).
+//! The two implementations of the storage port (`domain::store`), organised alike: one file per aggregate,
+//! side by side, each implementing that aggregate's traits.
+//!
+//! | aggregate | traits | DynamoDB | embedded |
+//! |---|---|---|---|
+//! | settings | `SettingsLookup`, `SettingsStore` | `dynamo/settings.rs` | `memory/settings.rs` |
+//! | conversations | `ConversationIntake`, `ConversationHistory`, `ConversationStore`, `TransferStore` | `dynamo/conversations.rs` | `memory/conversations.rs` |
+//! | alerts | `AlertOutbox`, `PendingAlerts` | `dynamo/alerts.rs` | `memory/alerts.rs` |
+//! | reminders | `ReminderStore` | `dynamo/reminders.rs` | `memory/reminders.rs` |
+//!
+//! What the DynamoDB files share: `dynamo/mod.rs` (the store and its request loops: transaction, single
+//! conditional write, batch read, query pages), `dynamo/keys.rs` (the item keys below), `dynamo/codec.rs`
+//! (attribute values, items, transaction items), `dynamo/table.rs` (the table's shape, `ensure_table`),
+//! `dynamo/counter.rs` (requests counted per operation). `memory/mod.rs` holds the embedded store's maps.
+//!
+//! A new aggregate: its traits in `domain/src/store/<aggregate>.rs` (and in `domain::store::Store`), a file
+//! of that name in each folder here, its keys in `dynamo/keys.rs` and its rows in the table below, and its
+//! contract suite in `tests/tests/stores/`, run on every store by `vetchat_tests::on_every_store!`.
 //!
 //! # DynamoDB single-table layout
 //!
@@ -48,12 +65,10 @@
 //! one `GSI1` Query on `ALERTS#pending`, oldest first: a sparse partition that holds only the alerts in
 //! flight (a single partition key on purpose; fine at alert volumes, shard it if that ever changes).
 
-mod counter;
 mod dynamo;
 mod memory;
-mod table;
 
-pub use counter::RequestCounter;
-pub use dynamo::DynamoStore;
+pub use dynamo::{
+    ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, RequestCounter, TableSpec,
+};
 pub use memory::MemoryStore;
-pub use table::{ensure_table, table_spec, IndexSpec, KeyAttribute, TableSpec};

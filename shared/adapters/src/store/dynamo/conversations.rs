@@ -1,5 +1,6 @@
-//! The conversation half of the DynamoDB store (layout in [`super::super`]): the items, and the requests
-//! behind the `Store` port's conversation methods, each within its DESIGN.md budget.
+//! Conversations on DynamoDB: a conversation, its messages and transfers in one item collection keyed by
+//! the practice (so another practice's conversation is unreachable), the client's open-conversation claim,
+//! the inbound messages seen, and `GSI1`'s lists per status.
 //!
 //! | method | requests |
 //! |---|---|
@@ -10,97 +11,51 @@
 //! | `conversation_detail` | one `Query` on the conversation's collection (more pages only past 1 MB) |
 //! | `end_conversation` | one `TransactWriteItems` |
 //! | `list_conversations` | `Query` on `GSI1`: one per status partition read, more when a filter thins pages |
+//! | `transfer_conversation` | one `TransactWriteItems` (conversation, transfer record, −1/+1 on the departments, the client's claim, the alert) |
 //!
-//! Retries of conflicting transactions (and DynamoDB Local's conflicts reported as failed conditions) are
-//! the shared [`DynamoStore::transact`]'s: a cancellation is a rule only when the old image shows it.
+//! Every transaction's conflicts are retried by [`DynamoStore::transact`]; a cancellation is a rule only when
+//! the old image shows it.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, KeysAndAttributes, Put,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
-use domain::conversation::{Conversation, ConversationId, ConversationStatus, Message, Transfer};
+use domain::conversation::{
+    AlertId, Conversation, ConversationId, ConversationStatus, Message, Transfer,
+};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::store::{
-    ConversationDetail, ConversationFilter, ConversationPage, NewConversation, OpenConversation,
-    RoutingContext, StoreError, StoreResult,
+    ConversationDetail, ConversationFilter, ConversationHistory, ConversationIntake,
+    ConversationPage, ConversationStore, NewConversation, OpenConversation, RoutingContext,
+    StoreError, StoreResult, TransferStore,
 };
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
-use super::{
-    build_failed, decoding_failed, department_key, encoding_failed, exists_in, failed, key,
-    practice_key, read_collection, s, sdk_unavailable, sort_key, string_attribute, Backoff,
-    DynamoStore, Item, Verdict, ABSENT,
+use super::alerts::alert_item;
+use super::codec::{
+    build_failed, decoding_failed, delete, encoding_failed, put, put_item, s, sort_key,
+    string_attribute, Item, ABSENT,
 };
-
-// ---------------------------------------------------------------------------------------------------------
-// Keys
-// ---------------------------------------------------------------------------------------------------------
-
-pub(super) const GSI1: &str = "GSI1";
-pub(super) const GSI1PK: &str = "GSI1PK";
-pub(super) const GSI1SK: &str = "GSI1SK";
-
-const CONVERSATION_SK: &str = "CONV";
-const MESSAGE_SK_PREFIX: &str = "MSG#";
-pub(super) const TRANSFER_SK_PREFIX: &str = "XFER#";
-const CLAIM_SK: &str = "OPEN";
-const INBOUND_SK: &str = "INBOUND";
+use super::keys::{
+    activity_sk, claim_key, conversation_key, conversation_pk, department_key, inbound_key, key,
+    list_pk, message_sk, practice_key, status_str, transfer_sk, CLAIM_SK, CONVERSATION_SK, GSI1,
+    GSI1PK, GSI1SK, MESSAGE_SK_PREFIX, TRANSFER_SK_PREFIX,
+};
+use super::settings::read_collection;
+use super::{exists_in, failed, sdk_unavailable, DynamoStore, Verdict};
 
 /// How long an inbound message id is remembered (the table's TTL deletes the record after).
 const INBOUND_DEDUP_DAYS: i64 = 7;
 
 /// A transaction holds at most this many items.
 const MAX_TRANSACTION_ITEMS: usize = 100;
-
-pub(super) fn conversation_pk(practice_id: &PracticeId, id: &ConversationId) -> String {
-    format!("CONV#{practice_id}#{id}")
-}
-
-pub(super) fn conversation_key(practice_id: &PracticeId, id: &ConversationId) -> Item {
-    key(conversation_pk(practice_id, id), CONVERSATION_SK)
-}
-
-pub(super) fn claim_key(practice_id: &PracticeId, client_id: &str) -> Item {
-    key(format!("OPEN#{practice_id}#{client_id}"), CLAIM_SK)
-}
-
-fn inbound_key(practice_id: &PracticeId, dedup_key: &str) -> Item {
-    key(format!("INBOUND#{practice_id}#{dedup_key}"), INBOUND_SK)
-}
-
-pub(super) fn status_str(status: ConversationStatus) -> &'static str {
-    match status {
-        ConversationStatus::Open => "open",
-        ConversationStatus::Resolved => "resolved",
-    }
-}
-
-/// The index partition of a practice's conversations in one status.
-pub(super) fn list_pk(practice_id: &PracticeId, status: ConversationStatus) -> String {
-    format!("CONVS#{practice_id}#{}", status_str(status))
-}
-
-/// An instant as a fixed-width UTC string (nanoseconds, `Z`), so strings sort as instants do. Nanoseconds,
-/// not fewer digits: the orders then agree exactly with the embedded store's, which compares instants.
-pub(super) fn sortable(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
-}
-
-/// The index sort key: newest activity first when read backwards; the id breaks ties (as in the embedded
-/// store) and makes every conversation's position unique, which is what a list cursor holds.
-fn activity_sk(last_message_at: DateTime<Utc>, id: &ConversationId) -> String {
-    format!("{}#{id}", sortable(last_message_at))
-}
-
-fn message_sk(message: &Message) -> String {
-    format!("{MESSAGE_SK_PREFIX}{}#{}", sortable(message.at), message.id)
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Items
@@ -130,49 +85,28 @@ fn claim_item(practice_id: &PracticeId, client_id: &str, open: &OpenConversation
     item
 }
 
+/// The record of an inbound message seen, kept a week from when it arrived (the table's TTL then deletes
+/// it); with no instant (an append without messages) it is kept.
 fn inbound_item(
     practice_id: &PracticeId,
     dedup_key: &str,
     conversation_id: &ConversationId,
+    received_at: Option<DateTime<Utc>>,
 ) -> Item {
-    let expires_at = Utc::now() + chrono::Duration::days(INBOUND_DEDUP_DAYS);
     let mut item = inbound_key(practice_id, dedup_key);
     item.insert("conversation_id".into(), s(conversation_id.as_str()));
-    item.insert(
-        "expires_at".into(),
-        AttributeValue::N(expires_at.timestamp().to_string()),
-    );
+    if let Some(at) = received_at {
+        let expires_at = at + chrono::Duration::days(INBOUND_DEDUP_DAYS);
+        item.insert(
+            "expires_at".into(),
+            AttributeValue::N(expires_at.timestamp().to_string()),
+        );
+    }
     item
 }
 
-/// A pending alert as written by the change that causes it (start, transfer): `status = "pending"`, listed
-/// in the sparse pending-alerts partition of `GSI1` (oldest first), with empty delivery maps so the
-/// dispatcher's `SET outcomes.#k` / `SET claims.#k` always find their parent map.
-pub(super) fn alert_item(alert: &PendingAlert) -> StoreResult<Item> {
-    let mut item = to_item(alert).map_err(encoding_failed)?;
-    item.extend(super::alerts::alert_key(&alert.id));
-    item.insert("status".into(), s("pending"));
-    item.insert(GSI1PK.into(), s(super::alerts::PENDING_ALERTS_PK));
-    item.insert(
-        GSI1SK.into(),
-        s(super::alerts::pending_sk(alert.created_at, &alert.id)),
-    );
-    item.insert("outcomes".into(), AttributeValue::M(HashMap::new()));
-    item.insert("claims".into(), AttributeValue::M(HashMap::new()));
-    Ok(item)
-}
-
-pub(super) fn put_item(table: &str, item: Item) -> StoreResult<TransactWriteItem> {
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .build()
-        .map_err(build_failed)?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
-
 /// `ADD` `delta` to a department's `open_conversations`; the department must exist.
-pub(super) fn count_open(
+fn count_open(
     table: &str,
     practice_id: &PracticeId,
     department_id: &DepartmentId,
@@ -219,6 +153,19 @@ fn too_many_items(count: usize) -> StoreResult<()> {
     Ok(())
 }
 
+fn transfer_item(
+    conversation: &Conversation,
+    transfer: &Transfer,
+    alert_id: &AlertId,
+) -> StoreResult<Item> {
+    let mut item = to_item(transfer).map_err(encoding_failed)?;
+    item.extend(key(
+        conversation_pk(&conversation.practice_id, &conversation.id),
+        &transfer_sk(transfer, alert_id),
+    ));
+    Ok(item)
+}
+
 /// What a list cursor holds: the caller's practice and the index sort key of the last conversation
 /// answered (unique per conversation, so the next page starts right after it in every status partition).
 #[derive(Serialize, Deserialize)]
@@ -251,56 +198,30 @@ fn decode_cursor(raw: &str, practice_id: &PracticeId) -> StoreResult<String> {
 /// One status partition of the index, read newest first, a page at a time as the merge needs it.
 struct Partition {
     pk: String,
-    buffered: std::collections::VecDeque<Item>,
+    buffered: VecDeque<Item>,
     start_key: Option<Item>,
     exhausted: bool,
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The port's conversation methods
+// The port
 // ---------------------------------------------------------------------------------------------------------
 
-impl DynamoStore {
-    pub(super) async fn conversations_routing_context(
+#[async_trait]
+impl ConversationIntake for DynamoStore {
+    async fn routing_context(
         &self,
         practice_id: &PracticeId,
         client_id: &str,
         department_id: &DepartmentId,
     ) -> StoreResult<RoutingContext> {
-        let keys = KeysAndAttributes::builder()
-            .keys(practice_key(practice_id.as_str()))
-            .keys(department_key(practice_id.as_str(), department_id.as_str()))
-            .keys(claim_key(practice_id, client_id))
-            .consistent_read(true)
-            .build()
-            .map_err(build_failed)?;
-        let mut request = HashMap::from([(self.table.clone(), keys)]);
-        let mut items = Vec::new();
-        let mut backoff = Backoff::new("DynamoDB BatchGetItem left keys unprocessed");
-        loop {
-            let out = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request))
-                .send()
-                .await
-                .map_err(|e| sdk_unavailable("BatchGetItem", &e))?;
-            items.extend(
-                out.responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default(),
-            );
-            match out
-                .unprocessed_keys
-                .filter(|u| u.values().any(|k| !k.keys().is_empty()))
-            {
-                None => break,
-                Some(unprocessed) => {
-                    backoff.wait().await?;
-                    request = unprocessed;
-                }
-            }
-        }
+        let items = self
+            .batch_get([
+                practice_key(practice_id.as_str()),
+                department_key(practice_id.as_str(), department_id.as_str()),
+                claim_key(practice_id, client_id),
+            ])
+            .await?;
         let (claims, settings): (Vec<Item>, Vec<Item>) = items
             .into_iter()
             .partition(|item| sort_key(item) == Some(CLAIM_SK));
@@ -317,7 +238,7 @@ impl DynamoStore {
         })
     }
 
-    pub(super) async fn conversations_start(&self, new: &NewConversation) -> StoreResult<()> {
+    async fn start_conversation(&self, new: &NewConversation) -> StoreResult<()> {
         let c = &new.conversation;
         let open = OpenConversation {
             conversation_id: c.id.clone(),
@@ -337,13 +258,13 @@ impl DynamoStore {
 
         let build = || {
             let mut items = vec![
-                super::put(
+                put(
                     &self.table,
                     claim_item(&c.practice_id, &c.client_id, &open),
                     ABSENT,
                     vec![],
                 )?,
-                super::put(&self.table, conversation_item(c)?, ABSENT, vec![])?,
+                put(&self.table, conversation_item(c)?, ABSENT, vec![])?,
             ];
             for m in &new.messages {
                 items.push(put_item(&self.table, message_item(&c.practice_id, m)?)?);
@@ -358,9 +279,9 @@ impl DynamoStore {
                 items.push(put_item(&self.table, alert_item(alert)?)?);
             }
             if let Some(dedup_key) = &new.dedup_key {
-                items.push(super::put(
+                items.push(put(
                     &self.table,
-                    inbound_item(&c.practice_id, dedup_key, &c.id),
+                    inbound_item(&c.practice_id, dedup_key, &c.id, Some(c.started_at)),
                     ABSENT,
                     vec![],
                 )?);
@@ -384,7 +305,7 @@ impl DynamoStore {
         self.transact(build, interpret).await
     }
 
-    pub(super) async fn conversations_append(
+    async fn append_messages(
         &self,
         practice_id: &PracticeId,
         open: &OpenConversation,
@@ -395,6 +316,8 @@ impl DynamoStore {
         too_many_items(1 + messages.len() + usize::from(dedup_at.is_some()))?;
         let conversation = conversation_key(practice_id, &open.conversation_id);
         const OPEN_NOW: &str = "attribute_exists(PK) AND #status = :open";
+        // The inbound message a dedup key names comes first (auto-replies follow it).
+        let received_at = messages.first().map(|m| m.at);
 
         let build = || {
             // The conversation must still be open; its activity moves to the last message.
@@ -450,9 +373,9 @@ impl DynamoStore {
                 items.push(put_item(&self.table, message_item(practice_id, m)?)?);
             }
             if let Some(dedup_key) = dedup_key {
-                items.push(super::put(
+                items.push(put(
                     &self.table,
-                    inbound_item(practice_id, dedup_key, &open.conversation_id),
+                    inbound_item(practice_id, dedup_key, &open.conversation_id, received_at),
                     ABSENT,
                     vec![],
                 )?);
@@ -477,8 +400,53 @@ impl DynamoStore {
         };
         self.transact(build, interpret).await
     }
+}
 
-    pub(super) async fn conversations_get(
+#[async_trait]
+impl ConversationHistory for DynamoStore {
+    async fn conversation_detail(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+    ) -> StoreResult<Option<ConversationDetail>> {
+        // One Query on the conversation's collection: the conversation, then its messages and transfers in
+        // sort-key (time) order; a further page only past 1 MB.
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(conversation_pk(practice_id, id)))
+            .consistent_read(true);
+        let items = self.query(request, None, |item| Ok(Some(item))).await?;
+        let mut conversation = None;
+        let mut messages = Vec::new();
+        let mut transfers = Vec::new();
+        for item in items {
+            match sort_key(&item) {
+                Some(CONVERSATION_SK) => {
+                    conversation = Some(from_item::<Conversation>(item).map_err(decoding_failed)?)
+                }
+                Some(sk) if sk.starts_with(MESSAGE_SK_PREFIX) => {
+                    messages.push(from_item::<Message>(item).map_err(decoding_failed)?)
+                }
+                Some(sk) if sk.starts_with(TRANSFER_SK_PREFIX) => {
+                    transfers.push(from_item::<Transfer>(item).map_err(decoding_failed)?)
+                }
+                _ => {}
+            }
+        }
+        Ok(conversation.map(|conversation| ConversationDetail {
+            conversation,
+            messages,
+            transfers,
+        }))
+    }
+}
+
+#[async_trait]
+impl ConversationStore for DynamoStore {
+    async fn get_conversation(
         &self,
         practice_id: &PracticeId,
         id: &ConversationId,
@@ -497,57 +465,7 @@ impl DynamoStore {
             .transpose()
     }
 
-    pub(super) async fn conversations_detail(
-        &self,
-        practice_id: &PracticeId,
-        id: &ConversationId,
-    ) -> StoreResult<Option<ConversationDetail>> {
-        // One Query on the conversation's collection: the conversation, then its messages and transfers in
-        // sort-key (time) order; a further page only past 1 MB.
-        let mut conversation = None;
-        let mut messages = Vec::new();
-        let mut transfers = Vec::new();
-        let mut start_key = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
-                .expression_attribute_values(":pk", s(conversation_pk(practice_id, id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| sdk_unavailable("Query", &e))?;
-            for item in out.items.unwrap_or_default() {
-                match sort_key(&item) {
-                    Some(CONVERSATION_SK) => {
-                        conversation =
-                            Some(from_item::<Conversation>(item).map_err(decoding_failed)?)
-                    }
-                    Some(sk) if sk.starts_with(MESSAGE_SK_PREFIX) => {
-                        messages.push(from_item::<Message>(item).map_err(decoding_failed)?)
-                    }
-                    Some(sk) if sk.starts_with(TRANSFER_SK_PREFIX) => {
-                        transfers.push(from_item::<Transfer>(item).map_err(decoding_failed)?)
-                    }
-                    _ => {}
-                }
-            }
-            start_key = out.last_evaluated_key.filter(|k| !k.is_empty());
-            if start_key.is_none() {
-                break;
-            }
-        }
-        Ok(conversation.map(|conversation| ConversationDetail {
-            conversation,
-            messages,
-            transfers,
-        }))
-    }
-
-    pub(super) async fn conversations_end(
+    async fn end_conversation(
         &self,
         conversation: &Conversation,
         at: DateTime<Utc>,
@@ -588,7 +506,7 @@ impl DynamoStore {
                 .map_err(build_failed)?;
             Ok(vec![
                 TransactWriteItem::builder().update(resolve).build(),
-                super::delete(
+                delete(
                     &self.table,
                     claim_key(practice_id, &conversation.client_id),
                     "conversation_id = :conversation",
@@ -634,7 +552,7 @@ impl DynamoStore {
         })
     }
 
-    pub(super) async fn conversations_list(
+    async fn list_conversations(
         &self,
         practice_id: &PracticeId,
         filter: &ConversationFilter,
@@ -706,7 +624,116 @@ impl DynamoStore {
             next_cursor,
         })
     }
+}
 
+#[async_trait]
+impl TransferStore for DynamoStore {
+    async fn transfer_conversation(
+        &self,
+        conversation: &Conversation,
+        transfer: &Transfer,
+        alert: &PendingAlert,
+    ) -> StoreResult<Conversation> {
+        let practice_id = &conversation.practice_id;
+        // Items in this order; the cancellation reasons come back in it. A "transfer" into the department it
+        // is in changes no count: one `ADD 0` (two updates of one item cannot share a transaction).
+        let same = transfer.from == transfer.to;
+        let from_at = (!same).then_some(2);
+        let to_at = if same { 2 } else { 3 };
+        let claim_at = to_at + 1;
+
+        let build = || {
+            let moved = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(conversation_key(practice_id, &conversation.id)))
+                .update_expression("SET #department = :to")
+                .condition_expression(
+                    "attribute_exists(PK) AND #status = :open AND #department = :from",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#department", "department_id")
+                .expression_attribute_values(":open", s(status_str(ConversationStatus::Open)))
+                .expression_attribute_values(":from", s(transfer.from.as_str()))
+                .expression_attribute_values(":to", s(transfer.to.as_str()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(build_failed)?;
+            let claim = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(claim_key(practice_id, &conversation.client_id)))
+                .update_expression("SET #department = :to")
+                .condition_expression("conversation_id = :conversation")
+                .expression_attribute_names("#department", "department_id")
+                .expression_attribute_values(":to", s(transfer.to.as_str()))
+                .expression_attribute_values(":conversation", s(conversation.id.as_str()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(build_failed)?;
+            let mut items = vec![
+                TransactWriteItem::builder().update(moved).build(),
+                put_item(
+                    &self.table,
+                    transfer_item(conversation, transfer, &alert.id)?,
+                )?,
+            ];
+            if same {
+                items.push(count_open(&self.table, practice_id, &transfer.to, 0)?);
+            } else {
+                items.push(count_open(&self.table, practice_id, &transfer.from, -1)?);
+                items.push(count_open(&self.table, practice_id, &transfer.to, 1)?);
+            }
+            items.push(TransactWriteItem::builder().update(claim).build());
+            items.push(put_item(&self.table, alert_item(alert)?)?);
+            Ok(items)
+        };
+        // The same order of rules as the embedded store: the conversation still open where the caller saw
+        // it, then the target department.
+        let interpret = |reasons: &[CancellationReason]| {
+            if let Some(old) = failed(reasons, 0) {
+                let holds = old.filter(|item| !item.is_empty()).is_some_and(|item| {
+                    string_attribute(item, "status") == Some(status_str(ConversationStatus::Open))
+                        && string_attribute(item, "department_id") == Some(transfer.from.as_str())
+                });
+                if !holds {
+                    return Verdict::Fail(StoreError::VersionMismatch);
+                }
+            }
+            if failed(reasons, to_at).is_some_and(|old| !exists_in(old)) {
+                return Verdict::Fail(StoreError::NotFound);
+            }
+            if from_at
+                .and_then(|i| failed(reasons, i))
+                .is_some_and(|old| !exists_in(old))
+            {
+                // A department with open conversations cannot be deleted: the data is inconsistent.
+                tracing::error!(conversation = %conversation.id, department = %transfer.from, "an open conversation's department is gone");
+                return Verdict::Fail(StoreError::Unavailable(
+                    "conversation's department record is missing".into(),
+                ));
+            }
+            if let Some(old) = failed(reasons, claim_at) {
+                let ours = old.and_then(|item| string_attribute(item, "conversation_id"))
+                    == Some(conversation.id.as_str());
+                if !ours {
+                    tracing::error!(conversation = %conversation.id, "the client's claim is not this open conversation's");
+                    return Verdict::Fail(StoreError::VersionMismatch);
+                }
+            }
+            Verdict::Retry
+        };
+        self.transact(build, interpret).await?;
+        Ok(Conversation {
+            department_id: transfer.to.clone(),
+            ..conversation.clone()
+        })
+    }
+}
+
+impl DynamoStore {
     /// One page of a status partition into its buffer (possibly empty when the filter drops everything).
     async fn read_page(
         &self,
@@ -752,20 +779,6 @@ impl DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sortable_instants_are_fixed_width_and_sort_as_instants() {
-        let a = DateTime::parse_from_rfc3339("2026-11-21T17:30:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let b = a + chrono::Duration::microseconds(1);
-        let c = a + chrono::Duration::nanoseconds(1);
-        assert_eq!(sortable(a), "2026-11-21T17:30:00.000000000Z");
-        assert_eq!(sortable(b), "2026-11-21T17:30:00.000001000Z");
-        assert!(sortable(a) < sortable(c) && sortable(c) < sortable(b));
-        let id = ConversationId("cnv_1".into());
-        assert_eq!(activity_sk(a, &id), "2026-11-21T17:30:00.000000000Z#cnv_1");
-    }
 
     #[test]
     fn cursors_name_their_practice() {

@@ -1,6 +1,6 @@
-//! The one DynamoDB table: its key schema and indexes as plain data ([`table_spec`]), the item keys of the
-//! single-table layout, and [`ensure_table`] for local runs and tests (production gets the table from the
-//! SAM template, which a test compares with [`table_spec`]).
+//! The one DynamoDB table: its key schema and indexes as plain data ([`table_spec`]), and [`ensure_table`]
+//! for local runs and tests (production gets the table from the SAM template, which a test compares with
+//! [`table_spec`]). The item keys are in [`super::keys`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -77,27 +77,6 @@ pub fn table_spec() -> TableSpec {
         ttl_attribute: "expires_at".to_owned(),
     }
 }
-
-// Item keys of the single-table layout.
-pub(crate) const PK: &str = "PK";
-pub(crate) const SK: &str = "SK";
-
-pub(crate) fn practice_pk(practice_id: &str) -> String {
-    format!("PRACTICE#{practice_id}")
-}
-pub(crate) const PRACTICE_SK: &str = "PRACTICE";
-pub(crate) const DEPT_SK_PREFIX: &str = "DEPT#";
-pub(crate) fn department_sk(department_id: &str) -> String {
-    format!("{DEPT_SK_PREFIX}{department_id}")
-}
-pub(crate) fn department_name_pk(practice_id: &str, name_key: &str) -> String {
-    format!("DEPTNAME#{practice_id}#{name_key}")
-}
-pub(crate) const DEPT_NAME_SK: &str = "DEPTNAME";
-pub(crate) fn sms_number_pk(e164: &str) -> String {
-    format!("SMSNUMBER#{e164}")
-}
-pub(crate) const SMS_NUMBER_SK: &str = "SMSNUMBER";
 
 fn unavailable(what: &str, e: impl std::error::Error) -> StoreError {
     StoreError::Unavailable(format!("{what}: {}", DisplayErrorContext(e)))

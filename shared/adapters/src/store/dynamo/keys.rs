@@ -1,0 +1,166 @@
+//! The item keys of the single-table layout (the table in [`crate::store`]'s docs), every kind of record in
+//! one place, and the fixed-width instants that keys and lease ends are written with.
+
+use chrono::{DateTime, Utc};
+use domain::conversation::{AlertId, ConversationId, ConversationStatus, Message, Transfer};
+use domain::identity::PracticeId;
+
+use super::codec::{s, Item};
+
+pub(super) const PK: &str = "PK";
+pub(super) const SK: &str = "SK";
+
+/// The index of conversations per status by activity, and of the alerts still pending.
+pub(super) const GSI1: &str = "GSI1";
+pub(super) const GSI1PK: &str = "GSI1PK";
+pub(super) const GSI1SK: &str = "GSI1SK";
+
+/// The sparse index of departments by their next reminder instant (`DUE_PK`, `DUE_AT`).
+pub(super) const DUE_INDEX: &str = "DUE";
+/// The one partition of the due index: it holds only departments with the reminder on, each written once a
+/// day, so it stays far below a partition's limits.
+pub(super) const DUE_PARTITION: &str = "DUE";
+
+pub(super) const PRACTICE_SK: &str = "PRACTICE";
+pub(super) const DEPT_SK_PREFIX: &str = "DEPT#";
+pub(super) const CONVERSATION_SK: &str = "CONV";
+pub(super) const MESSAGE_SK_PREFIX: &str = "MSG#";
+pub(super) const TRANSFER_SK_PREFIX: &str = "XFER#";
+pub(super) const CLAIM_SK: &str = "OPEN";
+
+/// The `GSI1` partition that lists the alerts still pending. It is sparse: an alert enters it when it is
+/// written and leaves it when it is completed, so it only ever holds the alerts in flight (normally a
+/// handful, each for seconds). One partition key for every practice is a deliberate hot key: fine for that
+/// volume (the dispatcher is driven by the table's stream, this index only serves the local worker and
+/// sweeps); shard it (`ALERTS#pending#{n}`) if alerts in flight ever number in the thousands per second.
+pub(super) const PENDING_ALERTS_PK: &str = "ALERTS#pending";
+
+pub(super) fn key(pk: String, sk: &str) -> Item {
+    Item::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+pub(super) fn practice_pk(practice_id: &str) -> String {
+    format!("PRACTICE#{practice_id}")
+}
+
+pub(super) fn practice_key(practice_id: &str) -> Item {
+    key(practice_pk(practice_id), PRACTICE_SK)
+}
+
+pub(super) fn department_sk(department_id: &str) -> String {
+    format!("{DEPT_SK_PREFIX}{department_id}")
+}
+
+pub(super) fn department_key(practice_id: &str, department_id: &str) -> Item {
+    key(practice_pk(practice_id), &department_sk(department_id))
+}
+
+pub(super) fn department_name_key(practice_id: &str, name_key: &str) -> Item {
+    key(format!("DEPTNAME#{practice_id}#{name_key}"), "DEPTNAME")
+}
+
+pub(super) fn sms_number_key(e164: &str) -> Item {
+    key(format!("SMSNUMBER#{e164}"), "SMSNUMBER")
+}
+
+pub(super) fn conversation_pk(practice_id: &PracticeId, id: &ConversationId) -> String {
+    format!("CONV#{practice_id}#{id}")
+}
+
+pub(super) fn conversation_key(practice_id: &PracticeId, id: &ConversationId) -> Item {
+    key(conversation_pk(practice_id, id), CONVERSATION_SK)
+}
+
+pub(super) fn message_sk(message: &Message) -> String {
+    format!("{MESSAGE_SK_PREFIX}{}#{}", sortable(message.at), message.id)
+}
+
+/// A transfer's sort key in its conversation's collection: in time order, made unique by the alert the
+/// transfer wrote (one alert per transfer).
+pub(super) fn transfer_sk(transfer: &Transfer, alert_id: &AlertId) -> String {
+    format!("{TRANSFER_SK_PREFIX}{}#{alert_id}", sortable(transfer.at))
+}
+
+/// The client's open-conversation claim.
+pub(super) fn claim_key(practice_id: &PracticeId, client_id: &str) -> Item {
+    key(format!("OPEN#{practice_id}#{client_id}"), CLAIM_SK)
+}
+
+/// An inbound message seen (its gateway id, or the caller's idempotency key).
+pub(super) fn inbound_key(practice_id: &PracticeId, dedup_key: &str) -> Item {
+    key(format!("INBOUND#{practice_id}#{dedup_key}"), "INBOUND")
+}
+
+pub(super) fn status_str(status: ConversationStatus) -> &'static str {
+    match status {
+        ConversationStatus::Open => "open",
+        ConversationStatus::Resolved => "resolved",
+    }
+}
+
+/// The index partition of a practice's conversations in one status.
+pub(super) fn list_pk(practice_id: &PracticeId, status: ConversationStatus) -> String {
+    format!("CONVS#{practice_id}#{}", status_str(status))
+}
+
+/// The index sort key: newest activity first when read backwards; the id breaks ties (as in the embedded
+/// store) and makes every conversation's position unique, which is what a list cursor holds.
+pub(super) fn activity_sk(last_message_at: DateTime<Utc>, id: &ConversationId) -> String {
+    format!("{}#{id}", sortable(last_message_at))
+}
+
+pub(super) fn alert_key(id: &AlertId) -> Item {
+    key(format!("ALERT#{id}"), "ALERT")
+}
+
+/// The pending-alerts sort key: oldest first, the id breaking ties.
+pub(super) fn pending_sk(created_at: DateTime<Utc>, id: &AlertId) -> String {
+    format!("{}#{id}", sortable(created_at))
+}
+
+/// An instant as a fixed-width UTC string (nanoseconds, `Z`), so strings sort as instants do. Nanoseconds,
+/// not fewer digits: the orders then agree exactly with the embedded store's, which compares instants.
+pub(super) fn sortable(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+/// A [`sortable`] instant read back.
+pub(super) fn parse_sortable(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(raw)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instant(raw: &str) -> DateTime<Utc> {
+        parse_sortable(raw).expect("an instant")
+    }
+
+    #[test]
+    fn sortable_instants_are_fixed_width_and_sort_as_instants() {
+        let a = instant("2026-11-21T17:30:00Z");
+        let b = a + chrono::Duration::microseconds(1);
+        let c = a + chrono::Duration::nanoseconds(1);
+        assert_eq!(sortable(a), "2026-11-21T17:30:00.000000000Z");
+        assert_eq!(sortable(b), "2026-11-21T17:30:00.000001000Z");
+        assert!(sortable(a) < sortable(c) && sortable(c) < sortable(b));
+        assert_eq!(parse_sortable(&sortable(c)), Some(c));
+        let id = ConversationId("cnv_1".into());
+        assert_eq!(activity_sk(a, &id), "2026-11-21T17:30:00.000000000Z#cnv_1");
+    }
+
+    #[test]
+    fn pending_and_transfer_keys_sort_as_instants() {
+        let at = instant("2026-11-21T17:30:00Z");
+        let id = AlertId("alr_1".into());
+        assert_eq!(pending_sk(at, &id), "2026-11-21T17:30:00.000000000Z#alr_1");
+        let later = pending_sk(
+            at + chrono::Duration::nanoseconds(1),
+            &AlertId("alr_0".into()),
+        );
+        assert!(pending_sk(at, &id) < later);
+    }
+}
