@@ -1,5 +1,5 @@
-//! Test support shared by the black-box suites: the two stores (DynamoDB Local on a fresh table, or the
-//! embedded one) and sample records.
+//! Test support shared by the black-box suites: every store (DynamoDB Local on a fresh table, or the
+//! embedded one) and [`on_every_store!`], which runs a test on each; sample records; request logs.
 
 pub mod fault_proxy;
 pub mod runtime_api;
@@ -74,14 +74,6 @@ pub async fn dynamo_store_at(endpoint: &str) -> DynamoStore {
 
 pub fn memory_store() -> MemoryStore {
     MemoryStore::new()
-}
-
-pub async fn dynamo_dyn_store() -> Arc<dyn Store> {
-    Arc::new(fresh_dynamo_store().await)
-}
-
-pub fn memory_dyn_store() -> Arc<dyn Store> {
-    Arc::new(memory_store())
 }
 
 /// What `DescribeTable` and `DescribeTimeToLive` report about a table, in [`TableSpec`] form.
@@ -243,8 +235,41 @@ pub fn next_version(
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Both stores, with what only tests read back (pending alerts)
+// Every store, with what only tests read back (pending alerts)
 // ---------------------------------------------------------------------------------------------------------
+
+/// The stores every store-backed test runs on ([`on_every_store!`] lists them, once). A new store: its
+/// variant here and in [`TestStore`], its arms in [`TestStore`]'s methods, its line in the macro.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded in-memory store.
+    Memory,
+    /// DynamoDB Local, a fresh table per test.
+    Dynamo,
+}
+
+/// Runs each listed `async fn(store)` once on every store, as `memory::<name>` and `dynamo::<name>`, on a
+/// multi-threaded runtime so concurrent calls overlap. `store` is anything made from a [`TestStore`]
+/// (`From<TestStore>`): the `TestStore` itself, an `Arc<dyn Store>`, or a test binary's in-process API
+/// client (`support::Api`).
+#[macro_export]
+macro_rules! on_every_store {
+    (@on $module:ident $kind:ident; $($name:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let store = $crate::TestStore::open($crate::StoreKind::$kind).await;
+                    super::$name(::std::convert::From::from(store)).await
+                }
+            )*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_every_store!(@on memory Memory; $($name),*);
+        $crate::on_every_store!(@on dynamo Dynamo; $($name),*);
+    };
+}
 
 /// A store under test, with its concrete type kept for the checks the port has no method for.
 #[derive(Clone)]
@@ -254,6 +279,14 @@ pub enum TestStore {
 }
 
 impl TestStore {
+    /// A fresh store of `kind` (on DynamoDB Local, a table of its own).
+    pub async fn open(kind: StoreKind) -> TestStore {
+        match kind {
+            StoreKind::Memory => TestStore::memory(),
+            StoreKind::Dynamo => TestStore::dynamo().await,
+        }
+    }
+
     pub fn memory() -> TestStore {
         TestStore::Memory(Arc::new(memory_store()))
     }
@@ -285,6 +318,12 @@ impl TestStore {
             TestStore::Memory(s) => s.pending_alerts(),
             TestStore::Dynamo(s) => dynamo_all_alerts(s).await,
         }
+    }
+}
+
+impl From<TestStore> for Arc<dyn Store> {
+    fn from(store: TestStore) -> Self {
+        store.store()
     }
 }
 

@@ -34,29 +34,7 @@ use vetchat_tests::{
 
 type DynStore = Arc<dyn Store>;
 
-/// Runs each contract test against both stores, on a multi-threaded runtime so concurrent calls overlap.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(vetchat_tests::TestStore::memory()).await
-                }
-            )*
-        }
-        mod dynamo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(vetchat_tests::TestStore::dynamo().await).await
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+vetchat_tests::on_every_store!(
     // Transfers
     a_transfer_moves_the_conversation_its_count_claim_and_history_and_alerts_the_target,
     transfers_that_make_no_sense_are_refused_and_change_nothing,

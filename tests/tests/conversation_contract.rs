@@ -31,29 +31,7 @@ use vetchat_tests::{
 
 type DynStore = Arc<dyn Store>;
 
-/// Runs each contract test against both stores, on a multi-threaded runtime so concurrent calls overlap.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(vetchat_tests::TestStore::memory()).await
-                }
-            )*
-        }
-        mod dynamo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(vetchat_tests::TestStore::dynamo().await).await
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+vetchat_tests::on_every_store!(
     a_conversation_starts_takes_messages_and_reads_back,
     a_client_has_one_open_conversation,
     starting_in_a_deleted_department_is_not_found_and_writes_nothing,

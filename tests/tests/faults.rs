@@ -690,7 +690,7 @@ async fn futures_never() -> Result<(), domain::alert::SendError> {
     std::future::pending().await
 }
 
-on_both_stores!(
+vetchat_tests::on_every_store!(
     alerts_written_during_an_outage_are_each_delivered_once_after_it,
     a_dispatcher_killed_after_claiming_is_replaced_after_the_lease,
 );

@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::Api;
 
-on_both_stores!(
+vetchat_tests::on_every_store!(
     a_new_conversation_alerts_its_department_once,
     a_transfer_moves_the_conversation_and_alerts_the_target,
     transfers_that_make_no_sense_are_refused,

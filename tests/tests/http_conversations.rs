@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{always_open, Api, Reply};
 
-on_both_stores!(
+vetchat_tests::on_every_store!(
     texts_start_in_the_default_department_and_join_the_open_conversation,
     app_chat_gets_the_greeting_web_chat_does_not,
     closed_and_offline_departments_refuse_new_app_chats,

@@ -11,7 +11,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{Api, DASHBOARD};
 
-on_both_stores!(
+vetchat_tests::on_every_store!(
     a_scheduled_event_runs_the_reminder_and_answers_its_summary,
     an_event_without_a_time_is_refused,
 );

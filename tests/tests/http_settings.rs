@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::Api;
 
-on_both_stores!(
+vetchat_tests::on_every_store!(
     first_put_creates_practice_and_default_department,
     default_department_rules,
     new_department_gets_defaults_and_list_order,

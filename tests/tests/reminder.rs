@@ -28,29 +28,7 @@ use vetchat_tests::{logged_dynamo_store, new_practice_id, GatedStore, RequestLog
 
 type DynStore = Arc<dyn Store>;
 
-/// Runs each test against both stores, on a multi-threaded runtime so concurrent runs overlap.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(vetchat_tests::TestStore::memory()).await
-                }
-            )*
-        }
-        mod dynamo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(vetchat_tests::TestStore::dynamo().await).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+vetchat_tests::on_every_store!(
     // Who gets what
     each_alert_email_gets_one_reminder_listing_the_open_conversations,
     the_reminder_has_its_own_switch_apart_from_the_alerts,

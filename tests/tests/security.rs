@@ -5,8 +5,6 @@
 //! in paths, queries or bodies never overriding the token's; ids that cannot exist answered as ids that do
 //! not; and the limits on what one request may carry, each refused with a clear code and nothing stored.
 
-#[path = "support/contract.rs"]
-mod contract;
 mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,9 +13,9 @@ use domain::identity::Role;
 use http::{Method, StatusCode};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use support::{always_open, Api, Reply};
+use support::{always_open, openapi, Api, Reply};
 
-on_both_stores!(
+vetchat_tests::on_every_store!(
     every_endpoint_answers_every_caller_as_the_contract_says,
     practice_ids_in_paths_queries_and_bodies_never_override_the_token,
     ids_that_cannot_exist_are_not_found,
@@ -226,7 +224,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// Fails unless the answer is one `openapi.yaml` documents for the operation, body and all.
 fn conforms(method: &Method, path: &str, r: &Reply) {
-    if let Some(v) = contract::violation(method.as_str(), path, r.status.as_u16(), &r.body) {
+    if let Some(v) = openapi::violation(method.as_str(), path, r.status.as_u16(), &r.body) {
         panic!("not as openapi.yaml says: {v}: {}", r.body);
     }
 }
@@ -591,7 +589,7 @@ async fn every_endpoint_answers_every_caller_as_the_contract_says(api: Api) {
                 .await;
             let (status, code) = expected(endpoint, caller);
             let cell = format!("{endpoint:?} × {caller:?} ({method} {path})");
-            if let Some(v) = contract::violation(method.as_str(), &path, r.status.as_u16(), &r.body)
+            if let Some(v) = openapi::violation(method.as_str(), &path, r.status.as_u16(), &r.body)
             {
                 failures.push(format!("{cell}: not as openapi.yaml says: {v}: {}", r.body));
             }

@@ -23,29 +23,7 @@ const N1: &str = "+12025550101";
 const N2: &str = "+12025550102";
 const N3: &str = "+12025550103";
 
-/// Runs each contract test against both stores, on a multi-threaded runtime so concurrent calls overlap.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(vetchat_tests::memory_dyn_store()).await
-                }
-            )*
-        }
-        mod dynamo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(vetchat_tests::dynamo_dyn_store().await).await
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+vetchat_tests::on_every_store!(
     new_practice_reads_back_with_its_default_department,
     creating_a_practice_twice_is_already_exists,
     texting_number_belongs_to_one_practice_until_released,

@@ -3,7 +3,6 @@
 //! uses (`$ref`, `type`, `properties`, `required`, `additionalProperties: false`, `items`, `enum`, `const`,
 //! `oneOf`, `allOf`, `unevaluatedProperties: false` over `allOf`, lengths, bounds); `pattern` and `format`
 //! are left to schemathesis (`scripts/schemathesis`).
-#![allow(dead_code)]
 
 use std::sync::OnceLock;
 

@@ -1,0 +1,204 @@
+//! An in-process client of the local server's router: the same handlers, auth and error mapping as the
+//! running server, without a socket. `Api::memory()` and `Api::dynamo()` give the two stores;
+//! `vetchat_tests::on_every_store!` hands one on each store to a test taking an `Api`.
+
+use std::sync::Arc;
+
+use adapters::senders::RecordingSender;
+use axum::body::Body;
+use axum::Router;
+use domain::identity::Role;
+use domain::store::Store;
+use http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::Value;
+use tower::ServiceExt;
+use vetchat_tests::TestStore;
+
+pub const SECRET: &str = "test-secret";
+pub const DASHBOARD: &str = "https://dashboard.example/app";
+
+/// Weekly hours open every day, all day.
+pub fn always_open() -> Value {
+    let day = serde_json::json!({"start": "00:00", "end": "24:00"});
+    serde_json::json!({"mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day})
+}
+
+pub struct Api {
+    app: Router,
+    pub store: Arc<dyn Store>,
+    /// What `GET /_local/sent` shows: the alerts the local sender took.
+    pub recorder: RecordingSender,
+}
+
+impl From<TestStore> for Api {
+    fn from(store: TestStore) -> Api {
+        Api::with_store(store.store())
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The contract's error code, if this is an error.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn field(&self) -> &str {
+        self.body["error"]["field"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    pub fn with_store(store: Arc<dyn Store>) -> Api {
+        let recorder = RecordingSender::new();
+        let services = local::LocalServices {
+            recorder: recorder.clone(),
+            sender: Arc::new(recorder.clone()),
+            dashboard_url: DASHBOARD.to_owned(),
+        };
+        Api {
+            app: local::app(store.clone(), SECRET, services),
+            store,
+            recorder,
+        }
+    }
+
+    pub async fn memory() -> Api {
+        Api::with_store(Arc::new(adapters::store::MemoryStore::new()))
+    }
+
+    pub async fn dynamo() -> Api {
+        Api::with_store(Arc::new(vetchat_tests::fresh_dynamo_store().await))
+    }
+
+    /// Runs the dispatcher over every pending alert, as the local worker does every half second.
+    pub async fn deliver_alerts(&self) {
+        local::dispatch_pending(&*self.store, &self.recorder, DASHBOARD).await;
+    }
+
+    /// A fresh, unique practice id (tests on a shared table must not meet).
+    pub fn practice_id() -> String {
+        format!("prc_{}", ulid::Ulid::new().to_string().to_lowercase())
+    }
+
+    pub fn token(practice: &str, role: Role) -> String {
+        Api::token_as(practice, role, &format!("{}-1", role.as_str()))
+    }
+
+    /// A token of `practice` for the user `sub` (a given pet owner, a given staff member), valid an hour.
+    pub fn token_as(practice: &str, role: Role, sub: &str) -> String {
+        let now = chrono::Utc::now().timestamp();
+        local::sign_token(SECRET, practice, role, sub, now, 3600)
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let has_body = body.is_some();
+        if has_body {
+            builder = builder.header("content-type", "application/json");
+        }
+        let request = builder
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON body")
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A call as `role` of `practice`.
+    pub async fn call(
+        &self,
+        practice: &str,
+        role: Role,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let auth = format!("Bearer {}", Api::token(practice, role));
+        self.raw(
+            method,
+            path,
+            &[("authorization", &auth)],
+            body.map(|b| b.to_string()),
+        )
+        .await
+    }
+
+    pub async fn admin(
+        &self,
+        practice: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        self.call(practice, Role::Admin, method, path, body).await
+    }
+
+    pub async fn public(&self, path: &str) -> Reply {
+        self.raw(Method::GET, path, &[], None).await
+    }
+
+    /// Sets up a practice (US, New York) and returns its default department id.
+    pub async fn setup_practice(&self, practice: &str) -> String {
+        let r = self
+            .admin(
+                practice,
+                Method::PUT,
+                "/practice",
+                Some(serde_json::json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["default_department_id"].as_str().unwrap().to_owned()
+    }
+
+    /// [`Api::setup_practice`], with the default department open around the clock.
+    pub async fn setup_open_practice(&self, practice: &str) -> String {
+        let default_id = self.setup_practice(practice).await;
+        let r = self
+            .admin(
+                practice,
+                Method::PATCH,
+                &format!("/departments/{default_id}"),
+                Some(serde_json::json!({"hours": always_open()})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        default_id
+    }
+
+    pub async fn add_department(&self, practice: &str, body: Value) -> Value {
+        let r = self
+            .admin(practice, Method::POST, "/departments", Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body
+    }
+}
