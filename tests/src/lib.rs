@@ -1,7 +1,9 @@
 //! Test support shared by the black-box suites: every store (DynamoDB Local on a fresh table, or the
 //! embedded one) and [`on_every_store!`], which runs a test on each; sample records; request logs.
 
+pub mod api;
 pub mod fault_proxy;
+pub mod openapi_check;
 pub mod runtime_api;
 
 use std::sync::Arc;
@@ -250,8 +252,8 @@ pub enum StoreKind {
 
 /// Runs each listed `async fn(store)` once on every store, as `memory::<name>` and `dynamo::<name>`, on a
 /// multi-threaded runtime so concurrent calls overlap. `store` is anything made from a [`TestStore`]
-/// (`From<TestStore>`): the `TestStore` itself, an `Arc<dyn Store>`, or a test binary's in-process API
-/// client (`support::Api`).
+/// (`From<TestStore>`): the `TestStore` itself, an `Arc<dyn Store>`, or the in-process API client
+/// ([`api::Api`]).
 #[macro_export]
 macro_rules! on_every_store {
     (@on $module:ident $kind:ident; $($name:ident),*) => {

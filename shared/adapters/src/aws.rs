@@ -19,7 +19,7 @@
 //!
 //! Retrying a write is safe: `TransactWriteItems` carries a `ClientRequestToken` the SDK fills once per
 //! operation (so every attempt repeats it), and the store recognises its own earlier write when a
-//! conditional write finds it already applied (`tests/tests/faults.rs` drives all of this through a proxy
+//! conditional write finds it already applied (`tests/tests/api/faults.rs` drives all of this through a proxy
 //! that throttles, fails and drops responses on purpose). The alert senders keep their own, longer
 //! timeouts (`senders::ATTEMPT_TIMEOUT`, `senders::OPERATION_TIMEOUT`) and this retry policy.
 //!

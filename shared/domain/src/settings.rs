@@ -17,7 +17,7 @@ use crate::store::{PracticeConfig, SettingsStore, StoreError};
 /// How often a write that lost a race to a concurrent writer is re-read and re-applied. Each loss means
 /// another write to the same record landed meanwhile, so this many losses in one request take as many
 /// concurrent writers of one practice or department; three was too few (seven admins changing one
-/// department at once answered 503, `tests/tests/races.rs`).
+/// department at once answered 503, `tests/tests/api/races.rs`).
 const RACE_RETRIES: usize = 16;
 
 /// `PUT /practice`: creates the practice with its default department ("<name> Team"), or updates it.

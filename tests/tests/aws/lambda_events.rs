@@ -1029,7 +1029,7 @@ fn every_event_file_has_a_check() {
     }
     assert!(
         unknown.is_empty(),
-        "event files no step of tests/tests/lambda_events.rs sends and checks: {unknown:?}"
+        "event files no step of tests/tests/aws/lambda_events.rs sends and checks: {unknown:?}"
     );
     for f in FUNCTIONS {
         for step in f.steps {
@@ -1469,7 +1469,7 @@ fn function_binary(name: &str) -> PathBuf {
         if let Some(dir) = std::env::var_os("VETCHAT_LAMBDA_BIN_DIR").filter(|d| !d.is_empty()) {
             return PathBuf::from(dir);
         }
-        // This test runs as <target>/<profile dir>/deps/lambda_events-<hash>.
+        // This test runs as <target>/<profile dir>/deps/<test binary>-<hash>.
         let exe = std::env::current_exe().expect("the test binary's path");
         let profile_dir = exe
             .parent()

@@ -5,15 +5,14 @@
 //! in paths, queries or bodies never overriding the token's; ids that cannot exist answered as ids that do
 //! not; and the limits on what one request may carry, each refused with a clear code and nothing stored.
 
-mod support;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use support::{always_open, openapi, Api, Reply};
+use vetchat_tests::api::{self, always_open, Api, Reply};
+use vetchat_tests::openapi_check;
 
 vetchat_tests::on_every_store!(
     every_endpoint_answers_every_caller_as_the_contract_says,
@@ -193,7 +192,7 @@ async fn side(api: &Api, word: &'static str, n: u32) -> Side {
 /// `POST /inbound` as the pet owner `sub` of `practice`.
 async fn client_call(api: &Api, practice: &str, sub: &str, body: Value) -> Reply {
     let token = sign(
-        support::SECRET,
+        api::SECRET,
         json!({"sub": sub, "practice_id": practice, "role": "client"}),
     );
     api.raw(
@@ -224,7 +223,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// Fails unless the answer is one `openapi.yaml` documents for the operation, body and all.
 fn conforms(method: &Method, path: &str, r: &Reply) {
-    if let Some(v) = openapi::violation(method.as_str(), path, r.status.as_u16(), &r.body) {
+    if let Some(v) = openapi_check::violation(method.as_str(), path, r.status.as_u16(), &r.body) {
         panic!("not as openapi.yaml says: {v}: {}", r.body);
     }
 }
@@ -378,10 +377,10 @@ fn authorization(caller: Caller, a: &Side, b: &Side, endpoint: Endpoint) -> Opti
             let mut c = claims(&a.id, "admin");
             c["iat"] = json!(now - 7200);
             c["exp"] = json!(now - 60);
-            sign(support::SECRET, c)
+            sign(api::SECRET, c)
         }
         Caller::AlgNone => {
-            let valid = sign(support::SECRET, claims(&a.id, "admin"));
+            let valid = sign(api::SECRET, claims(&a.id, "admin"));
             let payload = valid.split('.').nth(1).unwrap().to_owned();
             // {"alg":"none","typ":"JWT"}
             format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.")
@@ -389,18 +388,18 @@ fn authorization(caller: Caller, a: &Side, b: &Side, endpoint: Endpoint) -> Opti
         Caller::Missing(claim) => {
             let mut c = claims(&a.id, "admin");
             c.as_object_mut().unwrap().remove(claim);
-            sign(support::SECRET, c)
+            sign(api::SECRET, c)
         }
         Caller::Odd(claim, value) => {
             let mut c = claims(&a.id, "admin");
             c[claim] = json!(value);
-            sign(support::SECRET, c)
+            sign(api::SECRET, c)
         }
-        Caller::UnknownRole => sign(support::SECRET, claims(&a.id, "superuser")),
-        Caller::Role(role) => sign(support::SECRET, claims(&a.id, role.as_str())),
+        Caller::UnknownRole => sign(api::SECRET, claims(&a.id, "superuser")),
+        Caller::Role(role) => sign(api::SECRET, claims(&a.id, role.as_str())),
         Caller::OtherPractice => {
             let role = rule(endpoint).roles[0];
-            sign(support::SECRET, claims(&b.id, role.as_str()))
+            sign(api::SECRET, claims(&b.id, role.as_str()))
         }
     };
     Some(format!("Bearer {token}"))
@@ -589,7 +588,8 @@ async fn every_endpoint_answers_every_caller_as_the_contract_says(api: Api) {
                 .await;
             let (status, code) = expected(endpoint, caller);
             let cell = format!("{endpoint:?} × {caller:?} ({method} {path})");
-            if let Some(v) = openapi::violation(method.as_str(), &path, r.status.as_u16(), &r.body)
+            if let Some(v) =
+                openapi_check::violation(method.as_str(), &path, r.status.as_u16(), &r.body)
             {
                 failures.push(format!("{cell}: not as openapi.yaml says: {v}: {}", r.body));
             }

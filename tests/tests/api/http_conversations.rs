@@ -1,14 +1,12 @@
 //! The HTTP contract of inbound messages and conversations (API.md), on both stores. Handlers read the wall
 //! clock, so "open" departments here are open around the clock and "closed" ones have no hours at all.
 
-mod support;
-
 use std::sync::Arc;
 
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{always_open, Api, Reply};
+use vetchat_tests::api::{always_open, Api, Reply};
 
 vetchat_tests::on_every_store!(
     texts_start_in_the_default_department_and_join_the_open_conversation,

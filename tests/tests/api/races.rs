@@ -11,8 +11,6 @@
 //!   first, and the client's next message starts a new conversation;
 //! - three transfers of one conversation at once: one chain of moves, one alert per move.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +18,7 @@ use std::time::Instant;
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{always_open, Api, Reply};
+use vetchat_tests::api::{self, always_open, Api, Reply};
 
 /// One racing request, answering its status and body.
 type Racer = std::pin::Pin<Box<dyn std::future::Future<Output = (StatusCode, Value)> + Send>>;
@@ -426,7 +424,7 @@ async fn deleting_a_department_while_chats_start_in_it_is_all_or_nothing() {
                     ("delete", r.status, r.body)
                 } else {
                     let token = local::sign_token(
-                        support::SECRET,
+                        api::SECRET,
                         &p,
                         Role::Client,
                         &format!("r{round}-owner-{i}"),

@@ -1,11 +1,9 @@
 //! The HTTP contract of practice settings, departments and public availability (API.md), on both stores.
 
-mod support;
-
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::Api;
+use vetchat_tests::api::{self, Api};
 
 vetchat_tests::on_every_store!(
     first_put_creates_practice_and_default_department,
@@ -647,7 +645,7 @@ async fn tokens_are_verified(api: Api) {
     let p = Api::practice_id();
     api.setup_practice(&p).await;
     let now = chrono::Utc::now().timestamp();
-    let expired = local::sign_token(support::SECRET, &p, Role::Admin, "a", now - 7200, 3600);
+    let expired = local::sign_token(api::SECRET, &p, Role::Admin, "a", now - 7200, 3600);
     let other_secret = local::sign_token("another-secret", &p, Role::Admin, "a", now, 3600);
     let valid = Api::token(&p, Role::Admin);
     let parts: Vec<&str> = valid.split('.').collect();

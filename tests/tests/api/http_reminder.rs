@@ -3,13 +3,11 @@
 //! through the HTTP API at the wall clock; the run is for the event's `time`, read off the department's
 //! next reminder instant.
 
-mod support;
-
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use domain::identity::{DepartmentId, PracticeId, Role};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Api, DASHBOARD};
+use vetchat_tests::api::{self, Api, DASHBOARD};
 
 vetchat_tests::on_every_store!(
     a_scheduled_event_runs_the_reminder_and_answers_its_summary,
@@ -37,7 +35,7 @@ fn scheduled_event(time: Option<&str>) -> Value {
     event
 }
 
-async fn eod_reminder(api: &Api, body: String) -> support::Reply {
+async fn eod_reminder(api: &Api, body: String) -> api::Reply {
     api.raw(Method::POST, "/_local/eod-reminder", &[], Some(body))
         .await
 }

@@ -12,8 +12,7 @@ use domain::store::Store;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-mod support;
-use support::Api;
+use vetchat_tests::api::{self, Api};
 
 fn moto_endpoint() -> String {
     match std::env::var("MOTO_ENDPOINT") {
@@ -91,7 +90,7 @@ async fn a_new_conversation_alert_reaches_ses_and_sns_once() {
         &sender,
         &mine[0],
         chrono::Utc::now(),
-        support::DASHBOARD,
+        api::DASHBOARD,
     )
     .await
     .unwrap();
@@ -105,7 +104,7 @@ async fn a_new_conversation_alert_reaches_ses_and_sns_once() {
         &sender,
         &mine[0],
         chrono::Utc::now(),
-        support::DASHBOARD,
+        api::DASHBOARD,
     )
     .await
     .unwrap();

@@ -13,8 +13,6 @@
 //!
 //! A failure is shrunk by proptest and printed with the smallest body that fails.
 
-mod support;
-
 use std::cell::RefCell;
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -27,7 +25,7 @@ use http::{Method, StatusCode};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use serde_json::{json, Map, Value};
-use support::{Api, Reply};
+use vetchat_tests::api::{self, Api, Reply};
 
 /// The longest one request may take before it counts as a hang (they take milliseconds; the margin is for
 /// a loaded 2-core machine running the three targets side by side).
@@ -754,7 +752,7 @@ fn inbound_bodies_target() {
                     Api::token(&p, Role::Integration)
                 } else {
                     local::sign_token(
-                        support::SECRET,
+                        api::SECRET,
                         &p,
                         Role::Client,
                         &format!("owner-{client}"),

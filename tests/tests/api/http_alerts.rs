@@ -1,12 +1,10 @@
 //! Transfers and alerts over HTTP (API.md: transfer, Alerts, `GET /_local/sent`), on both stores. The
 //! dispatcher is run by hand (`deliver_alerts`), as the local server's worker does every half second.
 
-mod support;
-
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::Api;
+use vetchat_tests::api::{self, Api};
 
 vetchat_tests::on_every_store!(
     a_new_conversation_alerts_its_department_once,
@@ -82,7 +80,7 @@ async fn a_new_conversation_alerts_its_department_once(api: Api) {
     assert!(
         body.contains(&format!(
             "{}/conversations/{conversation_id}",
-            support::DASHBOARD
+            api::DASHBOARD
         )),
         "{body}"
     );

@@ -2,14 +2,12 @@
 //! `$ref` resolves, every route of every function is documented and every documented operation is a route
 //! (the local-only `/_local/...` routes aside). `scripts/schemathesis` checks the responses themselves.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::Value;
-use support::Api;
+use vetchat_tests::api::Api;
 
 const METHODS: &[&str] = &["get", "put", "post", "patch", "delete"];
 

@@ -1,6 +1,6 @@
 //! An in-process client of the local server's router: the same handlers, auth and error mapping as the
 //! running server, without a socket. `Api::memory()` and `Api::dynamo()` give the two stores;
-//! `vetchat_tests::on_every_store!` hands one on each store to a test taking an `Api`.
+//! [`crate::on_every_store!`] hands one on each store to a test taking an `Api`.
 
 use std::sync::Arc;
 
@@ -12,7 +12,6 @@ use domain::store::Store;
 use http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
-use vetchat_tests::TestStore;
 
 pub const SECRET: &str = "test-secret";
 pub const DASHBOARD: &str = "https://dashboard.example/app";
@@ -30,8 +29,8 @@ pub struct Api {
     pub recorder: RecordingSender,
 }
 
-impl From<TestStore> for Api {
-    fn from(store: TestStore) -> Api {
+impl From<crate::TestStore> for Api {
+    fn from(store: crate::TestStore) -> Api {
         Api::with_store(store.store())
     }
 }
@@ -73,7 +72,7 @@ impl Api {
     }
 
     pub async fn dynamo() -> Api {
-        Api::with_store(Arc::new(vetchat_tests::fresh_dynamo_store().await))
+        Api::with_store(Arc::new(crate::fresh_dynamo_store().await))
     }
 
     /// Runs the dispatcher over every pending alert, as the local worker does every half second.

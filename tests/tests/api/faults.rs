@@ -6,8 +6,6 @@
 //! Also here: a function killed between two steps of an alert delivery, and alerts written during an
 //! SES/SNS outage.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +17,7 @@ use domain::alert::AlertSender;
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{always_open, Api, Reply, DASHBOARD};
+use vetchat_tests::api::{always_open, Api, Reply, DASHBOARD};
 use vetchat_tests::fault_proxy::{Fault, FaultProxy};
 
 /// The faults a retry must absorb (DropResponse has its own test: the write is applied).
