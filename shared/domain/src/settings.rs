@@ -12,7 +12,7 @@ use crate::identity::{plausible_id, Caller, DepartmentId, PracticeId, ADMIN, DAS
 use crate::practice::{Practice, PracticeInput};
 use crate::reminder;
 use crate::schedule::{self, AvailabilityReason, WeeklyHours};
-use crate::store::{PracticeConfig, SettingsStore, StoreError};
+use crate::store::{PracticeConfig, SettingsLookup, SettingsStore, StoreError};
 
 /// How often a write that lost a race to a concurrent writer is re-read and re-applied. Each loss means
 /// another write to the same record landed meanwhile, so this many losses in one request take as many
@@ -192,7 +192,7 @@ fn known_department(id: &DepartmentId) -> DomainResult<()> {
 
 /// `GET /departments/{id}`.
 pub async fn get_department(
-    store: &dyn SettingsStore,
+    store: &dyn SettingsLookup,
     caller: &Caller,
     id: &DepartmentId,
 ) -> DomainResult<Department> {
