@@ -65,7 +65,7 @@ export function explain(error) {
     case "sms_number_in_use":
       return "This texting number already belongs to another practice.";
     case "invalid_value":
-      return "Check this value.";
+      return error.message ? `Check this value: ${error.message}.` : "Check this value.";
     case "malformed_request":
       return "The page sent something the service did not understand; nothing was changed. Reload the page and try again.";
     case "unavailable":
