@@ -26,6 +26,155 @@ on_both_stores!(
     concurrent_patches_with_same_etag,
 );
 
+/// The local server serves the staff pages of `web/` (compiled in) beside the API, on one port: the API's
+/// routes come first, any other GET names a page file or is the contract's JSON 404.
+#[tokio::test]
+async fn the_local_server_serves_the_pages_beside_the_api() {
+    let api = Api::memory().await;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    for (path, file, kind) in [
+        ("/", "index.html", "text/html"),
+        (
+            "/settings/departments.html",
+            "settings/departments.html",
+            "text/html",
+        ),
+        ("/js/api.js", "js/api.js", "javascript"),
+        ("/css/app.css", "css/app.css", "text/css"),
+        ("/config.json", "config.json", "application/json"),
+    ] {
+        let (status, headers, body) = api.fetch(Method::GET, path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(
+            body,
+            std::fs::read(repo.join(file)).unwrap(),
+            "{path} is web/{file}"
+        );
+        let content_type = headers["content-type"].to_str().unwrap();
+        assert!(content_type.contains(kind), "{path}: {content_type}");
+        assert_eq!(headers["cache-control"], "no-cache");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert!(headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'"));
+        // Revalidation by hash.
+        let etag = headers["etag"].to_str().unwrap().to_owned();
+        let (status, _, body) = api
+            .fetch(Method::GET, path, &[("if-none-match", &etag)])
+            .await;
+        assert_eq!(
+            (status, body.len()),
+            (StatusCode::NOT_MODIFIED, 0),
+            "{path}"
+        );
+    }
+    // The local config signs in locally, on this origin.
+    let (_, _, body) = api.fetch(Method::GET, "/config.json", &[]).await;
+    let config: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (config["api_base"].as_str(), config["auth"]["mode"].as_str()),
+        (Some(""), Some("local"))
+    );
+
+    // Unknown paths, and other methods on page paths, are the contract's JSON 404; API routes keep theirs.
+    for (method, path) in [
+        (Method::GET, "/nope.html"),
+        (Method::GET, "/departments/x/y"),
+        (Method::GET, "/js/"),
+        (Method::GET, "/../Cargo.toml"),
+        (Method::POST, "/index.html"),
+        (Method::DELETE, "/"),
+    ] {
+        let r = api.raw(method.clone(), path, &[], None).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{method} {path}"
+        );
+    }
+    let r = api.raw(Method::GET, "/departments", &[], None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+}
+
+/// `POST /_local/token`: the pages' development sign-in gets a token the API takes, for the practice, role
+/// and user asked; a bad value is refused with its field.
+#[tokio::test]
+async fn the_local_sign_in_mints_a_token_the_api_takes() {
+    let api = Api::memory().await;
+    let p = Api::practice_id();
+    let r = api
+        .raw(
+            Method::POST,
+            "/_local/token",
+            &[],
+            Some(json!({"practice_id": p, "role": "admin", "sub": "dr-ng"}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let token = r.body["token"].as_str().unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(r.body["expires_at"].as_str().unwrap()).unwrap();
+    let hours = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_minutes();
+    assert!(
+        (7 * 60..=8 * 60).contains(&hours),
+        "valid a working day, got {hours} min"
+    );
+    let auth = format!("Bearer {token}");
+    let r = api
+        .raw(
+            Method::PUT,
+            "/practice",
+            &[("authorization", &auth)],
+            Some(
+                json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US"})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["id"], p.as_str());
+
+    for (body, field) in [
+        (
+            json!({"practice_id": "not a practice!", "role": "admin", "sub": "a"}),
+            "practice_id",
+        ),
+        (
+            json!({"practice_id": p, "role": "owner", "sub": "a"}),
+            "role",
+        ),
+        (
+            json!({"practice_id": p, "role": "staff", "sub": " "}),
+            "sub",
+        ),
+    ] {
+        let r = api
+            .raw(Method::POST, "/_local/token", &[], Some(body.to_string()))
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", field)
+        );
+    }
+    let r = api
+        .raw(
+            Method::POST,
+            "/_local/token",
+            &[],
+            Some(json!({"practice_id": p, "role": "admin"}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "malformed_request")
+    );
+}
+
 async fn first_put_creates_practice_and_default_department(api: Api) {
     let p = Api::practice_id();
     let body = json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "us", "sms_numbers": ["(201) 555-0100"]});

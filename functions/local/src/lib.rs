@@ -124,9 +124,8 @@ async fn local_token(
             "a practice id is 1 to 64 letters, digits, _ or -",
         )
     })?;
-    let role = Role::parse(&request.role).ok_or_else(|| {
-        invalid("role", "the role is admin, staff, client or integration")
-    })?;
+    let role = Role::parse(&request.role)
+        .ok_or_else(|| invalid("role", "the role is admin, staff, client or integration"))?;
     let sub = request.sub.trim();
     if !plausible_id(sub) {
         return Err(invalid("sub", "a user id is 1 to 128 bytes"));

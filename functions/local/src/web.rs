@@ -44,7 +44,10 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let hash = file.metadata.sha256_hash();
     let etag = format!(
         "\"{}\"",
-        hash[..12].iter().map(|b| format!("{b:02x}")).collect::<String>()
+        hash[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     );
     let fresh = headers
         .get(IF_NONE_MATCH)

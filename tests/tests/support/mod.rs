@@ -126,6 +126,31 @@ impl Api {
         }
     }
 
+    /// A request whose answer need not be JSON (the pages of `web/`): status, headers and the bytes.
+    pub async fn fetch(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut builder = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(builder.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, headers, bytes.to_vec())
+    }
+
     /// A call as `role` of `practice`.
     pub async fn call(
         &self,
