@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,11 +195,18 @@ def page(browser, server, page_errors):
     yield p
     p.context.close()
     assert not page_errors.errors, f"uncaught errors in the page: {page_errors.errors}"
+    refused = [line for line in page_errors.console if "Content Security Policy" in line]
+    assert not refused, f"the pages broke their own Content-Security-Policy: {refused}"
 
 
 @pytest.fixture
 def practice() -> str:
     return f"prc_web_{secrets.token_hex(6)}"
+
+
+def wait_for_path(page: Page, path: str):
+    """Waits until the page is at `path` (a glob would also match the sign-in's own ?next=<path>)."""
+    page.wait_for_url(lambda url: urllib.parse.urlsplit(url).path == path)
 
 
 def sign_in(page: Page, practice: str, role: str = "admin", sub: str | None = None, next_path: str = "/settings/departments.html"):
@@ -209,7 +217,7 @@ def sign_in(page: Page, practice: str, role: str = "admin", sub: str | None = No
     if sub:
         page.get_by_label("User").fill(sub)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**{next_path}")
+    wait_for_path(page, next_path)
     page.wait_for_selector("body[data-ready]")
 
 

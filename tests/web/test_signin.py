@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import expect
 
-from conftest import new_page, sign_in
+from conftest import new_page, sign_in, wait_for_path
 
 
 def stored(page):
@@ -33,7 +33,7 @@ def test_the_local_sign_in_keeps_the_token_in_this_tab_only(page, api, practice,
     page.get_by_label("Role").select_option("staff")
     expect(page.get_by_label("User")).to_have_value("staff-1")
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/settings/departments.html")
+    wait_for_path(page, "/settings/departments.html")
     expect(page.get_by_role("article", name="Happy Paws Team")).to_be_visible()
     expect(page.locator("#who")).to_have_text(f"staff-1 · staff · {practice}")
 
@@ -52,7 +52,7 @@ def test_the_local_sign_in_keeps_the_token_in_this_tab_only(page, api, practice,
     other.close()
 
     page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url("**/")
+    wait_for_path(page, "/")
     expect(page.get_by_role("heading", name="Development sign-in")).to_be_visible()
     assert stored(page)["session"] == {}
 
@@ -73,7 +73,7 @@ def test_an_open_redirect_is_refused(page, practice):
     page.goto("/?next=//evil.example/")
     page.get_by_label("Practice ID").fill(practice)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/settings/departments.html")
+    wait_for_path(page, "/settings/departments.html")
 
 
 class FakeIssuer:
@@ -160,7 +160,7 @@ def test_the_oauth_sign_in_uses_pkce_and_leaves_no_code_or_token_in_the_history(
     page.on("framenavigated", lambda f: urls.append(f.url) if f == page.main_frame else None)
     page.goto("/?next=/settings/departments.html")
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/settings/departments.html")
+    wait_for_path(page, "/settings/departments.html")
     expect(page.get_by_role("article", name="Happy Paws Team")).to_be_visible()
     expect(page.locator("#who")).to_contain_text("dr-ng@happypaws.example · admin")
 
