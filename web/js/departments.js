@@ -5,7 +5,7 @@
 
 import { apiFor } from "./api.js";
 import { config } from "./config.js";
-import { clearFieldErrors, errorSlot, field, h, present, showFieldError, uid } from "./dom.js";
+import { clearFieldErrors, errorSlot, field, h, present, removeButton, showFieldError, uid } from "./dom.js";
 import { explainHours, hoursEditor } from "./hours.js";
 import { explainOverride, overridesEditor } from "./overrides.js";
 import { requireSession, signOut } from "./session.js";
@@ -493,21 +493,12 @@ class Card {
         h("label", { for: id, class: "visually-hidden" }, "Phone number"),
         input,
         admin
-          ? h(
-              "button",
-              {
-                type: "button",
-                class: "link-button",
-                onclick: () => {
-                  c.phones.splice(c.phones.indexOf(entry), 1);
-                  item.remove();
-                  onchange();
-                  addNew.focus();
-                },
-              },
-              "Remove",
-              h("span", { class: "visually-hidden" }, " this phone number"),
-            )
+          ? removeButton("this phone number", () => {
+              c.phones.splice(c.phones.indexOf(entry), 1);
+              item.remove();
+              onchange();
+              addNew.focus();
+            })
           : null,
         errorSlot(uid("e")),
       );

@@ -93,6 +93,16 @@ export function clearFieldErrors(root) {
   }
 }
 
+// The "Remove" of a line in a list (a phone number, a date): `what` completes its name for screen readers.
+export function removeButton(what, onremove) {
+  return h(
+    "button",
+    { type: "button", class: "link-button", onclick: onremove },
+    "Remove",
+    h("span", { class: "visually-hidden" }, ` ${what}`),
+  );
+}
+
 // One labelled control with an optional hint, marked with its JSON path.
 export function field({ name, label, control, hint, extraClass }) {
   const id = control.id || uid("f");

@@ -5,7 +5,7 @@
 // The API keeps one list (date_overrides); this editor splits it on load and joins it on save, ranges first.
 // A multi-day working override (possible through the API) is shown among the dates with its last date.
 
-import { errorSlot, h, uid } from "./dom.js";
+import { errorSlot, h, removeButton, uid } from "./dom.js";
 import { normaliseTime } from "./hours.js";
 
 const EDITED = ["start_date", "end_date", "kind", "start", "end"];
@@ -47,6 +47,13 @@ export function overridesEditor({ overrides, disabled, onchange }) {
   const rangeList = h("ul", { class: "override-list" });
   const dateList = h("ul", { class: "override-list" });
 
+  function drop(rows, row, focusAfter) {
+    rows.splice(rows.indexOf(row), 1);
+    row.el.remove();
+    onchange?.();
+    focusAfter.focus();
+  }
+
   function rangeRow(o) {
     const fromId = uid("range-from");
     const toId = uid("range-to");
@@ -60,23 +67,7 @@ export function overridesEditor({ overrides, disabled, onchange }) {
       { class: "override" },
       h("div", { class: "field", "data-role": "start" }, h("label", { for: fromId }, "From"), row.from, errorSlot(uid("e"))),
       h("div", { class: "field", "data-role": "end" }, h("label", { for: toId }, "To"), row.to, errorSlot(uid("e"))),
-      disabled
-        ? null
-        : h(
-            "button",
-            {
-              type: "button",
-              class: "link-button",
-              onclick: () => {
-                ranges.splice(ranges.indexOf(row), 1);
-                row.el.remove();
-                onchange?.();
-                addRange.focus();
-              },
-            },
-            "Remove",
-            h("span", { class: "visually-hidden" }, " this date range"),
-          ),
+      disabled ? null : removeButton("this date range", () => drop(ranges, row, addRange)),
       errorSlot(uid("e")),
     );
     row.read = () => ({ ...row.rest, start_date: row.from.value, end_date: row.to.value, kind: "non_working" });
@@ -142,23 +133,7 @@ export function overridesEditor({ overrides, disabled, onchange }) {
         h("span", { class: "choice" }, row.working, h("label", { for: row.working.id }, "Working Day")),
       ),
       hoursEl,
-      disabled
-        ? null
-        : h(
-            "button",
-            {
-              type: "button",
-              class: "link-button",
-              onclick: () => {
-                dates.splice(dates.indexOf(row), 1);
-                row.el.remove();
-                onchange?.();
-                addDate.focus();
-              },
-            },
-            "Remove",
-            h("span", { class: "visually-hidden" }, " this date"),
-          ),
+      disabled ? null : removeButton("this date", () => drop(dates, row, addDate)),
       errorSlot(uid("e")),
     );
     showHours();
