@@ -25,8 +25,8 @@ pub const MAX_OVERRIDE_DAYS: i64 = 366;
 
 /// Availability looks this many local dates ahead of the current one for `opens_at` and `closes_at`.
 const HORIZON_DAYS: usize = 366;
-/// The current date plus the horizon.
-const WINDOW: usize = HORIZON_DAYS + 1;
+/// The local dates availability looks at: the current one plus the horizon.
+const HORIZON_DATES: usize = HORIZON_DAYS + 1;
 
 /// At most this many windows a day (split shifts).
 pub const MAX_WINDOWS: usize = 4;
@@ -760,12 +760,12 @@ pub fn availability(
     }
 }
 
-/// The schedules of the local dates `first..first+WINDOW`, with the override of each date looked up once.
+/// The schedules of the local dates `first..first+HORIZON_DATES`, with the override of each date looked up once.
 struct Horizon<'a> {
     hours: &'a WeeklyHours,
     first: NaiveDate,
     /// The override covering each date of the horizon.
-    covering: [Option<&'a DateOverride>; WINDOW],
+    covering: [Option<&'a DateOverride>; HORIZON_DATES],
 }
 
 impl<'a> Horizon<'a> {
@@ -773,12 +773,14 @@ impl<'a> Horizon<'a> {
     /// list order makes the first override win, as in [`day_schedule`]; without overlaps (validated data) each
     /// date is painted at most once, so this is O(overrides + days).
     fn new(hours: &'a WeeklyHours, overrides: &'a [DateOverride], first: NaiveDate) -> Self {
-        let mut covering = [None; WINDOW];
+        let mut covering = [None; HORIZON_DATES];
         for o in overrides.iter().rev() {
             let from = (o.start_date - first).num_days().max(0);
-            let to = (o.end_date - first).num_days().min(WINDOW as i64 - 1);
+            let to = (o.end_date - first)
+                .num_days()
+                .min(HORIZON_DATES as i64 - 1);
             if from <= to {
-                // Both bounds are within 0..WINDOW here.
+                // Both bounds are within 0..HORIZON_DATES here.
                 for slot in &mut covering[from as usize..=to as usize] {
                     *slot = Some(o);
                 }
@@ -805,7 +807,7 @@ impl<'a> Horizon<'a> {
 
     /// The earliest start instant after `at` of a non-empty window on the horizon's dates.
     fn next_opening(&self, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        for offset in 0..WINDOW {
+        for offset in 0..HORIZON_DATES {
             let date = self.date(offset)?;
             let DaySchedule::Open(windows) = self.schedule(offset) else {
                 continue;
@@ -832,7 +834,7 @@ impl<'a> Horizon<'a> {
         // of all-day dates costs no zone look-up per day.
         let (mut end_date, mut end_time, mut end_instant) =
             (self.first, today[window].end, Some(end));
-        for offset in 0..WINDOW {
+        for offset in 0..HORIZON_DATES {
             let Some(date) = self.date(offset) else { break };
             let DaySchedule::Open(windows) = self.schedule(offset) else {
                 break;
@@ -858,7 +860,7 @@ impl<'a> Horizon<'a> {
                         end_instant.unwrap_or_else(|| local_instant(tz, end_date, end_time)),
                     );
                 }
-                if offset == WINDOW - 1 {
+                if offset == HORIZON_DATES - 1 {
                     return None;
                 }
                 // A window emptied by a gap ends where it starts, which is where the stretch already ends.
