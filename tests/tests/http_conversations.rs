@@ -970,20 +970,14 @@ async fn an_app_chat_between_two_windows_follows_the_after_hours_rules(api: Api)
         r.body["auto_replies"],
         json!([{"kind": "greeting", "text": "Hi!"}, {"kind": "after_hours", "text": "We are at lunch."}])
     );
-    // What the widget showed before: closed until 14:00, and whether a message would be taken.
-    let r = api
-        .public(&format!("/public/practices/{p}/availability"))
+    // What the widget shows: closed until 14:00, and whether a message would be taken.
+    let surgery_now = api
+        .availability_of(&p, surgery["id"].as_str().unwrap(), None)
         .await;
-    let of = |id: &Value| {
-        r.body["departments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["id"] == *id)
-            .cloned()
-            .unwrap()
-    };
-    for (d, accepts) in [(of(&surgery["id"]), false), (of(&dental["id"]), true)] {
+    let dental_now = api
+        .availability_of(&p, dental["id"].as_str().unwrap(), None)
+        .await;
+    for (d, accepts) in [(surgery_now, false), (dental_now, true)] {
         assert_eq!(
             (
                 &d["open"],
@@ -1049,18 +1043,9 @@ async fn accepts_messages_now_says_what_inbound_does(api: Api) {
         let d = api.add_department(&p, body).await;
         ids.push((*what, d["id"].as_str().unwrap().to_owned()));
     }
-    let shown = api
-        .public(&format!("/public/practices/{p}/availability"))
-        .await;
     let mut taken = 0;
     for (i, (what, id)) in ids.iter().enumerate() {
-        let d = shown.body["departments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["id"] == id.as_str())
-            .unwrap()
-            .clone();
+        let d = api.availability_of(&p, id, None).await;
         let promised = d["accepts_messages_now"].as_bool().unwrap();
         for channel in ["app", "web"] {
             let client = format!("owner-{channel}-{i}");

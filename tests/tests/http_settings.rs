@@ -1020,22 +1020,9 @@ async fn concurrent_patches_with_same_etag(api: Api) {
     );
 }
 
-/// The availability of one department at `at` (RFC 3339, `+` escaped).
+/// The availability of one department at `at`.
 async fn availability_of(api: &Api, p: &str, id: &Value, at: &str) -> Value {
-    let r = api
-        .public(&format!(
-            "/public/practices/{p}/availability?at={}",
-            at.replace('+', "%2B")
-        ))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    r.body["departments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == *id)
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} is not listed: {}", r.body))
+    api.availability_of(p, id.as_str().unwrap(), Some(at)).await
 }
 
 /// (open, reason, opens_at, closes_at) as the widget reads them.
