@@ -213,6 +213,29 @@ impl Api {
         default_id
     }
 
+    /// One department's entry in the public availability of `practice` at `at` (RFC 3339; now when `None`).
+    pub async fn availability_of(
+        &self,
+        practice: &str,
+        department_id: &str,
+        at: Option<&str>,
+    ) -> Value {
+        let query = at.map_or(String::new(), |at| {
+            format!("?at={}", at.replace('+', "%2B"))
+        });
+        let r = self
+            .public(&format!("/public/practices/{practice}/availability{query}"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.body["departments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == department_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{department_id} is not listed: {}", r.body))
+    }
+
     pub async fn add_department(&self, practice: &str, body: Value) -> Value {
         let r = self
             .admin(practice, Method::POST, "/departments", Some(body))
