@@ -172,8 +172,9 @@ def test_business_hours_date_overrides_and_chat_preferences_are_saved(page, api,
     g.get_by_role("button", name="Add date", exact=True).click()
     g.get_by_label("Date", exact=True).nth(0).fill("2026-11-29")
     g.get_by_label("Working Day", exact=True).nth(0).check()
-    g.get_by_label("Opens").nth(0).fill("10:00")
-    g.get_by_label("Closes").nth(0).fill("14:00")
+    g.get_by_role("button", name="Add hours on this Working Day").click()
+    g.get_by_label("this Working Day from").fill("10:00")
+    g.get_by_label("this Working Day to").fill("14:00")
     g.get_by_role("button", name="Add date", exact=True).click()
     g.get_by_label("Date", exact=True).nth(1).fill("2027-01-01")
     expect(g.get_by_label("Non-Working Day", exact=True).nth(1)).to_be_checked()
@@ -294,7 +295,8 @@ def test_changes_made_through_the_api_are_on_the_page_after_a_reload(page, api, 
     expect(day(g, "Sunday").get_by_label("Sunday from")).to_have_value("10:00")
     expect(g.get_by_label("Date", exact=True)).to_have_value("2026-12-31")
     expect(g.get_by_label("Working Day", exact=True)).to_be_checked()
-    expect(g.get_by_label("Opens")).to_have_value("09:00")
+    expect(g.get_by_label("this Working Day from")).to_have_value("09:00")
+    expect(g.get_by_label("this Working Day to")).to_have_value("12:00")
     expect(g.get_by_label("Chat greeting")).to_have_value("Welcome to the spa!")
     expect(g.get_by_label("Message outside chat hours", exact=True)).to_have_value("We answer in the morning.")
 
@@ -501,35 +503,78 @@ def test_staff_see_the_settings_read_only_and_may_switch_a_department_offline(pa
     assert api.department(practice, grooming_id)["online"] is False
 
 
-def test_the_hours_editor_holds_several_windows_a_day_once_the_api_takes_them(page, api, practice, server):
-    """Split shifts (issue #16): with max_windows_per_day above 1 in config.json, a day gets Add hours and
-    Remove, and Save sends the day as a list of windows; one window is still sent as an object."""
+@pytest.mark.store
+def test_split_shifts_a_day_and_a_working_day_with_several_hours(page, api, practice):
+    """Split shifts (API.md "Departments"): a day of several windows is saved as a list and shown as such; a
+    refusal naming one window (hours.mon[1]) is shown at that window; a Working Day takes windows too."""
     api.setup_practice(practice)
-    api.add_department(practice, {"name": "Grooming", "visible_in_app": True})
+    grooming_id = api.add_department(practice, {"name": "Grooming", "visible_in_app": True})["id"]
     sign_in(page, practice)
-    g = expand(page, "Grooming")
-    # Today's API holds one window a day: no way to add a second.
-    expect(g.get_by_role("button", name=re.compile("^Add hours"))).to_have_count(0)
-
-    page.route("**/config.json", lambda route: route.fulfill(json={"api_base": "", "auth": {"mode": "local"}, "max_windows_per_day": 4}))
-    page.reload()
-    page.wait_for_selector("body[data-ready]")
     g = expand(page, "Grooming")
     monday = day(g, "Monday")
     monday.get_by_role("button", name="Add hours on Monday").click()
     expect(monday.get_by_label("Monday (hours 2) from")).to_be_focused()
     monday.get_by_label("Monday (hours 1) to").fill("12:00")
-    monday.get_by_label("Monday (hours 2) from").fill("14:00")
+    monday.get_by_label("Monday (hours 2) from").fill("12:00")
     monday.get_by_label("Monday (hours 2) to").fill("19:00")
+    save(g)
+    window2 = monday.locator(".window").nth(1)
+    expect(window2.locator(".error", has_text="Monday: 12:00–19:00 touches 09:00–12:00; make them one.")).to_be_visible()
+    expect(window2.get_by_label("Monday (hours 2) from")).to_have_attribute("aria-invalid", "true")
+    assert api.department(practice, grooming_id)["hours"]["mon"] == {"start": "09:00", "end": "18:00"}
+
+    monday.get_by_label("Monday (hours 2) from").fill("14:00")
     for _ in range(2):
         monday.get_by_role("button", name="Add hours on Monday").click()
     expect(monday.get_by_role("button", name="Add hours on Monday")).to_have_count(0)  # four at most
     monday.get_by_role("button", name="Remove Monday hours 4").click()
     monday.get_by_role("button", name="Remove Monday hours 3").click()
+    # An overnight stretch: Friday to midnight, Saturday from midnight.
+    day(g, "Friday").get_by_label("Friday to").fill("24:00")
+    day(g, "Saturday").get_by_label("Saturday", exact=True).check()
+    day(g, "Saturday").get_by_label("Saturday from").fill("00:00")
+    day(g, "Saturday").get_by_label("Saturday to").fill("06:00")
+    # A Working Day with a lunch break.
+    g.get_by_role("button", name="Add date", exact=True).click()
+    g.get_by_label("Date", exact=True).fill("2026-12-27")
+    g.get_by_label("Working Day", exact=True).check()
+    g.get_by_role("button", name="Add hours on this Working Day").click()
+    g.get_by_label("this Working Day to").fill("12:00")
+    g.get_by_role("button", name="Add hours on this Working Day").click()
+    g.get_by_label("this Working Day (hours 2) from").fill("13:00")
+    g.get_by_label("this Working Day (hours 2) to").fill("17:00")
+    save(g)
+    expect(g.get_by_role("status")).to_contain_text("changes saved")
 
+    saved = api.department(practice, grooming_id)
+    assert saved["hours"]["mon"] == [{"start": "09:00", "end": "12:00"}, {"start": "14:00", "end": "19:00"}]
+    assert saved["hours"]["tue"] == {"start": "09:00", "end": "18:00"}
+    assert (saved["hours"]["fri"], saved["hours"]["sat"]) == ({"start": "09:00", "end": "24:00"}, {"start": "00:00", "end": "06:00"})
+    assert saved["date_overrides"] == [
+        {"start_date": "2026-12-27", "end_date": "2026-12-27", "kind": "working",
+         "windows": [{"start": "09:00", "end": "12:00"}, {"start": "13:00", "end": "17:00"}]},
+    ]
+    # Set through the API, seen on the page.
+    api.patch(practice, grooming_id, {"hours": {"wed": [{"start": "08:00", "end": "11:00"}, {"start": "15:00", "end": "18:00"}]}})
+    page.reload()
+    page.wait_for_selector("body[data-ready]")
+    g = expand(page, "Grooming")
+    expect(day(g, "Wednesday").get_by_label("Wednesday (hours 2) from")).to_have_value("15:00")
+    expect(day(g, "Monday").get_by_label("Monday (hours 2) to")).to_have_value("19:00")
+    expect(g.get_by_label("this Working Day (hours 2) to")).to_have_value("17:00")
+
+
+def test_with_one_window_a_day_the_editor_offers_no_second(page, api, practice):
+    """For an API of one window a day (max_windows_per_day 1 in config.json) every day is one window, sent
+    as an object."""
+    api.setup_practice(practice)
+    api.add_department(practice, {"name": "Grooming", "visible_in_app": True})
+    page.route("**/config.json", lambda route: route.fulfill(json={"api_base": "", "auth": {"mode": "local"}, "max_windows_per_day": 1}))
+    sign_in(page, practice)
+    g = expand(page, "Grooming")
+    expect(g.get_by_role("button", name=re.compile("^Add hours on [MTWFS]"))).to_have_count(0)
+    expect(g.get_by_role("button", name=re.compile("^Remove Monday hours"))).to_have_count(0)
+    day(g, "Monday").get_by_label("Monday to").fill("17:00")
     with page.expect_request(lambda r: r.method == "PATCH") as sent:
         save(g)
-    hours = sent.value.post_data_json["hours"]
-    assert hours["mon"] == [{"start": "09:00", "end": "12:00"}, {"start": "14:00", "end": "19:00"}]
-    assert hours["tue"] == {"start": "09:00", "end": "18:00"}
-    assert hours["sat"] is None
+    assert sent.value.post_data_json["hours"]["mon"] == {"start": "09:00", "end": "17:00"}

@@ -28,7 +28,7 @@ def test_screenshots_of_the_settings_page(page, api):
             "hours": {
                 "mon": {"start": "09:00", "end": "18:00"},
                 "tue": {"start": "09:00", "end": "18:00"},
-                "wed": {"start": "09:00", "end": "18:00"},
+                "wed": [{"start": "09:00", "end": "12:30"}, {"start": "14:00", "end": "18:00"}],
                 "thu": {"start": "09:00", "end": "18:00"},
                 "fri": {"start": "09:00", "end": "18:00"},
                 "sat": {"start": "09:00", "end": "13:00"},

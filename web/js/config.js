@@ -6,7 +6,8 @@
 //   auth.issuer, auth.client_id, auth.scope, auth.token ("access_token" or "id_token"),
 //   auth.authorization_endpoint, auth.token_endpoint (else read from the issuer's discovery document),
 //   auth.logout_endpoint, auth.redirect_uri (default: this origin's /)
-//   max_windows_per_day  business-hours windows a weekday may hold (1 until split shifts land in the API)
+//   max_windows_per_day  business-hours windows a day may hold in the editor (API.md: up to 4; 1 for an API
+//                        of one window a day)
 
 let loaded = null;
 

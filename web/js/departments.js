@@ -543,7 +543,12 @@ class Card {
 
     // 4. Conversation Business Hours and the date overrides.
     c.hours = hoursEditor({ hours: d.hours, maxWindows: this.page.settings.max_windows_per_day, disabled: !admin, onchange });
-    c.overrides = overridesEditor({ overrides: d.date_overrides, disabled: !admin, onchange });
+    c.overrides = overridesEditor({
+      overrides: d.date_overrides,
+      maxWindows: this.page.settings.max_windows_per_day,
+      disabled: !admin,
+      onchange,
+    });
 
     // 5. App Chat Preferences.
     c.greeting = h("textarea", { rows: 2, maxlength: 1000 }, d.chat.greeting ?? "");

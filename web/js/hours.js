@@ -1,7 +1,8 @@
 // The Conversation Business Hours editor: a row per weekday, ticked when the department takes chats that
 // day, each day with its hours as windows (opens–closes). A day is written to the API as null (not
 // ticked), one window {start, end}, or a list of windows (split shifts, API.md "Departments"); how many a
-// day may hold is config.max_windows_per_day (1 until split shifts land in the API, then 4).
+// day may hold is config.max_windows_per_day. The same window list serves a Working Day's own hours
+// (overrides.js).
 
 import { DAY_NAMES } from "./words.js";
 import { errorSlot, h, uid } from "./dom.js";
@@ -13,7 +14,7 @@ const NEW_WINDOW = { start: "09:00", end: "18:00" };
 
 export function windowsOf(day) {
   if (!day) return [];
-  return Array.isArray(day) ? day.map((w) => ({ ...w })) : [{ start: day.start, end: day.end }];
+  return Array.isArray(day) ? day.map((w) => ({ start: w.start, end: w.end })) : [{ start: day.start, end: day.end }];
 }
 
 export function dayValue(windows) {
@@ -32,6 +33,7 @@ function clock(total) {
 
 // A first guess for another window of a day, to edit: from an hour after the last one closes, for an hour.
 function nextWindow(last) {
+  if (!last) return { ...NEW_WINDOW };
   const start = Math.min((minutes(last.end) ?? 17 * 60) + 60, 23 * 60);
   return { start: clock(start), end: clock(Math.min(start + 60, 24 * 60)) };
 }
@@ -46,24 +48,32 @@ export function normaliseTime(raw) {
 
 const TIME = /^(([01]\d|2[0-3]):[0-5]\d|24:00)$/;
 
-// A precise sentence for an invalid_hours refusal at `field` (hours.mon, hours.mon[1], hours.mon.start),
-// worked out from the hours that were sent.
+// A precise sentence for an invalid window of `windows` (window `index`, or any when undefined), worked out
+// from the values sent; `what` names the day ("Monday", "This Working Day").
+export function explainWindows(what, windows, index) {
+  const picked = index === undefined ? windows.map((w, i) => [w, i]) : [[windows[index], index]];
+  for (const [w, i] of picked) {
+    if (!w) continue;
+    if (!TIME.test(w.start ?? "") || !TIME.test(w.end ?? "")) {
+      return `${what}: write times as HH:MM, e.g. 09:00 (24:00 is midnight at the end of the day).`;
+    }
+    if (w.start === "24:00") return `${what}: hours cannot open at 24:00; use 00:00 of the next day.`;
+    if (w.start >= w.end) return `${what}: the opening time (${w.start}) must be before the closing time (${w.end}).`;
+    const prev = windows[i - 1];
+    if (!prev) continue;
+    if (w.start < prev.start) return `${what}: put the hours in order, from morning to evening.`;
+    if (w.start < prev.end) return `${what}: ${w.start}–${w.end} overlaps ${prev.start}–${prev.end}.`;
+    if (w.start === prev.end) return `${what}: ${w.start}–${w.end} touches ${prev.start}–${prev.end}; make them one.`;
+  }
+  if (windows.length > 4) return `${what}: at most 4 sets of hours a day.`;
+  return `${what}: check these hours.`;
+}
+
+// For an invalid_hours refusal at `field` (hours.mon, hours.mon[1], hours.mon.start).
 export function explainHours(field, hours) {
   const m = /^hours\.(\w+)(?:\[(\d+)\])?/.exec(field ?? "");
   if (!m || !DAY_NAMES[m[1]]) return null;
-  const day = DAY_NAMES[m[1]];
-  const windows = windowsOf(hours?.[m[1]]);
-  const suspects = m[2] === undefined ? windows : windows.slice(Number(m[2]), Number(m[2]) + 1);
-  for (const w of suspects) {
-    if (!TIME.test(w.start ?? "") || !TIME.test(w.end ?? "")) {
-      return `${day}: write times as HH:MM, e.g. 09:00 (24:00 is midnight at the end of the day).`;
-    }
-    if (w.start === "24:00") return `${day}: hours cannot open at 24:00; use 00:00 of the next day.`;
-    if (w.start >= w.end) {
-      return `${day}: the opening time (${w.start}) must be before the closing time (${w.end}).`;
-    }
-  }
-  return `${day}: the hours of one day must go from morning to evening without overlapping or touching.`;
+  return explainWindows(DAY_NAMES[m[1]], windowsOf(hours?.[m[1]]), m[2] === undefined ? undefined : Number(m[2]));
 }
 
 function timeInput(id, value, disabled) {
@@ -82,19 +92,21 @@ function timeInput(id, value, disabled) {
   });
 }
 
-// `hours`: the department's hours as the API returns them. Returns {element, read(), set(hours)}.
-export function hoursEditor({ hours, maxWindows, disabled, onchange }) {
-  const days = new Map();
-  const element = h("div", { class: "hours", "data-field": "hours" }, errorSlot(uid("hours-error")));
+// A day's windows: from–to inputs for each, Remove when there are several, Add hours up to `maxWindows`.
+// `name` is what the labels say the hours are of ("Monday"). With `allowEmpty`, the list may be emptied and
+// started again (a Working Day without hours of its own). `mark(field)` names the windows' places for
+// refusals: window i is `${field}[i]`.
+export function windowList({ name, windows, maxWindows, disabled, onchange, allowEmpty = false }) {
+  let list = windows.map((w) => ({ ...w }));
+  let field = null;
+  const element = h("div", { class: "windows" });
 
-  function renderDay(key) {
-    const state = days.get(key);
-    const dayName = DAY_NAMES[key];
-    state.windowsEl.replaceChildren();
-    state.windows.forEach((w, i) => {
-      const startId = uid(`${key}-start`);
-      const endId = uid(`${key}-end`);
-      const nth = state.windows.length > 1 ? ` (hours ${i + 1})` : "";
+  function render() {
+    element.replaceChildren();
+    list.forEach((w, i) => {
+      const startId = uid("start");
+      const endId = uid("end");
+      const nth = list.length > 1 ? ` (hours ${i + 1})` : "";
       const start = timeInput(startId, w.start, disabled);
       const end = timeInput(endId, w.end, disabled);
       for (const [input, part] of [[start, "start"], [end, "end"]]) {
@@ -108,59 +120,88 @@ export function hoursEditor({ hours, maxWindows, disabled, onchange }) {
           onchange?.();
         });
       }
-      const remove =
-        state.windows.length > 1 && !disabled
-          ? h(
-              "button",
-              {
-                type: "button",
-                class: "icon-button",
-                "aria-label": `Remove ${dayName} hours ${i + 1}`,
-                onclick: () => {
-                  state.windows.splice(i, 1);
-                  renderDay(key);
-                  onchange?.();
-                  state.windowsEl.querySelector("input")?.focus();
-                },
-              },
-              h("span", { "aria-hidden": "true" }, "×"),
-            )
-          : null;
-      state.windowsEl.append(
+      const removable = !disabled && (list.length > 1 || allowEmpty);
+      element.append(
         h(
           "div",
-          { class: "window", "data-field": `hours.${key}[${i}]` },
-          h("label", { for: startId }, h("span", { class: "visually-hidden" }, `${dayName}${nth} `), "from"),
+          { class: "window" },
+          h("label", { for: startId }, h("span", { class: "visually-hidden" }, `${name}${nth} `), "from"),
           start,
-          h("label", { for: endId }, h("span", { class: "visually-hidden" }, `${dayName}${nth} `), "to"),
+          h("label", { for: endId }, h("span", { class: "visually-hidden" }, `${name}${nth} `), "to"),
           end,
-          remove,
+          removable
+            ? h(
+                "button",
+                {
+                  type: "button",
+                  class: "icon-button",
+                  "aria-label": `Remove ${name} hours ${i + 1}`,
+                  onclick: () => {
+                    list.splice(i, 1);
+                    render();
+                    onchange?.();
+                    (element.querySelector("input") ?? element.querySelector("button"))?.focus();
+                  },
+                },
+                h("span", { "aria-hidden": "true" }, "×"),
+              )
+            : null,
           errorSlot(uid("window-error")),
         ),
       );
     });
-    if (!disabled && state.windows.length > 0 && state.windows.length < maxWindows) {
-      const last = state.windows[state.windows.length - 1];
-      state.windowsEl.append(
+    markFields();
+    if (!disabled && (list.length > 0 || allowEmpty) && list.length < maxWindows) {
+      element.append(
         h(
           "button",
           {
             type: "button",
             class: "link-button",
             onclick: () => {
-              state.windows.push(nextWindow(last));
-              renderDay(key);
+              list.push(nextWindow(list[list.length - 1]));
+              render();
               onchange?.();
-              const inputs = state.windowsEl.querySelectorAll("input");
+              const inputs = element.querySelectorAll("input");
               inputs[inputs.length - 2]?.focus();
             },
           },
-          `Add hours on ${dayName}`,
+          "Add hours",
+          h("span", { class: "visually-hidden" }, ` on ${name}`),
         ),
       );
     }
-    state.closedEl.hidden = state.windows.length > 0;
   }
+
+  // A refusal names a window of a list (`${field}[i]`); a day of one window is named by the day itself.
+  function markFields() {
+    element.querySelectorAll(":scope > .window").forEach((div, i) => {
+      if (field && list.length > 1) div.dataset.field = `${field}[${i}]`;
+      else delete div.dataset.field;
+    });
+  }
+
+  render();
+  return {
+    element,
+    get windows() {
+      return list.map((w) => ({ start: normaliseTime(w.start), end: normaliseTime(w.end) }));
+    },
+    set(next) {
+      list = next.map((w) => ({ ...w }));
+      render();
+    },
+    mark(next) {
+      field = next;
+      markFields();
+    },
+  };
+}
+
+// `hours`: the department's hours as the API returns them. Returns {element, read(), set(hours)}.
+export function hoursEditor({ hours, maxWindows, disabled, onchange }) {
+  const days = new Map();
+  const element = h("div", { class: "hours", "data-field": "hours" }, errorSlot(uid("hours-error")));
 
   function set(next) {
     element.querySelectorAll(".day").forEach((row) => row.remove());
@@ -169,38 +210,37 @@ export function hoursEditor({ hours, maxWindows, disabled, onchange }) {
       const windows = windowsOf(next?.[key]);
       const tickId = uid(`${key}-open`);
       const tick = h("input", { type: "checkbox", id: tickId, checked: windows.length > 0, disabled });
-      const windowsEl = h("div", { class: "windows" });
-      const closedEl = h("span", { class: "closed" }, "No chats this day");
+      const list = windowList({ name: DAY_NAMES[key], windows, maxWindows, disabled, onchange });
+      list.mark(`hours.${key}`);
+      const closed = h("span", { class: "closed", hidden: windows.length > 0 }, "No chats this day");
       // Unticking keeps the hours here, so ticking the day again brings them back.
-      const state = { windows, windowsEl, closedEl, kept: windows.length ? windows : [{ ...NEW_WINDOW }] };
-      days.set(key, state);
+      let kept = windows.length ? windows : [{ ...NEW_WINDOW }];
       tick.addEventListener("change", () => {
-        if (tick.checked) state.windows = state.kept.map((w) => ({ ...w }));
+        if (tick.checked) list.set(kept);
         else {
-          state.kept = state.windows.map((w) => ({ ...w }));
-          state.windows = [];
+          kept = list.windows;
+          list.set([]);
         }
-        renderDay(key);
+        closed.hidden = tick.checked;
         onchange?.();
       });
-      const row = h(
-        "div",
-        { class: "day", role: "group", "aria-labelledby": `${tickId}-label`, "data-field": `hours.${key}` },
-        h("div", { class: "day-name" }, tick, h("label", { for: tickId, id: `${tickId}-label` }, DAY_NAMES[key])),
-        windowsEl,
-        closedEl,
-        errorSlot(uid(`${key}-error`)),
+      days.set(key, list);
+      element.append(
+        h(
+          "div",
+          { class: "day", role: "group", "aria-labelledby": `${tickId}-label`, "data-field": `hours.${key}` },
+          h("div", { class: "day-name" }, tick, h("label", { for: tickId, id: `${tickId}-label` }, DAY_NAMES[key])),
+          list.element,
+          closed,
+          errorSlot(uid(`${key}-error`)),
+        ),
       );
-      element.append(row);
-      renderDay(key);
     }
   }
 
   function read() {
     const out = {};
-    for (const [key, state] of days) {
-      out[key] = dayValue(state.windows.map((w) => ({ start: normaliseTime(w.start), end: normaliseTime(w.end) })));
-    }
+    for (const [key, list] of days) out[key] = dayValue(list.windows);
     return out;
   }
 

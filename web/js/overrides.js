@@ -3,36 +3,43 @@
 //   "Enable/Disable Specific Dates": one date, a Non-Working Day or a Working Day (with its own hours, or
 //   the weekday's hours when left empty).
 // The API keeps one list (date_overrides); this editor splits it on load and joins it on save, ranges first.
-// A multi-day working override (possible through the API) is shown among the dates with its last date.
+// A multi-day working override (possible through the API) is shown among the dates with its last date. A
+// Working Day's own hours are windows, as a weekday's (none: the weekday's hours).
 
 import { errorSlot, h, removeButton, uid } from "./dom.js";
-import { normaliseTime } from "./hours.js";
+import { explainWindows, windowList } from "./hours.js";
 
-const EDITED = ["start_date", "end_date", "kind", "start", "end"];
+const EDITED = ["start_date", "end_date", "kind", "start", "end", "windows"];
+const WORKING_DAY = "this Working Day";
 
 function rest(override) {
-  // Members this editor does not edit (a working day's `windows`, once split shifts land) are kept as they are.
+  // Members this editor does not know are sent back as they came.
   const out = { ...override };
   for (const k of EDITED) delete out[k];
   return out;
 }
 
+function ownWindows(o) {
+  if (Array.isArray(o.windows)) return o.windows.map((w) => ({ start: w.start, end: w.end }));
+  return o.start !== undefined || o.end !== undefined ? [{ start: o.start ?? "", end: o.end ?? "" }] : [];
+}
+
 export function explainOverride(field, sent) {
-  const m = /^date_overrides\[(\d+)\](\.(\w+))?/.exec(field ?? "");
+  const m = /^date_overrides\[(\d+)\](?:\.(\w+))?(?:\[(\d+)\])?/.exec(field ?? "");
   if (!m) return field === "date_overrides" ? "At most 400 date overrides." : null;
   const o = sent?.[Number(m[1])];
   if (!o) return null;
-  if (!o.start_date || !o.end_date || m[3] === "start_date") return "Choose a date.";
-  if (m[3] === "end_date") {
+  if (!o.start_date || !o.end_date || m[2] === "start_date") return "Choose a date.";
+  if (m[2] === "end_date") {
     return o.end_date < o.start_date
       ? "The last date must be on or after the first date."
       : "A date range covers at most 366 days.";
   }
-  if (o.kind === "working" && (o.start === undefined) !== (o.end === undefined)) {
-    return "Give both the opening and the closing time, or neither (to use that weekday's hours).";
-  }
-  if (o.kind === "working" && o.start !== undefined && !(o.start < o.end)) {
-    return `The opening time (${o.start}) must be before the closing time (${o.end}).`;
+  if (o.kind === "working" && (m[2] === "windows" || ownWindows(o).length)) {
+    const windows = ownWindows(o);
+    const index = m[3] === undefined ? undefined : Number(m[3]);
+    const said = explainWindows("This Working Day", windows, index);
+    if (m[2] === "windows" || !said.endsWith("check these hours.")) return said;
   }
   return "A date can have only one override: this one overlaps another date or date range.";
 }
@@ -41,7 +48,7 @@ function dateInput(id, value, disabled) {
   return h("input", { id, type: "date", value: value ?? "", disabled });
 }
 
-export function overridesEditor({ overrides, disabled, onchange }) {
+export function overridesEditor({ overrides, maxWindows, disabled, onchange }) {
   const ranges = [];
   const dates = [];
   const rangeList = h("ul", { class: "override-list" });
@@ -80,29 +87,21 @@ export function overridesEditor({ overrides, disabled, onchange }) {
     const dayId = uid("date");
     const throughId = uid("date-through");
     const kindName = uid("kind");
-    const startId = uid("date-start");
-    const endId = uid("date-end");
     const multiDay = o.end_date && o.start_date && o.end_date !== o.start_date;
     const row = {
       day: dateInput(dayId, o.start_date, disabled),
       through: multiDay ? dateInput(throughId, o.end_date, disabled) : null,
       nonWorking: h("input", { type: "radio", name: kindName, id: `${kindName}-off`, value: "non_working", checked: o.kind !== "working", disabled }),
       working: h("input", { type: "radio", name: kindName, id: `${kindName}-on`, value: "working", checked: o.kind === "working", disabled }),
-      start: h("input", { id: startId, class: "time", type: "text", inputmode: "numeric", autocomplete: "off", maxlength: 5, size: 5, placeholder: "HH:MM", value: o.start ?? "", disabled }),
-      end: h("input", { id: endId, class: "time", type: "text", inputmode: "numeric", autocomplete: "off", maxlength: 5, size: 5, placeholder: "HH:MM", value: o.end ?? "", disabled }),
+      hours: windowList({ name: WORKING_DAY, windows: ownWindows(o), maxWindows, disabled, onchange, allowEmpty: true }),
       rest: rest(o),
     };
-    const hoursHintId = `${startId}-hint`;
-    row.start.setAttribute("aria-describedby", hoursHintId);
-    row.end.setAttribute("aria-describedby", hoursHintId);
+    const hoursHintId = uid("hours-hint");
     const hoursEl = h(
       "div",
-      { class: "override-hours" },
-      h("label", { for: startId }, "Opens"),
-      row.start,
-      h("label", { for: endId }, "Closes"),
-      row.end,
-      h("p", { class: "hint", id: hoursHintId }, "Leave both empty to use that weekday's hours (09:00–18:00 on a day without hours)."),
+      { class: "override-hours", role: "group", "aria-label": "Hours of this Working Day", "aria-describedby": hoursHintId },
+      row.hours.element,
+      h("p", { class: "hint", id: hoursHintId }, "Without hours of its own, a Working Day has that weekday's hours (09:00–18:00 on a day without hours)."),
     );
     const showHours = () => {
       hoursEl.hidden = !row.working.checked;
@@ -111,11 +110,6 @@ export function overridesEditor({ overrides, disabled, onchange }) {
       input.addEventListener("change", () => {
         showHours();
         onchange?.();
-      });
-    }
-    for (const input of [row.start, row.end]) {
-      input.addEventListener("change", () => {
-        input.value = normaliseTime(input.value);
       });
     }
     row.el = h(
@@ -137,18 +131,14 @@ export function overridesEditor({ overrides, disabled, onchange }) {
       errorSlot(uid("e")),
     );
     showHours();
-    row.read = () => {
+    row.read = (i) => {
       const out = { ...row.rest, start_date: row.day.value, end_date: row.through ? row.through.value : row.day.value };
-      if (row.working.checked) {
-        out.kind = "working";
-        const start = normaliseTime(row.start.value);
-        const end = normaliseTime(row.end.value);
-        if (start) out.start = start;
-        if (end) out.end = end;
-      } else {
-        out.kind = "non_working";
-        delete out.windows;
-      }
+      out.kind = row.working.checked ? "working" : "non_working";
+      const windows = row.working.checked ? row.hours.windows : [];
+      // One window is written as start/end (a refusal then names the row); several as a list.
+      row.hours.mark(`date_overrides[${i}].windows`);
+      if (windows.length === 1) Object.assign(out, windows[0]);
+      else if (windows.length > 1) out.windows = windows;
       return out;
     };
     dates.push(row);
@@ -225,7 +215,7 @@ export function overridesEditor({ overrides, disabled, onchange }) {
       row.el.querySelector('[data-role="start"]').dataset.field = `date_overrides[${i}].start_date`;
       const end = row.el.querySelector('[data-role="end"]');
       if (end) end.dataset.field = `date_overrides[${i}].end_date`;
-      return row.read();
+      return row.read(i);
     });
   }
 
