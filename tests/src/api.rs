@@ -131,6 +131,31 @@ impl Api {
         }
     }
 
+    /// A request whose answer need not be JSON (the pages of `web/`): status, headers and the bytes.
+    pub async fn fetch(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut builder = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(builder.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, headers, bytes.to_vec())
+    }
+
     /// A call as `role` of `practice`.
     pub async fn call(
         &self,
@@ -191,6 +216,29 @@ impl Api {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
         default_id
+    }
+
+    /// One department's entry in the public availability of `practice` at `at` (RFC 3339; now when `None`).
+    pub async fn availability_of(
+        &self,
+        practice: &str,
+        department_id: &str,
+        at: Option<&str>,
+    ) -> Value {
+        let query = at.map_or(String::new(), |at| {
+            format!("?at={}", at.replace('+', "%2B"))
+        });
+        let r = self
+            .public(&format!("/public/practices/{practice}/availability{query}"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.body["departments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == department_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{department_id} is not listed: {}", r.body))
     }
 
     pub async fn add_department(&self, practice: &str, body: Value) -> Value {

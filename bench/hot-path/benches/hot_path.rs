@@ -18,7 +18,7 @@ use domain::dispatch::compose;
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
 use domain::schedule::{
-    availability, DateOverride, DayHours, OverrideKind, TimeOfDay, WeeklyHours,
+    availability, DateOverride, DayHours, OverrideKind, TimeOfDay, WeeklyHours, Window,
 };
 
 fn t(h: u16, m: u16) -> TimeOfDay {
@@ -26,18 +26,75 @@ fn t(h: u16, m: u16) -> TimeOfDay {
 }
 
 fn hours(start: TimeOfDay, end: TimeOfDay) -> Option<DayHours> {
-    Some(DayHours { start, end })
+    Some(DayHours::one(start, end))
+}
+
+/// Four windows (the most a day may hold), from `(start, end)` pairs of whole and half hours.
+fn four_windows(w: [(u16, u16, u16, u16); 4]) -> DayHours {
+    DayHours::new(
+        w.iter()
+            .map(|&(sh, sm, eh, em)| Window::new(t(sh, sm), t(eh, em)))
+            .collect(),
+    )
+}
+
+/// Split shifts every day but Sunday: 07:00–09:00, 10:00–12:00, 13:00–16:00, 17:00–20:00.
+fn split_shifts() -> WeeklyHours {
+    let day = || {
+        Some(four_windows([
+            (7, 0, 9, 0),
+            (10, 0, 12, 0),
+            (13, 0, 16, 0),
+            (17, 0, 20, 0),
+        ]))
+    };
+    WeeklyHours {
+        mon: day(),
+        tue: day(),
+        wed: day(),
+        thu: day(),
+        fri: day(),
+        sat: day(),
+        sun: None,
+    }
+}
+
+/// The fullest department the rules allow: 400 one-date overrides from `from`, every tenth a holiday, the
+/// others working with four windows of their own (so every date of the horizon has an override).
+fn most_overrides_with_windows(from: NaiveDate) -> Vec<DateOverride> {
+    (0..400)
+        .map(|d| {
+            let date = from + Duration::days(d);
+            let (kind, hours) = if d % 10 == 0 {
+                (OverrideKind::NonWorking, None)
+            } else {
+                let w = [
+                    (7, 30, 9, 0),
+                    (10, 0, 12, 0),
+                    (13, 0, 15, 0),
+                    (16, 0, 18, 30),
+                ];
+                (OverrideKind::Working, Some(four_windows(w)))
+            };
+            DateOverride {
+                start_date: date,
+                end_date: date,
+                kind,
+                hours,
+            }
+        })
+        .collect()
 }
 
 /// 09:00–18:00 Monday to Friday, Saturday morning, closed Sunday.
 fn typical() -> WeeklyHours {
-    let day = hours(t(9, 0), t(18, 0));
+    let day = || hours(t(9, 0), t(18, 0));
     WeeklyHours {
-        mon: day,
-        tue: day,
-        wed: day,
-        thu: day,
-        fri: day,
+        mon: day(),
+        tue: day(),
+        wed: day(),
+        thu: day(),
+        fri: day(),
         sat: hours(t(9, 0), t(13, 0)),
         sun: None,
     }
@@ -45,15 +102,15 @@ fn typical() -> WeeklyHours {
 
 /// 00:00–24:00 every day: open all the time, so `closes_at` has to look through the whole 366-day horizon.
 fn always() -> WeeklyHours {
-    let day = hours(TimeOfDay::MIDNIGHT, TimeOfDay::END_OF_DAY);
+    let day = || hours(TimeOfDay::MIDNIGHT, TimeOfDay::END_OF_DAY);
     WeeklyHours {
-        mon: day,
-        tue: day,
-        wed: day,
-        thu: day,
-        fri: day,
-        sat: day,
-        sun: day,
+        mon: day(),
+        tue: day(),
+        wed: day(),
+        thu: day(),
+        fri: day(),
+        sat: day(),
+        sun: day(),
     }
 }
 
@@ -64,19 +121,18 @@ fn year_of_overrides(from: NaiveDate) -> Vec<DateOverride> {
     (0..365)
         .map(|d| {
             let date = from + Duration::days(d);
-            let (kind, start, end) = if d % 10 == 0 {
-                (OverrideKind::NonWorking, None, None)
+            let (kind, hours) = if d % 10 == 0 {
+                (OverrideKind::NonWorking, None)
             } else if d % 7 == 6 {
-                (OverrideKind::Working, Some(t(10, 0)), Some(t(14, 0)))
+                (OverrideKind::Working, self::hours(t(10, 0), t(14, 0)))
             } else {
-                (OverrideKind::Working, Some(t(8, 30)), Some(t(17, 30)))
+                (OverrideKind::Working, self::hours(t(8, 30), t(17, 30)))
             };
             DateOverride {
                 start_date: date,
                 end_date: date,
                 kind,
-                start,
-                end,
+                hours,
             }
         })
         .collect()
@@ -91,8 +147,7 @@ fn holidays(from: NaiveDate) -> Vec<DateOverride> {
             start_date: from + Duration::days(d),
             end_date: from + Duration::days(d + (i as i64 % 3)),
             kind: OverrideKind::NonWorking,
-            start: None,
-            end: None,
+            hours: None,
         })
         .collect()
 }
@@ -151,8 +206,10 @@ fn bench_availability(c: &mut Criterion) {
     let from = NaiveDate::from_ymd_opt(2026, 11, 1).expect("a date");
     let year = year_of_overrides(from);
     let few = holidays(from);
+    let fullest = most_overrides_with_windows(from);
     let mut g = c.benchmark_group("availability");
-    let cases: [(&str, WeeklyHours, &[DateOverride], DateTime<Utc>); 7] = [
+    // The last two beside "365 overrides, open/closed" (one window a day): split shifts must stay within 2×.
+    let cases: [(&str, WeeklyHours, &[DateOverride], DateTime<Utc>); 9] = [
         ("typical hours, open (Mon 10:00)", typical(), &[], monday_10),
         (
             "typical hours, closed (Fri 20:00 → Sat)",
@@ -175,6 +232,18 @@ fn bench_availability(c: &mut Criterion) {
         ("365 overrides, open", typical(), &year, monday_10),
         ("365 overrides, closed", typical(), &year, friday_20),
         ("24/7 + 365 overrides, open", always(), &year, monday_10),
+        (
+            "4 windows a day + 400 overrides of 4 windows, open",
+            split_shifts(),
+            &fullest,
+            monday_10,
+        ),
+        (
+            "4 windows a day + 400 overrides of 4 windows, closed",
+            split_shifts(),
+            &fullest,
+            friday_20,
+        ),
     ];
     for (name, hours, overrides, at) in &cases {
         g.bench_function(*name, |b| {
@@ -190,7 +259,10 @@ fn bench_availability(c: &mut Criterion) {
         });
     }
     g.bench_function("offline", |b| {
-        b.iter(|| availability(black_box(&typical()), &year, false, New_York, monday_10))
+        // The hours are built outside the loop: a day's windows are a Vec now, and building them is not the
+        // call being measured.
+        let hours = typical();
+        b.iter(|| availability(black_box(&hours), &year, false, New_York, monday_10))
     });
     g.finish();
 }

@@ -1,25 +1,30 @@
 //! The all-in-one local server: every HTTP route of every function on one port, with the same handlers the
 //! Lambda functions run. It verifies HS256 tokens (`LOCAL_JWT_SECRET`) and hands the functions the claims
-//! exactly where API Gateway's JWT authorizer puts them.
+//! exactly where API Gateway's JWT authorizer puts them. It also serves the staff pages of `web/` ([`web`]).
+
+pub mod web;
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Json;
 use axum::Router;
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{json, Value};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use adapters::auth::LocalTokens;
 pub use adapters::auth::{sign_token, LocalClaims, TokenVerifier, LOCAL_ISSUER};
 use adapters::config::Config;
-use adapters::http::{no_route, ApiError};
+use adapters::http::{ApiError, Body};
 use adapters::senders::{RecordingSender, SentAlert};
 use domain::alert::AlertSender;
 use domain::dispatch::dispatch_alert;
+use domain::identity::{plausible_id, PracticeId, Role};
 use domain::store::Store;
+use domain::{DomainError, InvalidCode};
 
 /// The store the local server runs on: DynamoDB when `DYNAMODB_TABLE` is set (the table is created if
 /// missing), else the embedded in-memory store.
@@ -57,18 +62,23 @@ pub struct LocalServices {
 }
 
 /// Every route of every function, plus the local-only ones, behind local token verification and request
-/// logging. Each function's router gets the one store as the traits that function holds on AWS.
+/// logging; any other GET is a file of `web/` or the contract's 404. Each function's router gets the one
+/// store as the traits that function holds on AWS.
 pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Router {
     let reminder = Router::new()
-        .route("/_local/eod-reminder", axum::routing::post(eod_reminder))
+        .route("/_local/eod-reminder", post(eod_reminder))
         .with_state((store.clone(), local.clone()));
     let routes = Router::new()
         .merge(config_api::router(store.clone()))
         .merge(inbound_router::router(store.clone()))
         .merge(transfer_alerts::router(store))
         .route("/_local/sent", get(sent).with_state(local.recorder.clone()))
+        .route(
+            "/_local/token",
+            post(local_token).with_state(Arc::<str>::from(jwt_secret)),
+        )
         .merge(reminder)
-        .fallback(no_route);
+        .fallback(web::serve);
     LocalTokens::for_local_server(jwt_secret)
         .layer(routes)
         .layer(
@@ -81,6 +91,60 @@ pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Rou
 /// `GET /_local/sent`: every alert the local senders took, oldest first, one entry per recipient.
 async fn sent(State(recorder): State<RecordingSender>) -> Json<Vec<SentAlert>> {
     Json(recorder.sent())
+}
+
+/// How long a token of the pages' development sign-in lasts: a working day.
+const SIGN_IN_HOURS: i64 = 8;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    practice_id: String,
+    role: String,
+    sub: String,
+}
+
+/// `POST /_local/token` `{"practice_id", "role", "sub"}`: the development sign-in of the pages (what
+/// `cargo run -- token` prints, for a browser). Local server only: on AWS the pages sign in with the JWT
+/// issuer. Answers `{"token", "expires_at"}`.
+async fn local_token(
+    State(secret): State<Arc<str>>,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    let request: TokenRequest = adapters::http::parse_json(&body)?;
+    let invalid = |field: &str, message: &str| {
+        ApiError::from(DomainError::invalid(
+            InvalidCode::InvalidValue,
+            field,
+            message,
+        ))
+    };
+    let practice = PracticeId::parse(request.practice_id.trim()).ok_or_else(|| {
+        invalid(
+            "practice_id",
+            "a practice id is 1 to 64 letters, digits, _ or -",
+        )
+    })?;
+    let role = Role::parse(&request.role)
+        .ok_or_else(|| invalid("role", "the role is admin, staff, client or integration"))?;
+    let sub = request.sub.trim();
+    if !plausible_id(sub) {
+        return Err(invalid("sub", "a user id is 1 to 128 bytes"));
+    }
+    let now = adapters::now();
+    let token = sign_token(
+        &secret,
+        &practice.0,
+        role,
+        sub,
+        now.timestamp(),
+        SIGN_IN_HOURS * 3600,
+    );
+    let expires_at = now + chrono::Duration::hours(SIGN_IN_HOURS);
+    Ok(Json(json!({
+        "token": token,
+        "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })))
 }
 
 /// Delivers every pending alert once (what the stream-driven dispatcher does on AWS). Returns how many

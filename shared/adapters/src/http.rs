@@ -144,9 +144,10 @@ impl From<QueryRejection> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// The largest request body any endpoint reads (64 KiB): a department with the most date overrides, alert
-/// recipients and texts the rules allow fits well within it.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The largest request body any endpoint reads (256 KiB): the fullest department the rules allow (four
+/// windows a day, 400 working overrides of four windows, the longest texts and most alert recipients) is
+/// about 180 KB pretty-printed, which no longer fits in the 64 KiB of one-window days.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// A request body of at most [`MAX_BODY_BYTES`], read without buffering more than that; a longer one is
 /// refused with 413 `body_too_large` in the contract's error shape (axum's own limit answers plain text).

@@ -4,11 +4,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::department::ChatSettings;
 use crate::department::Department;
 use crate::error::{ConflictCode, DomainError, DomainResult};
 use crate::identity::{DepartmentId, PracticeId};
 use crate::practice::Practice;
-use crate::schedule::{self, AvailabilityReason};
+use crate::schedule::{self, Availability, AvailabilityReason};
 
 macro_rules! string_id {
     ($(#[$m:meta])* $name:ident) => {
@@ -147,11 +148,35 @@ pub struct Admission {
     pub auto_replies: Vec<AutoReply>,
 }
 
+/// What a NEW conversation on `channel` meets in a department whose availability is `a`: taken while open;
+/// when closed, texts are always taken, and an app or web chat only when the department allows messages after
+/// hours and is not switched offline; otherwise refused with `after_hours` or `offline`.
+///
+/// The one rule behind both [`admit`] (what `POST /inbound` does) and the public `accepts_messages_now` (what
+/// the widget promises), so the two cannot disagree.
+pub fn new_conversation_outcome(
+    a: &Availability,
+    chat: &ChatSettings,
+    channel: Channel,
+) -> Result<Outcome, ConflictCode> {
+    if a.open {
+        Ok(Outcome::Delivered)
+    } else if channel.is_text() {
+        Ok(Outcome::AfterHoursMessageLeft)
+    } else if a.reason == AvailabilityReason::Offline {
+        Err(ConflictCode::Offline)
+    } else if chat.allow_messages_after_hours {
+        Ok(Outcome::AfterHoursMessageLeft)
+    } else {
+        Err(ConflictCode::AfterHours)
+    }
+}
+
 /// Whether a department takes a NEW conversation on `channel` at `at`, and with which auto-replies.
 ///
-/// Texts are always taken. A closed department takes an app or web chat only when it allows messages after
-/// hours (with its after-hours message as the auto-reply); one switched offline takes none. An accepted app
-/// chat gets the department's greeting.
+/// The rule is [`new_conversation_outcome`]. A refusal carries the after-hours message and `opens_at`. An
+/// accepted app chat gets the department's greeting; an app or web chat taken while closed gets the
+/// after-hours message.
 pub fn admit(
     practice: &Practice,
     department: &Department,
@@ -160,34 +185,24 @@ pub fn admit(
 ) -> DomainResult<Admission> {
     let s = &department.settings;
     let a = schedule::availability(&s.hours, &s.date_overrides, s.online, practice.timezone, at);
-    let mut auto_replies = Vec::new();
-    let outcome = if a.open {
-        Outcome::Delivered
-    } else if channel.is_text()
-        || (a.reason != AvailabilityReason::Offline && s.chat.allow_messages_after_hours)
-    {
-        Outcome::AfterHoursMessageLeft
-    } else {
-        let (code, what) = if a.reason == AvailabilityReason::Offline {
-            (
-                ConflictCode::Offline,
-                "is offline and takes no new chats right now",
-            )
-        } else {
-            (
-                ConflictCode::AfterHours,
-                "is closed and takes no messages after hours",
-            )
-        };
-        return Err(DomainError::Conflict {
-            code,
-            message: format!("{} {what}", s.name),
-            details: Some(json!({
-                "after_hours_message": s.chat.after_hours_message,
-                "opens_at": a.opens_at,
-            })),
-        });
+    let outcome = match new_conversation_outcome(&a, &s.chat, channel) {
+        Ok(outcome) => outcome,
+        Err(code) => {
+            let what = match code {
+                ConflictCode::Offline => "is offline and takes no new chats right now",
+                _ => "is closed and takes no messages after hours",
+            };
+            return Err(DomainError::Conflict {
+                code,
+                message: format!("{} {what}", s.name),
+                details: Some(json!({
+                    "after_hours_message": s.chat.after_hours_message,
+                    "opens_at": a.opens_at,
+                })),
+            });
+        }
     };
+    let mut auto_replies = Vec::new();
     if channel == Channel::App {
         if let Some(greeting) = &s.chat.greeting {
             auto_replies.push(AutoReply {

@@ -25,14 +25,18 @@ pub const MAX_OVERRIDE_DAYS: i64 = 366;
 
 /// Availability looks this many local dates ahead of the current one for `opens_at` and `closes_at`.
 const HORIZON_DAYS: usize = 366;
-/// The current date plus the horizon.
-const WINDOW: usize = HORIZON_DAYS + 1;
+/// The local dates availability looks at: the current one plus the horizon.
+const HORIZON_DATES: usize = HORIZON_DAYS + 1;
 
-/// The hours a `working` override gets when neither it nor its weekday names any.
-const FALLBACK_HOURS: DayHours = DayHours {
+/// At most this many windows a day (split shifts).
+pub const MAX_WINDOWS: usize = 4;
+
+/// The hours a `working` override gets when neither it nor its weekday names any, and each weekday of the
+/// default week.
+const FALLBACK_WINDOWS: &[Window] = &[Window {
     start: TimeOfDay(9 * 60),
     end: TimeOfDay(18 * 60),
-};
+}];
 /// The reminder time on a date without hours.
 const CLOSED_DAY_REMINDER: TimeOfDay = TimeOfDay(17 * 60 + 30);
 /// The reminder goes this long before closing when no explicit time is set.
@@ -122,15 +126,78 @@ impl<'de> Deserialize<'de> for TimeOfDay {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Hours and overrides
+// Windows, hours and overrides
 // ---------------------------------------------------------------------------------------------------------
 
-/// One day's chat hours, `start` inclusive, `end` exclusive (`end` may be `"24:00"`).
+/// One window of chat hours, `start` inclusive, `end` exclusive (`end` may be `"24:00"`). A window never
+/// crosses midnight: overnight hours are a window to 24:00 and one from 00:00 the next day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DayHours {
+pub struct Window {
     pub start: TimeOfDay,
     pub end: TimeOfDay,
+}
+
+impl Window {
+    pub fn new(start: TimeOfDay, end: TimeOfDay) -> Self {
+        Window { start, end }
+    }
+}
+
+/// One day's chat hours: its windows, in order (validated: 1 to [`MAX_WINDOWS`], neither overlapping nor
+/// touching).
+///
+/// JSON: one window is an object `{"start", "end"}`, exactly as before split shifts existed (a list of one is
+/// written back as an object); two or more are a list. Both shapes are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayHours(Vec<Window>);
+
+impl DayHours {
+    pub fn new(windows: Vec<Window>) -> Self {
+        DayHours(windows)
+    }
+
+    /// One window.
+    pub fn one(start: TimeOfDay, end: TimeOfDay) -> Self {
+        DayHours(vec![Window { start, end }])
+    }
+
+    pub fn windows(&self) -> &[Window] {
+        &self.0
+    }
+}
+
+impl Serialize for DayHours {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(serializer),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DayHours {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = DayHours;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a window {\"start\": \"HH:MM\", \"end\": \"HH:MM\"} or a list of windows",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DayHours, A::Error> {
+                Window::deserialize(MapAccessDeserializer::new(map)).map(|w| DayHours(vec![w]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<DayHours, A::Error> {
+                Vec::<Window>::deserialize(SeqAccessDeserializer::new(seq)).map(DayHours)
+            }
+        }
+        // Both shapes go through the same element deserializers, so a bad time still names its path
+        // (`hours.mon[1].start`).
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The regular week. `null` or a missing key means no chat that day.
@@ -155,28 +222,28 @@ pub struct WeeklyHours {
 
 impl WeeklyHours {
     /// The hours of a weekday, `None` when there is no chat that day.
-    pub fn for_weekday(&self, wd: Weekday) -> Option<DayHours> {
+    pub fn for_weekday(&self, wd: Weekday) -> Option<&DayHours> {
         match wd {
-            Weekday::Mon => self.mon,
-            Weekday::Tue => self.tue,
-            Weekday::Wed => self.wed,
-            Weekday::Thu => self.thu,
-            Weekday::Fri => self.fri,
-            Weekday::Sat => self.sat,
-            Weekday::Sun => self.sun,
+            Weekday::Mon => self.mon.as_ref(),
+            Weekday::Tue => self.tue.as_ref(),
+            Weekday::Wed => self.wed.as_ref(),
+            Weekday::Thu => self.thu.as_ref(),
+            Weekday::Fri => self.fri.as_ref(),
+            Weekday::Sat => self.sat.as_ref(),
+            Weekday::Sun => self.sun.as_ref(),
         }
     }
 
     /// The days in contract order with their JSON keys (for validation messages).
-    fn named_days(&self) -> [(&'static str, Option<DayHours>); 7] {
+    fn named_days(&self) -> [(&'static str, Option<&DayHours>); 7] {
         [
-            ("mon", self.mon),
-            ("tue", self.tue),
-            ("wed", self.wed),
-            ("thu", self.thu),
-            ("fri", self.fri),
-            ("sat", self.sat),
-            ("sun", self.sun),
+            ("mon", self.mon.as_ref()),
+            ("tue", self.tue.as_ref()),
+            ("wed", self.wed.as_ref()),
+            ("thu", self.thu.as_ref()),
+            ("fri", self.fri.as_ref()),
+            ("sat", self.sat.as_ref()),
+            ("sun", self.sun.as_ref()),
         ]
     }
 }
@@ -184,13 +251,13 @@ impl WeeklyHours {
 impl Default for WeeklyHours {
     /// 09:00–18:00 Monday to Friday, no chat at the weekend (new departments and the hours reset).
     fn default() -> Self {
-        let day = Some(FALLBACK_HOURS);
+        let day = || Some(DayHours(FALLBACK_WINDOWS.to_vec()));
         WeeklyHours {
-            mon: day,
-            tue: day,
-            wed: day,
-            thu: day,
-            fri: day,
+            mon: day(),
+            tue: day(),
+            wed: day(),
+            thu: day(),
+            fri: day(),
             sat: None,
             sun: None,
         }
@@ -209,18 +276,17 @@ pub enum OverrideKind {
 
 /// A range of whole practice-local dates, both ends inclusive, that replaces the weekly hours.
 ///
-/// JSON: `{"start_date":"2026-12-24","end_date":"2026-12-26","kind":"non_working"}`, or for a working
-/// override optionally with `"start"`/`"end"` (omitted from the output when absent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// JSON: `{"start_date":"2026-12-24","end_date":"2026-12-26","kind":"non_working"}`; a working override may
+/// carry its own hours: one window as `"start"`/`"end"` (as before split shifts existed, and how a list of one
+/// is written back), or two or more as `"windows": [{"start", "end"}, …]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DateOverride {
     pub start_date: NaiveDate,
     pub end_date: NaiveDate,
     pub kind: OverrideKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start: Option<TimeOfDay>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end: Option<TimeOfDay>,
+    /// A working override's own hours; `None` takes the weekday's (else 09:00–18:00). A non_working override
+    /// has none (validated).
+    pub hours: Option<DayHours>,
 }
 
 impl DateOverride {
@@ -229,40 +295,179 @@ impl DateOverride {
     }
 }
 
+/// The wire shape of a date override, as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DateOverrideIn {
+    start_date: NaiveDate,
+    end_date: NaiveDate,
+    kind: OverrideKind,
+    #[serde(default)]
+    start: Option<TimeOfDay>,
+    #[serde(default)]
+    end: Option<TimeOfDay>,
+    #[serde(default)]
+    windows: Option<Vec<Window>>,
+}
+
+/// The wire shape of a date override, as written.
+#[derive(Serialize)]
+struct DateOverrideOut<'a> {
+    start_date: NaiveDate,
+    end_date: NaiveDate,
+    kind: OverrideKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<TimeOfDay>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<TimeOfDay>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    windows: Option<&'a [Window]>,
+}
+
+impl Serialize for DateOverride {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (start, end, windows) = match self.hours.as_ref().map(DayHours::windows) {
+            None => (None, None, None),
+            Some([one]) => (Some(one.start), Some(one.end), None),
+            Some(many) => (None, None, Some(many)),
+        };
+        DateOverrideOut {
+            start_date: self.start_date,
+            end_date: self.end_date,
+            kind: self.kind,
+            start,
+            end,
+            windows,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for DateOverride {
+    /// Only what the model cannot hold is refused here (half a window, or a window and a list); every other
+    /// rule is [`validate_overrides`]'.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let o = DateOverrideIn::deserialize(deserializer)?;
+        let hours = match (o.start, o.end, o.windows) {
+            (None, None, None) => None,
+            (Some(start), Some(end), None) => Some(DayHours::one(start, end)),
+            (None, None, Some(windows)) => Some(DayHours(windows)),
+            (_, _, Some(_)) => {
+                return Err(serde::de::Error::custom(
+                    "give a working override either start and end or windows, not both",
+                ))
+            }
+            _ => {
+                return Err(serde::de::Error::custom(
+                    "give a working override both start and end, or neither (to use the weekday's hours); \
+                     a non_working override takes neither",
+                ))
+            }
+        };
+        Ok(DateOverride {
+            start_date: o.start_date,
+            end_date: o.end_date,
+            kind: o.kind,
+            hours,
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Validation
 // ---------------------------------------------------------------------------------------------------------
 
-/// Checks weekly hours before they are stored: every day with hours has `start < end`, and `start` is not
-/// `24:00`. The error is the first problem found, code `invalid_hours`, field `hours.<day>`.
+/// Checks weekly hours before they are stored: every day with hours has 1 to 4 windows, each with
+/// `start < end` and `start` not `24:00`, in order, neither overlapping nor touching. The error is the first
+/// problem found, code `invalid_hours`, field `hours.<day>` for a day of one window, `hours.<day>[i]` for
+/// window `i` of a list.
 pub fn validate_hours(hours: &WeeklyHours) -> Result<(), DomainError> {
     for (day, h) in hours.named_days() {
         let Some(h) = h else { continue };
         let field = format!("hours.{day}");
-        if h.start == TimeOfDay::END_OF_DAY {
-            return Err(DomainError::invalid(
-                InvalidCode::InvalidHours,
-                field,
-                format!("{day}: a day cannot start at 24:00 (use 00:00 of the next day)"),
+        validate_windows(h.windows(), InvalidCode::InvalidHours, &field, &field, day)?;
+    }
+    Ok(())
+}
+
+/// The rules of one day's windows, shared by the weekly hours and the working overrides. `one` is the field
+/// of a day of one window, `list` the field of the list (window `i` is `list[i]`); `what` names the day in
+/// messages.
+fn validate_windows(
+    windows: &[Window],
+    code: InvalidCode,
+    one: &str,
+    list: &str,
+    what: &str,
+) -> Result<(), DomainError> {
+    let invalid = |field: String, message: String| DomainError::invalid(code, field, message);
+    let at = |i: usize| {
+        if windows.len() == 1 {
+            one.to_owned()
+        } else {
+            format!("{list}[{i}]")
+        }
+    };
+    if windows.is_empty() {
+        return Err(invalid(
+            list.to_owned(),
+            format!(
+                "{what}: an empty list of windows; give at least one, or null for no chat that day"
+            ),
+        ));
+    }
+    if windows.len() > MAX_WINDOWS {
+        return Err(invalid(
+            format!("{list}[{MAX_WINDOWS}]"),
+            format!(
+                "{what}: at most {MAX_WINDOWS} windows a day (got {})",
+                windows.len()
+            ),
+        ));
+    }
+    for (i, w) in windows.iter().enumerate() {
+        if w.start == TimeOfDay::END_OF_DAY {
+            return Err(invalid(
+                at(i),
+                format!("{what}: a window cannot start at 24:00 (use 00:00 of the next day)"),
             ));
         }
-        if h.start >= h.end {
-            return Err(DomainError::invalid(
-                InvalidCode::InvalidHours,
-                field,
-                format!("{day}: start {} must be before end {}", h.start, h.end),
+        if w.start >= w.end {
+            return Err(invalid(
+                at(i),
+                format!("{what}: start {} must be before end {}", w.start, w.end),
             ));
         }
+        let Some(prev) = i.checked_sub(1).map(|p| windows[p]) else {
+            continue;
+        };
+        let problem = if w.start < prev.start {
+            "is before the window listed ahead of it: list the windows in order"
+        } else if w.start < prev.end {
+            "overlaps the window before it"
+        } else if w.start == prev.end {
+            "touches the window before it: make them one window"
+        } else {
+            continue;
+        };
+        return Err(invalid(
+            at(i),
+            format!(
+                "{what}: {}–{} {problem} ({}–{})",
+                w.start, w.end, prev.start, prev.end
+            ),
+        ));
     }
     Ok(())
 }
 
 /// Checks date overrides before they are stored. The error is the first problem found, code
-/// `invalid_date_override`, field `date_overrides` (too many), `date_overrides[i]` (kind and hours, overlap)
-/// or `date_overrides[i].end_date` (the date range).
+/// `invalid_date_override`, field `date_overrides` (too many), `date_overrides[i]` (kind, a one-window override's
+/// hours, overlap), `date_overrides[i].windows[j]` (a window of a list) or `date_overrides[i].end_date` (the date
+/// range).
 ///
 /// Rules: at most 400 overrides; `start_date <= end_date`; at most 366 days per override; `non_working` carries
-/// no `start`/`end`; `working` has both or neither, `start < end`, `start` not `24:00`; no date is covered by
+/// no hours; a `working` override's own windows follow the rules of [`validate_hours`]; no date is covered by
 /// two overrides.
 pub fn validate_overrides(overrides: &[DateOverride]) -> Result<(), DomainError> {
     let invalid = |field: String, message: String| {
@@ -298,34 +503,22 @@ pub fn validate_overrides(overrides: &[DateOverride]) -> Result<(), DomainError>
                 ),
             ));
         }
-        match (o.kind, o.start, o.end) {
-            (OverrideKind::NonWorking, None, None) | (OverrideKind::Working, None, None) => {}
-            (OverrideKind::NonWorking, _, _) => {
+        match (o.kind, &o.hours) {
+            (_, None) => {}
+            (OverrideKind::NonWorking, Some(_)) => {
                 return Err(invalid(
                     field,
-                    "a non_working override is closed all day and takes no start or end".to_owned(),
+                    "a non_working override is closed all day and takes no start, end or windows"
+                        .to_owned(),
                 ));
             }
-            (OverrideKind::Working, Some(start), Some(end)) => {
-                if start == TimeOfDay::END_OF_DAY {
-                    return Err(invalid(
-                        field,
-                        "a working override cannot start at 24:00".to_owned(),
-                    ));
-                }
-                if start >= end {
-                    return Err(invalid(
-                        field,
-                        format!("start {start} must be before end {end}"),
-                    ));
-                }
-            }
-            (OverrideKind::Working, _, _) => {
-                return Err(invalid(
-                    field,
-                    "give a working override both start and end, or neither (to use the weekday's hours)".to_owned(),
-                ));
-            }
+            (OverrideKind::Working, Some(h)) => validate_windows(
+                h.windows(),
+                InvalidCode::InvalidDateOverride,
+                &field,
+                &format!("{field}.windows"),
+                "a working override",
+            )?,
         }
     }
     // Overlap: sort by start date once; a range overlaps an earlier-starting one iff it starts on or before
@@ -363,43 +556,41 @@ pub fn validate_overrides(overrides: &[DateOverride]) -> Result<(), DomainError>
 
 /// What one local date looks like once overrides are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DaySchedule {
-    /// Chat hours that day.
-    Open(DayHours),
+pub enum DaySchedule<'a> {
+    /// Chat hours that day: its windows, in order.
+    Open(&'a [Window]),
     /// No chat that day; `non_working` when a `non_working` override says so (rather than the weekly hours).
     Closed { non_working: bool },
 }
 
 /// The schedule of a local date: an override covering the date wins over the weekly hours (a `non_working` one
-/// closes the day; a `working` one opens it with its own hours, else the weekday's, else 09:00–18:00);
+/// closes the day; a `working` one opens it with its own windows, else the weekday's, else 09:00–18:00);
 /// without one, the weekday's hours or closed.
 ///
 /// Validated overrides never overlap; should they, the first in the list wins.
-pub fn day_schedule(
-    hours: &WeeklyHours,
-    overrides: &[DateOverride],
+pub fn day_schedule<'a>(
+    hours: &'a WeeklyHours,
+    overrides: &'a [DateOverride],
     date: NaiveDate,
-) -> DaySchedule {
+) -> DaySchedule<'a> {
     schedule_with(hours, overrides.iter().find(|o| o.covers(date)), date)
 }
 
-fn schedule_with(
-    hours: &WeeklyHours,
-    covering: Option<&DateOverride>,
+fn schedule_with<'a>(
+    hours: &'a WeeklyHours,
+    covering: Option<&'a DateOverride>,
     date: NaiveDate,
-) -> DaySchedule {
-    let weekday = hours.for_weekday(date.weekday());
+) -> DaySchedule<'a> {
+    let weekday = hours.for_weekday(date.weekday()).map(DayHours::windows);
     match covering {
         Some(o) if o.kind == OverrideKind::NonWorking => DaySchedule::Closed { non_working: true },
-        Some(o) => {
-            // Validation wants both or neither; filling each missing side separately keeps unvalidated
-            // data meaningful instead of panicking.
-            let base = weekday.unwrap_or(FALLBACK_HOURS);
-            DaySchedule::Open(DayHours {
-                start: o.start.unwrap_or(base.start),
-                end: o.end.unwrap_or(base.end),
-            })
-        }
+        Some(o) => DaySchedule::Open(
+            o.hours
+                .as_ref()
+                .map(DayHours::windows)
+                .or(weekday)
+                .unwrap_or(FALLBACK_WINDOWS),
+        ),
         None => weekday.map_or(
             DaySchedule::Closed { non_working: false },
             DaySchedule::Open,
@@ -474,24 +665,6 @@ fn after_gap(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
     instant
 }
 
-/// The instants `[start, end)` of a date's hours, `None` when closed or when the interval is empty (bad hours,
-/// or both ends inside the same DST gap).
-fn interval(
-    tz: Tz,
-    date: NaiveDate,
-    schedule: DaySchedule,
-) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let DaySchedule::Open(h) = schedule else {
-        return None;
-    };
-    if h.start >= h.end {
-        return None;
-    }
-    let start = local_instant(tz, date, h.start);
-    let end = local_instant(tz, date, h.end);
-    (start < end).then_some((start, end))
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Availability
 // ---------------------------------------------------------------------------------------------------------
@@ -501,7 +674,7 @@ fn interval(
 #[serde(rename_all = "snake_case")]
 pub enum AvailabilityReason {
     Open,
-    /// A weekday without hours, or before/after them.
+    /// A weekday without hours, or before/after/between its windows.
     OutsideHours,
     /// A `non_working` override covers the date.
     NonWorkingDay,
@@ -519,21 +692,22 @@ pub struct Availability {
     pub reason: AvailabilityReason,
     /// When closed: the next opening within the next 366 local dates, else `None`. `None` when open.
     pub opens_at: Option<DateTime<FixedOffset>>,
-    /// When open: the end of the open run (consecutive days that touch at midnight merge), `None` when it
-    /// runs past the next 366 local dates. `None` when closed.
+    /// When open: the end of the open stretch (windows that touch, a window to 24:00 and the next date's from
+    /// 00:00, merge), `None` when it runs past the next 366 local dates. `None` when closed.
     pub closes_at: Option<DateTime<FixedOffset>>,
 }
 
 /// Whether a department takes chats at `at`.
 ///
 /// `online == false` wins over everything (reason `offline`, no times). Otherwise the department is open iff
-/// the local date D of `at` in `tz` has hours (after overrides) and `at` lies in `[start, end)` of those
-/// hours as instants ([`local_instant`]). When closed, `reason` is `non_working_day` if a `non_working`
-/// override covers D, else `outside_hours`, and `opens_at` is the earliest opening instant after `at` on
-/// dates D..=D+366. When open, `closes_at` is where the open run ends: a day ending at 24:00 and a next day
-/// starting at 00:00 are one run; `None` if the run covers all of D+1..=D+366.
+/// the local date D of `at` in `tz` has hours (after overrides) and `at` lies in `[start, end)` of one of its
+/// windows as instants ([`local_instant`]). When closed, `reason` is `non_working_day` if a `non_working`
+/// override covers D, else `outside_hours`, and `opens_at` is the earliest window start after `at` on dates
+/// D..=D+366. When open, `closes_at` is where the open stretch ends: windows whose instants touch (a window
+/// to 24:00 and the next date's from 00:00, or two windows joined by a DST gap) are one stretch; `None` if
+/// the stretch reaches D+366.
 ///
-/// Cost: one pass over the overrides plus at most 367 days, each a couple of zone look-ups.
+/// Cost: one pass over the overrides plus at most 367 days, each a few zone look-ups per window.
 pub fn availability(
     hours: &WeeklyHours,
     overrides: &[DateOverride],
@@ -551,17 +725,27 @@ pub fn availability(
     }
     let in_zone = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset();
     let today = at.with_timezone(&tz).date_naive();
-    let window = Window::new(hours, overrides, today);
-    let schedule = window.schedule(0);
+    let horizon = Horizon::new(hours, overrides, today);
+    let schedule = horizon.schedule(0);
 
-    if let Some((start, end)) = interval(tz, today, schedule) {
-        if start <= at && at < end {
-            return Availability {
-                open: true,
-                reason: AvailabilityReason::Open,
-                opens_at: None,
-                closes_at: window.run_end(tz, end).map(in_zone),
-            };
+    if let DaySchedule::Open(windows) = schedule {
+        for (k, w) in windows.iter().enumerate() {
+            if w.start >= w.end {
+                continue;
+            }
+            // The end costs a second zone look-up: only pay it for a window that has started.
+            if local_instant(tz, today, w.start) > at {
+                continue;
+            }
+            let end = local_instant(tz, today, w.end);
+            if at < end {
+                return Availability {
+                    open: true,
+                    reason: AvailabilityReason::Open,
+                    opens_at: None,
+                    closes_at: horizon.stretch_end(tz, k, end).map(in_zone),
+                };
+            }
         }
     }
     let reason = match schedule {
@@ -571,36 +755,38 @@ pub fn availability(
     Availability {
         open: false,
         reason,
-        opens_at: window.next_opening(tz, at).map(in_zone),
+        opens_at: horizon.next_opening(tz, at).map(in_zone),
         closes_at: None,
     }
 }
 
-/// The schedules of the local dates `first..first+WINDOW`, with the override of each date looked up once.
-struct Window<'a> {
+/// The schedules of the local dates `first..first+HORIZON_DATES`, with the override of each date looked up once.
+struct Horizon<'a> {
     hours: &'a WeeklyHours,
     first: NaiveDate,
-    /// The override covering each date of the window.
-    covering: [Option<&'a DateOverride>; WINDOW],
+    /// The override covering each date of the horizon.
+    covering: [Option<&'a DateOverride>; HORIZON_DATES],
 }
 
-impl<'a> Window<'a> {
-    /// One pass over the overrides: each paints the dates it covers inside the window. Painting in reverse list
-    /// order makes the first override win, as in [`day_schedule`]; without overlaps (validated data) each date
-    /// is painted at most once, so this is O(overrides + days).
+impl<'a> Horizon<'a> {
+    /// One pass over the overrides: each paints the dates it covers inside the horizon. Painting in reverse
+    /// list order makes the first override win, as in [`day_schedule`]; without overlaps (validated data) each
+    /// date is painted at most once, so this is O(overrides + days).
     fn new(hours: &'a WeeklyHours, overrides: &'a [DateOverride], first: NaiveDate) -> Self {
-        let mut covering = [None; WINDOW];
+        let mut covering = [None; HORIZON_DATES];
         for o in overrides.iter().rev() {
             let from = (o.start_date - first).num_days().max(0);
-            let to = (o.end_date - first).num_days().min(WINDOW as i64 - 1);
+            let to = (o.end_date - first)
+                .num_days()
+                .min(HORIZON_DATES as i64 - 1);
             if from <= to {
-                // Both bounds are within 0..WINDOW here.
+                // Both bounds are within 0..HORIZON_DATES here.
                 for slot in &mut covering[from as usize..=to as usize] {
                     *slot = Some(o);
                 }
             }
         }
-        Window {
+        Horizon {
             hours,
             first,
             covering,
@@ -612,64 +798,73 @@ impl<'a> Window<'a> {
             .checked_add_days(chrono::Days::new(offset as u64))
     }
 
-    fn schedule(&self, offset: usize) -> DaySchedule {
+    fn schedule(&self, offset: usize) -> DaySchedule<'a> {
         match self.date(offset) {
             Some(date) => schedule_with(self.hours, self.covering[offset], date),
             None => DaySchedule::Closed { non_working: false },
         }
     }
 
-    /// The earliest start instant after `at` of a non-empty interval on the window's dates.
+    /// The earliest start instant after `at` of a non-empty window on the horizon's dates.
     fn next_opening(&self, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        for offset in 0..WINDOW {
+        for offset in 0..HORIZON_DATES {
             let date = self.date(offset)?;
-            let DaySchedule::Open(h) = self.schedule(offset) else {
+            let DaySchedule::Open(windows) = self.schedule(offset) else {
                 continue;
             };
-            if h.start >= h.end {
-                continue;
-            }
-            let start = local_instant(tz, date, h.start);
-            // The end costs a second zone look-up: only pay it for a candidate.
-            if start > at && start < local_instant(tz, date, h.end) {
-                return Some(start);
+            for w in windows.iter().filter(|w| w.start < w.end) {
+                let start = local_instant(tz, date, w.start);
+                // The end costs a second zone look-up: only pay it for a candidate.
+                if start > at && start < local_instant(tz, date, w.end) {
+                    return Some(start);
+                }
             }
         }
         None
     }
 
-    /// Extends the open interval of the first date, which ends at the instant `end`, through the following
-    /// dates while each next interval starts exactly where the run ends. `None` if the run outlasts the window.
-    fn run_end(&self, tz: Tz, end: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let DaySchedule::Open(first) = self.schedule(0) else {
+    /// Extends the open window `window` of the first date, which ends at the instant `end`, through the windows
+    /// that follow (the rest of that date's, then each next date's) while each starts exactly where the
+    /// stretch ends. `None` if the stretch reaches the horizon's last date.
+    fn stretch_end(&self, tz: Tz, window: usize, end: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let DaySchedule::Open(today) = self.schedule(0) else {
             return Some(end);
         };
-        // The run's end as a local date and time; its instant is resolved only when needed, so a run of
-        // all-day dates costs no zone look-up per day.
-        let (mut end_date, mut end_time, mut end_instant) = (self.first, first.end, Some(end));
-        for offset in 1..WINDOW {
+        // The stretch's end as a local date and time; its instant is resolved only when needed, so a stretch
+        // of all-day dates costs no zone look-up per day.
+        let (mut end_date, mut end_time, mut end_instant) =
+            (self.first, today[window].end, Some(end));
+        for offset in 0..HORIZON_DATES {
             let Some(date) = self.date(offset) else { break };
-            let DaySchedule::Open(h) = self.schedule(offset) else {
+            let DaySchedule::Open(windows) = self.schedule(offset) else {
                 break;
             };
-            if h.start >= h.end {
-                break;
-            }
-            // 24:00 and the next 00:00 are the same local time, hence the same instant. Otherwise compare
-            // instants: two times inside one DST gap touch too.
-            let touches = (end_time == TimeOfDay::END_OF_DAY && h.start == TimeOfDay::MIDNIGHT)
-                || {
-                    let run_end =
-                        *end_instant.get_or_insert_with(|| local_instant(tz, end_date, end_time));
-                    local_instant(tz, date, h.start) == run_end
-                };
-            if !touches {
-                break;
-            }
-            // An interval emptied by a gap ends where it starts, which is where the run already ends: harmless.
-            (end_date, end_time, end_instant) = (date, h.end, None);
-            if offset == WINDOW - 1 {
-                return None;
+            let next = if offset == 0 {
+                &windows[window + 1..]
+            } else {
+                windows
+            };
+            for w in next.iter().filter(|w| w.start < w.end) {
+                // 24:00 and the next 00:00 are the same local time, hence the same instant. Otherwise compare
+                // instants: two times inside one DST gap touch too.
+                let touches = (end_time == TimeOfDay::END_OF_DAY
+                    && w.start == TimeOfDay::MIDNIGHT
+                    && end_date.succ_opt() == Some(date))
+                    || {
+                        let stretch_end = *end_instant
+                            .get_or_insert_with(|| local_instant(tz, end_date, end_time));
+                        local_instant(tz, date, w.start) == stretch_end
+                    };
+                if !touches {
+                    return Some(
+                        end_instant.unwrap_or_else(|| local_instant(tz, end_date, end_time)),
+                    );
+                }
+                if offset == HORIZON_DATES - 1 {
+                    return None;
+                }
+                // A window emptied by a gap ends where it starts, which is where the stretch already ends.
+                (end_date, end_time, end_instant) = (date, w.end, None);
             }
         }
         Some(end_instant.unwrap_or_else(|| local_instant(tz, end_date, end_time)))
@@ -682,9 +877,10 @@ impl<'a> Window<'a> {
 
 /// When the end-of-day unresolved-conversation reminder is due on local `date`.
 ///
-/// `at` when given. Otherwise 30 minutes before that date's closing instant (after overrides), measured in
-/// real time (so on a DST day it is still 30 minutes of warning), but not before the date's 00:00 — even when
-/// that lands before the opening time. On a date without hours: 17:30.
+/// `at` when given. Otherwise 30 minutes before that date's closing instant (the end of its last window,
+/// after overrides; 24:00 is the end of the day), measured in real time (so on a DST day it is still 30
+/// minutes of warning), but not before the date's 00:00 — even when that lands before the opening time. On a
+/// date without hours: 17:30.
 pub fn reminder_instant(
     hours: &WeeklyHours,
     overrides: &[DateOverride],
@@ -696,13 +892,15 @@ pub fn reminder_instant(
         return local_instant(tz, date, at);
     }
     match day_schedule(hours, overrides, date) {
-        DaySchedule::Open(h) => {
-            let closing = local_instant(tz, date, h.end);
+        DaySchedule::Open([.., last]) => {
+            let closing = local_instant(tz, date, last.end);
             let day_start = local_instant(tz, date, TimeOfDay::MIDNIGHT);
             closing
                 .checked_sub_signed(Duration::minutes(REMINDER_LEAD_MINUTES))
                 .map_or(day_start, |t| t.max(day_start))
         }
-        DaySchedule::Closed { .. } => local_instant(tz, date, CLOSED_DAY_REMINDER),
+        DaySchedule::Open([]) | DaySchedule::Closed { .. } => {
+            local_instant(tz, date, CLOSED_DAY_REMINDER)
+        }
     }
 }

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::conversation::{self, Channel};
 use crate::department::{self, Department, DepartmentSettings, Merge};
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{plausible_id, Caller, DepartmentId, PracticeId, ADMIN, DASHBOARD};
@@ -400,7 +401,9 @@ pub fn department_availability(
         opens_at: a.opens_at,
         closes_at: a.closes_at,
         greeting: s.chat.greeting.clone(),
-        accepts_messages_now: a.open || s.chat.allow_messages_after_hours,
+        // Exactly what `POST /inbound` would do with a new app or web chat now (the same rule).
+        accepts_messages_now: conversation::new_conversation_outcome(&a, &s.chat, Channel::Web)
+            .is_ok(),
         after_hours_message: s.chat.after_hours_message.clone(),
     }
 }

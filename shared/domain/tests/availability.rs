@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use domain::schedule::{
     availability, day_schedule, local_instant, reminder_instant, validate_hours,
     validate_overrides, Availability, AvailabilityReason, DateOverride, DayHours, DaySchedule,
-    OverrideKind, TimeOfDay, WeeklyHours,
+    OverrideKind, TimeOfDay, WeeklyHours, Window,
 };
 use domain::{DomainError, InvalidCode};
 use serde_json::json;
@@ -19,10 +19,14 @@ fn t(s: &str) -> TimeOfDay {
 }
 
 fn hours(start: &str, end: &str) -> Option<DayHours> {
-    Some(DayHours {
-        start: t(start),
-        end: t(end),
-    })
+    Some(DayHours::one(t(start), t(end)))
+}
+
+/// A day of several windows: `windows(&[("08:00", "12:00"), ("14:00", "19:00")])`.
+fn windows(list: &[(&str, &str)]) -> Option<DayHours> {
+    Some(DayHours::new(
+        list.iter().map(|(s, e)| Window::new(t(s), t(e))).collect(),
+    ))
 }
 
 fn date(s: &str) -> NaiveDate {
@@ -48,12 +52,12 @@ fn closed_week() -> WeeklyHours {
 
 fn every_day(h: Option<DayHours>) -> WeeklyHours {
     WeeklyHours {
-        mon: h,
-        tue: h,
-        wed: h,
-        thu: h,
-        fri: h,
-        sat: h,
+        mon: h.clone(),
+        tue: h.clone(),
+        wed: h.clone(),
+        thu: h.clone(),
+        fri: h.clone(),
+        sat: h.clone(),
         sun: h,
     }
 }
@@ -70,8 +74,7 @@ fn non_working(from: &str, to: &str) -> DateOverride {
         start_date: date(from),
         end_date: date(to),
         kind: OverrideKind::NonWorking,
-        start: None,
-        end: None,
+        hours: None,
     }
 }
 
@@ -80,8 +83,7 @@ fn working(from: &str, to: &str, hours: Option<(&str, &str)>) -> DateOverride {
         start_date: date(from),
         end_date: date(to),
         kind: OverrideKind::Working,
-        start: hours.map(|h| t(h.0)),
-        end: hours.map(|h| t(h.1)),
+        hours: hours.and_then(|h| self::hours(h.0, h.1)),
     }
 }
 
@@ -327,17 +329,11 @@ fn working_override_without_hours_takes_the_weekday_hours_else_nine_to_six() {
     let ov = [working("2026-11-28", "2026-11-29", None)];
     assert_eq!(
         day_schedule(&h, &ov, date("2026-11-28")),
-        DaySchedule::Open(DayHours {
-            start: t("09:00"),
-            end: t("18:00")
-        })
+        DaySchedule::Open(&[Window::new(t("09:00"), t("18:00"))])
     );
     assert_eq!(
         day_schedule(&h, &ov, date("2026-11-29")),
-        DaySchedule::Open(DayHours {
-            start: t("11:00"),
-            end: t("15:00")
-        })
+        DaySchedule::Open(&[Window::new(t("11:00"), t("15:00"))])
     );
     assert_eq!(
         check(&h, &ov, NY, "2026-11-28T17:00:00-05:00"),
@@ -378,8 +374,7 @@ fn a_year_of_overrides_still_finds_the_next_opening() {
                 start_date: d,
                 end_date: d,
                 kind,
-                start: None,
-                end: None,
+                hours: None,
             }
         })
         .collect();
@@ -862,8 +857,7 @@ fn override_validation_names_the_override() {
         ),
         (
             vec![DateOverride {
-                start: Some(t("10:00")),
-                end: Some(t("12:00")),
+                hours: hours("10:00", "12:00"),
                 ..ok.clone()
             }],
             "date_overrides[0]",
@@ -888,14 +882,6 @@ fn override_validation_names_the_override() {
             "24:00",
         ),
         (
-            vec![DateOverride {
-                start: Some(t("10:00")),
-                ..working("2026-11-29", "2026-11-29", None)
-            }],
-            "date_overrides[0]",
-            "both",
-        ),
-        (
             vec![
                 ok.clone(),
                 non_working("2027-01-01", "2027-01-01"),
@@ -918,6 +904,13 @@ fn override_validation_names_the_override() {
             "{want_word:?} not in {message:?}"
         );
     }
+    // Half a window cannot even be read: the model holds a whole window or none (the HTTP layer answers it as
+    // `invalid_date_override` at `date_overrides[i]`).
+    let err = serde_json::from_value::<DateOverride>(json!({"start_date": "2026-11-29",
+        "end_date": "2026-11-29", "kind": "working", "start": "10:00"}))
+    .unwrap_err();
+    assert!(err.to_string().contains("both"), "{err}");
+
     // The overlap message names both overrides and the first shared date.
     let ov = [
         non_working("2026-12-20", "2026-12-31"),
@@ -941,8 +934,7 @@ fn override_validation_names_the_override() {
                 start_date: d,
                 end_date: d,
                 kind: OverrideKind::NonWorking,
-                start: None,
-                end: None,
+                hours: None,
             }
         })
         .collect();
@@ -1068,5 +1060,480 @@ fn time_of_day_text_and_numbers() {
     for m in 0..=1440u16 {
         let x = TimeOfDay::from_hm(m / 60, m % 60).unwrap();
         assert_eq!(x.to_string().parse::<TimeOfDay>().unwrap(), x);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ split shifts
+
+/// Monday 08:00–12:00 and 14:00–19:00 (lunch closed), the rest of the week as by default.
+fn split_monday() -> WeeklyHours {
+    WeeklyHours {
+        mon: windows(&[("08:00", "12:00"), ("14:00", "19:00")]),
+        ..WeeklyHours::default()
+    }
+}
+
+#[test]
+fn split_shift_monday_is_open_in_each_window_and_closed_at_lunch() {
+    let h = split_monday();
+    assert!(validate_hours(&h).is_ok());
+    // 2026-11-23 is a Monday.
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-23T10:00:00-05:00"),
+        open_until("2026-11-23T12:00:00-05:00")
+    );
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-23T12:30:00-05:00"),
+        closed("outside_hours", Some("2026-11-23T14:00:00-05:00"))
+    );
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-23T15:00:00-05:00"),
+        open_until("2026-11-23T19:00:00-05:00")
+    );
+    // The edges: 12:00 is closed, 14:00 open, 19:00 closed until Tuesday 09:00.
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-23T12:00:00-05:00"),
+        closed("outside_hours", Some("2026-11-23T14:00:00-05:00"))
+    );
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-23T14:00:00-05:00"),
+        open_until("2026-11-23T19:00:00-05:00")
+    );
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-23T19:00:00-05:00"),
+        closed("outside_hours", Some("2026-11-24T09:00:00-05:00"))
+    );
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-23T07:00:00-05:00"),
+        closed("outside_hours", Some("2026-11-23T08:00:00-05:00"))
+    );
+}
+
+#[test]
+fn split_shift_reminder_goes_half_an_hour_before_the_last_window_ends() {
+    let h = split_monday();
+    assert_eq!(
+        reminder_instant(&h, &[], None, NY, date("2026-11-23")),
+        at("2026-11-23T18:30:00-05:00")
+    );
+    // Not before the lunch break: the end of the day's last window.
+    assert_ne!(
+        reminder_instant(&h, &[], None, NY, date("2026-11-23")),
+        at("2026-11-23T11:30:00-05:00")
+    );
+    // An explicit time still wins.
+    assert_eq!(
+        reminder_instant(&h, &[], Some(t("12:15")), NY, date("2026-11-23")),
+        at("2026-11-23T12:15:00-05:00")
+    );
+}
+
+/// 22:00–24:00 every night and 00:00–06:00 every morning.
+fn emergency_team() -> WeeklyHours {
+    every_day(windows(&[("00:00", "06:00"), ("22:00", "24:00")]))
+}
+
+#[test]
+fn overnight_hours_are_one_stretch_with_no_closed_minute_at_midnight() {
+    let h = emergency_team();
+    assert!(validate_hours(&h).is_ok());
+    for when in [
+        "2026-11-23T23:59:00-05:00",
+        "2026-11-24T00:00:00-05:00",
+        "2026-11-24T00:01:00-05:00",
+        "2026-11-23T22:00:00-05:00",
+        "2026-11-24T05:59:59-05:00",
+    ] {
+        assert_eq!(
+            check(&h, &[], NY, when),
+            open_until("2026-11-24T06:00:00-05:00"),
+            "{when}"
+        );
+    }
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-24T06:00:00-05:00"),
+        closed("outside_hours", Some("2026-11-24T22:00:00-05:00"))
+    );
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-23T21:59:00-05:00"),
+        closed("outside_hours", Some("2026-11-23T22:00:00-05:00"))
+    );
+    // The reminder of each date: 30 minutes before its last window ends (24:00 is the end of the day).
+    assert_eq!(
+        reminder_instant(&h, &[], None, NY, date("2026-11-23")),
+        at("2026-11-23T23:30:00-05:00")
+    );
+}
+
+#[test]
+fn overnight_stretch_across_dst_nights() {
+    let h = emergency_team();
+    // (zone, the Saturday evening before the change, the Sunday 06:00 the stretch ends at)
+    let nights: [(Tz, &str, &str, &str); 8] = [
+        // New York springs forward at 02:00 and falls back at 02:00.
+        (
+            NY,
+            "2026-03-07T23:59:00-05:00",
+            "2026-03-08T00:01:00-05:00",
+            "2026-03-08T06:00:00-04:00",
+        ),
+        (
+            NY,
+            "2026-10-31T23:59:00-04:00",
+            "2026-11-01T00:01:00-04:00",
+            "2026-11-01T06:00:00-05:00",
+        ),
+        // London at 01:00 GMT / 02:00 BST.
+        (
+            LONDON,
+            "2026-03-28T23:59:00+00:00",
+            "2026-03-29T00:01:00+00:00",
+            "2026-03-29T06:00:00+01:00",
+        ),
+        (
+            LONDON,
+            "2026-10-24T23:59:00+01:00",
+            "2026-10-25T00:01:00+01:00",
+            "2026-10-25T06:00:00+00:00",
+        ),
+        // Sydney falls back at 03:00 in April and springs forward at 02:00 in October.
+        (
+            SYDNEY,
+            "2026-04-04T23:59:00+11:00",
+            "2026-04-05T00:01:00+11:00",
+            "2026-04-05T06:00:00+10:00",
+        ),
+        (
+            SYDNEY,
+            "2026-10-03T23:59:00+10:00",
+            "2026-10-04T00:01:00+10:00",
+            "2026-10-04T06:00:00+11:00",
+        ),
+        // Lord Howe moves by 30 minutes at 02:00.
+        (
+            LORD_HOWE,
+            "2026-04-04T23:59:00+11:00",
+            "2026-04-05T00:01:00+11:00",
+            "2026-04-05T06:00:00+10:30",
+        ),
+        (
+            LORD_HOWE,
+            "2026-10-03T23:59:00+10:30",
+            "2026-10-04T00:01:00+10:30",
+            "2026-10-04T06:00:00+11:00",
+        ),
+    ];
+    for (tz, evening, after_midnight, end) in nights {
+        for when in [evening, after_midnight] {
+            assert_eq!(check(&h, &[], tz, when), open_until(end), "{tz} {when}");
+        }
+        // Midnight itself, and every hour of the night, DST hour included: the same stretch.
+        let midnight = at(after_midnight) - chrono::Duration::minutes(1);
+        assert_eq!(check_at(&h, tz, midnight), open_until(end), "{tz} midnight");
+        let mut t = midnight;
+        while t < at(end) {
+            assert_eq!(
+                check_at(&h, tz, t),
+                open_until(end),
+                "{tz} at {}",
+                t.with_timezone(&tz)
+            );
+            t += chrono::Duration::minutes(15);
+        }
+        assert!(!check_at(&h, tz, at(end)).0, "{tz}: closed at {end}");
+    }
+    // The length of the night tells the DST story: 7 real hours in spring, 9 in autumn, 7.5 / 8.5 on Lord Howe.
+    let length = |tz: Tz, night: &str| {
+        let d = date(night);
+        local_instant(tz, d + chrono::Days::new(1), t("06:00")) - local_instant(tz, d, t("22:00"))
+    };
+    assert_eq!(length(NY, "2026-03-07").num_minutes(), 7 * 60);
+    assert_eq!(length(NY, "2026-10-31").num_minutes(), 9 * 60);
+    assert_eq!(length(LORD_HOWE, "2026-10-03").num_minutes(), 7 * 60 + 30);
+    assert_eq!(length(LORD_HOWE, "2026-04-04").num_minutes(), 8 * 60 + 30);
+}
+
+const SYDNEY: Tz = chrono_tz::Australia::Sydney;
+const LORD_HOWE: Tz = chrono_tz::Australia::Lord_Howe;
+
+fn check_at(
+    h: &WeeklyHours,
+    tz: Tz,
+    when: DateTime<Utc>,
+) -> (bool, &'static str, Option<String>, Option<String>) {
+    shown(&availability(h, &[], true, tz, when))
+}
+
+#[test]
+fn a_dst_gap_between_two_windows_joins_them_and_a_fold_stays_inside_one() {
+    // 2026-03-08 in New York: 02:00–03:00 does not exist. 02:15 and 02:45 are both the instant 03:00 EDT,
+    // so 01:00–02:15 and 02:45–05:00 touch there: one stretch.
+    let h = sundays(windows(&[("01:00", "02:15"), ("02:45", "05:00")]));
+    assert!(validate_hours(&h).is_ok());
+    assert_eq!(
+        check(&h, &[], NY, "2026-03-08T01:30:00-05:00"),
+        open_until("2026-03-08T05:00:00-04:00")
+    );
+    assert_eq!(
+        check(&h, &[], NY, "2026-03-08T03:00:00-04:00"),
+        open_until("2026-03-08T05:00:00-04:00")
+    );
+    // A window wholly inside the gap never opens; the next window does.
+    let h = sundays(windows(&[("02:10", "02:40"), ("04:00", "05:00")]));
+    assert_eq!(
+        check(&h, &[], NY, "2026-03-08T01:00:00-05:00"),
+        closed("outside_hours", Some("2026-03-08T04:00:00-04:00"))
+    );
+    // 2026-11-01: 01:00–02:00 happens twice. A window around it holds both passes.
+    let h = sundays(windows(&[("00:30", "03:00"), ("10:00", "11:00")]));
+    for when in ["2026-11-01T01:30:00-04:00", "2026-11-01T01:30:00-05:00"] {
+        assert_eq!(
+            check(&h, &[], NY, when),
+            open_until("2026-11-01T03:00:00-05:00"),
+            "{when}"
+        );
+    }
+    // A window ending inside the fold ends at its first pass.
+    let h = sundays(windows(&[("00:30", "01:30"), ("10:00", "11:00")]));
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-01T01:00:00-04:00"),
+        open_until("2026-11-01T01:30:00-04:00")
+    );
+    assert_eq!(
+        check(&h, &[], NY, "2026-11-01T01:10:00-05:00"),
+        closed("outside_hours", Some("2026-11-01T10:00:00-05:00"))
+    );
+}
+
+#[test]
+fn working_overrides_take_their_own_windows() {
+    let mut christmas_eve = working("2026-12-24", "2026-12-24", None);
+    christmas_eve.hours = windows(&[("09:00", "12:00"), ("13:00", "15:00")]);
+    let ov = vec![christmas_eve];
+    assert!(validate_overrides(&ov).is_ok());
+    let h = WeeklyHours::default();
+    assert_eq!(
+        check(&h, &ov, NY, "2026-12-24T12:30:00-05:00"),
+        closed("outside_hours", Some("2026-12-24T13:00:00-05:00"))
+    );
+    assert_eq!(
+        check(&h, &ov, NY, "2026-12-24T14:00:00-05:00"),
+        open_until("2026-12-24T15:00:00-05:00")
+    );
+    assert_eq!(
+        check(&h, &ov, NY, "2026-12-24T15:00:00-05:00"),
+        closed("outside_hours", Some("2026-12-25T09:00:00-05:00"))
+    );
+    assert_eq!(
+        reminder_instant(&h, &ov, None, NY, date("2026-12-24")),
+        at("2026-12-24T14:30:00-05:00")
+    );
+    // A working override without hours takes the weekday's windows, split shift included.
+    let ov = vec![working("2026-11-22", "2026-11-23", None)];
+    let h = split_monday();
+    assert_eq!(
+        check(&h, &ov, NY, "2026-11-23T12:30:00-05:00"),
+        closed("outside_hours", Some("2026-11-23T14:00:00-05:00"))
+    );
+    // Sunday the 22nd has no weekday hours: 09:00–18:00.
+    assert_eq!(
+        check(&h, &ov, NY, "2026-11-22T12:30:00-05:00"),
+        open_until("2026-11-22T18:00:00-05:00")
+    );
+}
+
+#[test]
+fn an_override_with_windows_366_days_ahead_is_found_and_one_past_it_is_not() {
+    let mut far = working("2027-11-24", "2027-11-24", None);
+    far.hours = windows(&[("02:00", "03:00"), ("20:00", "21:00")]);
+    let ov = vec![far];
+    // From 2026-11-23 the 24th of November 2027 is 366 dates ahead.
+    assert_eq!(
+        check(&closed_week(), &ov, NY, "2026-11-23T12:00:00-05:00"),
+        closed("outside_hours", Some("2027-11-24T02:00:00-05:00"))
+    );
+    assert_eq!(
+        check(&closed_week(), &ov, NY, "2026-11-22T12:00:00-05:00"),
+        closed("outside_hours", None)
+    );
+    // Between its windows, the second is next.
+    assert_eq!(
+        check(&closed_week(), &ov, NY, "2027-11-24T12:00:00-05:00"),
+        closed("outside_hours", Some("2027-11-24T20:00:00-05:00"))
+    );
+}
+
+#[test]
+fn bad_windows_are_refused_naming_the_window() {
+    let bad_monday = |list: &[(&str, &str)]| WeeklyHours {
+        mon: windows(list),
+        ..WeeklyHours::default()
+    };
+    let cases: [(&str, WeeklyHours, &str, &str); 8] = [
+        (
+            "overlapping",
+            bad_monday(&[("08:00", "12:00"), ("11:00", "19:00")]),
+            "hours.mon[1]",
+            "overlaps",
+        ),
+        (
+            "touching",
+            bad_monday(&[("08:00", "12:00"), ("12:00", "19:00")]),
+            "hours.mon[1]",
+            "touches",
+        ),
+        (
+            "unsorted",
+            bad_monday(&[("14:00", "19:00"), ("08:00", "12:00")]),
+            "hours.mon[1]",
+            "order",
+        ),
+        (
+            "more than 4",
+            bad_monday(&[
+                ("01:00", "02:00"),
+                ("03:00", "04:00"),
+                ("05:00", "06:00"),
+                ("07:00", "08:00"),
+                ("09:00", "10:00"),
+            ]),
+            "hours.mon[4]",
+            "at most 4",
+        ),
+        (
+            "start after end",
+            bad_monday(&[("08:00", "12:00"), ("19:00", "14:00")]),
+            "hours.mon[1]",
+            "before",
+        ),
+        (
+            "start equal to end",
+            bad_monday(&[("08:00", "08:00"), ("14:00", "19:00")]),
+            "hours.mon[0]",
+            "before",
+        ),
+        (
+            "start at 24:00",
+            bad_monday(&[("08:00", "12:00"), ("24:00", "24:00")]),
+            "hours.mon[1]",
+            "24:00",
+        ),
+        ("empty list", bad_monday(&[]), "hours.mon", "empty"),
+    ];
+    for (what, h, want_field, want_word) in cases {
+        let (code, field, message) = invalid(validate_hours(&h));
+        assert_eq!(
+            (code, field.as_str()),
+            ("invalid_hours", want_field),
+            "{what}: {message}"
+        );
+        assert!(
+            message.contains(want_word),
+            "{what}: {want_word:?} not in {message:?}"
+        );
+    }
+    // Four windows are fine, and so is the overnight pair.
+    assert!(validate_hours(&bad_monday(&[
+        ("01:00", "02:00"),
+        ("03:00", "04:00"),
+        ("05:00", "06:00"),
+        ("07:00", "24:00"),
+    ]))
+    .is_ok());
+    assert!(validate_hours(&emergency_team()).is_ok());
+
+    // The same rules for a working override's own windows, under its own code.
+    let mut o = working("2026-12-24", "2026-12-24", None);
+    o.hours = windows(&[("09:00", "12:00"), ("11:00", "15:00")]);
+    let (code, field, message) = invalid(validate_overrides(&[
+        non_working("2026-12-31", "2026-12-31"),
+        o.clone(),
+    ]));
+    assert_eq!(
+        (code, field.as_str()),
+        ("invalid_date_override", "date_overrides[1].windows[1]"),
+        "{message}"
+    );
+    o.hours = windows(&[]);
+    assert_eq!(
+        invalid(validate_overrides(&[o.clone()])).1,
+        "date_overrides[0].windows"
+    );
+    o.hours = windows(&[("01:00", "02:00"); 5]);
+    assert_eq!(
+        invalid(validate_overrides(&[o.clone()])).1,
+        "date_overrides[0].windows[4]"
+    );
+    // A non_working override takes no windows.
+    let mut closed_day = non_working("2026-12-25", "2026-12-25");
+    closed_day.hours = windows(&[("09:00", "12:00"), ("13:00", "15:00")]);
+    let (_, field, message) = invalid(validate_overrides(&[closed_day]));
+    assert_eq!(field, "date_overrides[0]");
+    assert!(message.contains("non_working"), "{message}");
+}
+
+#[test]
+fn one_window_reads_and_writes_as_an_object_and_several_as_a_list() {
+    // One window: exactly the shape of before.
+    let h: WeeklyHours =
+        serde_json::from_value(json!({"mon": {"start": "09:00", "end": "18:00"}})).unwrap();
+    assert_eq!(h.mon, hours("09:00", "18:00"));
+    assert_eq!(
+        serde_json::to_value(&h).unwrap()["mon"],
+        json!({"start": "09:00", "end": "18:00"})
+    );
+    // A list of one is the same day, written back as an object.
+    let listed: WeeklyHours =
+        serde_json::from_value(json!({"mon": [{"start": "09:00", "end": "18:00"}]})).unwrap();
+    assert_eq!(listed, h);
+    assert_eq!(
+        serde_json::to_value(&listed).unwrap()["mon"],
+        json!({"start": "09:00", "end": "18:00"})
+    );
+    // Two or more: a list.
+    let split = json!([{"start": "08:00", "end": "12:00"}, {"start": "14:00", "end": "19:00"}]);
+    let h: WeeklyHours = serde_json::from_value(json!({"mon": split})).unwrap();
+    assert_eq!(h, split_monday_only());
+    assert_eq!(serde_json::to_value(&h).unwrap()["mon"], split);
+    // A bad time inside a list names its place.
+    let err = serde_path_to_error::deserialize::<_, WeeklyHours>(
+        json!({"mon": [{"start": "08:00", "end": "12:00"}, {"start": "2pm", "end": "19:00"}]}),
+    )
+    .unwrap_err();
+    assert_eq!(err.path().to_string(), "mon[1].start");
+    assert!(serde_json::from_value::<WeeklyHours>(json!({"mon": "08:00-12:00"})).is_err());
+    assert!(serde_json::from_value::<WeeklyHours>(json!({"mon": [{"start": "08:00"}]})).is_err());
+
+    // Overrides: one window as start/end (a list of one is written that way), several as `windows`.
+    let one: DateOverride =
+        serde_json::from_value(json!({"start_date": "2026-12-24", "end_date": "2026-12-24",
+        "kind": "working", "windows": [{"start": "10:00", "end": "14:00"}]}))
+        .unwrap();
+    assert_eq!(
+        one,
+        working("2026-12-24", "2026-12-24", Some(("10:00", "14:00")))
+    );
+    assert_eq!(
+        serde_json::to_value(&one).unwrap(),
+        json!({"start_date": "2026-12-24", "end_date": "2026-12-24", "kind": "working", "start": "10:00", "end": "14:00"})
+    );
+    let two_json = json!({"start_date": "2026-12-24", "end_date": "2026-12-24", "kind": "working",
+        "windows": [{"start": "09:00", "end": "12:00"}, {"start": "13:00", "end": "15:00"}]});
+    let two: DateOverride = serde_json::from_value(two_json.clone()).unwrap();
+    assert_eq!(
+        two.hours,
+        windows(&[("09:00", "12:00"), ("13:00", "15:00")])
+    );
+    assert_eq!(serde_json::to_value(&two).unwrap(), two_json);
+    let err = serde_json::from_value::<DateOverride>(json!({"start_date": "2026-12-24", "end_date": "2026-12-24",
+        "kind": "working", "start": "09:00", "end": "12:00", "windows": [{"start": "13:00", "end": "15:00"}]}))
+    .unwrap_err();
+    assert!(err.to_string().contains("not both"), "{err}");
+}
+
+fn split_monday_only() -> WeeklyHours {
+    WeeklyHours {
+        mon: windows(&[("08:00", "12:00"), ("14:00", "19:00")]),
+        ..closed_week()
     }
 }

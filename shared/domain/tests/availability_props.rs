@@ -1,63 +1,102 @@
-//! Property tests: `availability` against a brute-force reference written here with chrono-tz directly, over
-//! random hours, random non-overlapping overrides, zones with 30- and 60-minute DST moves, and instants
-//! biased towards DST transitions.
+//! Property tests: `availability` and `reminder_instant` against a brute-force reference written here with
+//! chrono-tz directly, over random weekly hours of 1 to 4 windows a day (split shifts, overnight stretches
+//! to 24:00 and from 00:00), random non-overlapping overrides (working ones with windows of their own), every
+//! IANA zone, and instants biased towards each zone's DST transitions.
+
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Days, Duration, LocalResult, NaiveDate, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use domain::schedule::{
-    availability, day_schedule, validate_hours, validate_overrides, AvailabilityReason,
-    DateOverride, DayHours, DaySchedule, OverrideKind, TimeOfDay, WeeklyHours,
+    availability, day_schedule, reminder_instant, validate_hours, validate_overrides,
+    AvailabilityReason, DateOverride, DayHours, DaySchedule, OverrideKind, TimeOfDay, WeeklyHours,
+    Window, MAX_WINDOWS,
 };
 use proptest::prelude::*;
 
-/// The zones, each with the UTC instants of its 2026-2027 DST transitions.
-const ZONES: [(Tz, &[&str]); 6] = [
-    (
-        chrono_tz::America::New_York,
-        &[
-            "2026-03-08T07:00:00Z",
-            "2026-11-01T06:00:00Z",
-            "2027-03-14T07:00:00Z",
-            "2027-11-07T06:00:00Z",
-        ],
-    ),
-    (
-        chrono_tz::Europe::London,
-        &[
-            "2026-03-29T01:00:00Z",
-            "2026-10-25T01:00:00Z",
-            "2027-03-28T01:00:00Z",
-            "2027-10-31T01:00:00Z",
-        ],
-    ),
-    (
-        chrono_tz::Australia::Lord_Howe,
-        &[
-            "2026-04-04T15:00:00Z",
-            "2026-10-03T15:30:00Z",
-            "2027-04-03T15:00:00Z",
-            "2027-10-02T15:30:00Z",
-        ],
-    ),
-    (
-        chrono_tz::America::St_Johns,
-        &[
-            "2026-03-08T05:30:00Z",
-            "2026-11-01T04:30:00Z",
-            "2027-03-14T05:30:00Z",
-            "2027-11-07T04:30:00Z",
-        ],
-    ),
-    // No DST: local midnights and the year change are the edges.
-    (
-        chrono_tz::Asia::Kolkata,
-        &["2026-11-22T18:30:00Z", "2026-12-31T18:30:00Z"],
-    ),
-    (
-        chrono_tz::UTC,
-        &["2026-11-23T00:00:00Z", "2027-01-01T00:00:00Z"],
-    ),
+/// Zones with well-known moves, drawn as often as all the others together: 60- and 30-minute DST moves on
+/// either hemisphere, a half-hour zone with DST, and two without.
+const NAMED_ZONES: [Tz; 8] = [
+    chrono_tz::America::New_York,
+    chrono_tz::Europe::London,
+    chrono_tz::Australia::Sydney,
+    chrono_tz::Australia::Lord_Howe,
+    chrono_tz::America::St_Johns,
+    chrono_tz::America::Santiago, // moves at midnight
+    chrono_tz::Asia::Kolkata,
+    chrono_tz::UTC,
 ];
+
+/// A zone's edges in 2026-2027 (its offset changes, or a few local midnights for a zone without any) and the
+/// local times of day around its offset changes (at, and 15 and 30 minutes either side of, the wall-clock
+/// times before and after each jump), so that windows start and end inside gaps and folds.
+struct Edges {
+    instants: Vec<DateTime<Utc>>,
+    near: Vec<u16>,
+}
+
+fn edges(tz: Tz) -> &'static Edges {
+    static ALL: OnceLock<Vec<(Tz, Edges)>> = OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        chrono_tz::TZ_VARIANTS
+            .iter()
+            .map(|&tz| {
+                let found = transitions(tz);
+                let minute_of = |t: DateTime<Utc>| {
+                    let l = t.with_timezone(&tz);
+                    (l.hour() * 60 + l.minute()) as i32
+                };
+                let mut near: Vec<u16> = found
+                    .iter()
+                    .flat_map(|&t| {
+                        // The wall clock just before the jump reads `before`, just after it `after`.
+                        let before = minute_of(t - Duration::seconds(1)) + 1;
+                        let after = minute_of(t);
+                        [before, after].into_iter().flat_map(|m| {
+                            [-30, -15, 0, 15, 30].map(|d| (m + d).clamp(0, 1440) as u16)
+                        })
+                    })
+                    .collect();
+                near.sort_unstable();
+                near.dedup();
+                let instants = if found.is_empty() {
+                    ["2026-11-23", "2027-01-01"]
+                        .iter()
+                        .map(|d| reference_instant(tz, d.parse().unwrap(), TimeOfDay::MIDNIGHT))
+                        .collect()
+                } else {
+                    found
+                };
+                (tz, Edges { instants, near })
+            })
+            .collect()
+    });
+    &all.iter().find(|(z, _)| *z == tz).expect("every zone").1
+}
+
+fn transitions(tz: Tz) -> Vec<DateTime<Utc>> {
+    let offset = |t: DateTime<Utc>| t.with_timezone(&tz).offset().fix();
+    let mut found = Vec::new();
+    let mut t = rfc3339("2026-01-01T00:00:00Z");
+    let end = rfc3339("2028-01-01T00:00:00Z");
+    while t < end {
+        let next = t + Duration::hours(6);
+        if offset(t) != offset(next) {
+            let (mut lo, mut hi) = (t, next);
+            while hi - lo > Duration::seconds(1) {
+                let mid = lo + (hi - lo) / 2;
+                if offset(mid) == offset(lo) {
+                    lo = mid
+                } else {
+                    hi = mid
+                }
+            }
+            found.push(hi);
+        }
+        t = next;
+    }
+    found
+}
 
 // ------------------------------------------------------------------------------------------------ reference
 
@@ -81,13 +120,13 @@ fn reference_instant(tz: Tz, date: NaiveDate, time: TimeOfDay) -> DateTime<Utc> 
     }
 }
 
-/// Open at `at`: the local date's hours (after overrides) as instants contain `at`.
+/// Open at `at`: one of the local date's windows (after overrides), as instants, contains `at`.
 fn reference_open(h: &WeeklyHours, ov: &[DateOverride], tz: Tz, at: DateTime<Utc>) -> bool {
     let date = at.with_timezone(&tz).date_naive();
     match day_schedule(h, ov, date) {
-        DaySchedule::Open(dh) => {
-            reference_instant(tz, date, dh.start) <= at && at < reference_instant(tz, date, dh.end)
-        }
+        DaySchedule::Open(windows) => windows.iter().any(|w| {
+            reference_instant(tz, date, w.start) <= at && at < reference_instant(tz, date, w.end)
+        }),
         DaySchedule::Closed { .. } => false,
     }
 }
@@ -120,28 +159,40 @@ fn time_of_day(m: u16) -> TimeOfDay {
     TimeOfDay::from_hm(m / 60, m % 60).unwrap()
 }
 
-/// Hours with a bias to the edges (00:00, 24:00) and to the small hours where DST transitions happen.
-fn day_hours() -> impl Strategy<Value = DayHours> {
-    let start = prop_oneof![
+/// A window boundary, biased to the edges (00:00, 24:00: overnight stretches), to the small hours where DST
+/// moves happen, and to the late evening.
+fn boundary(near: &'static [u16]) -> impl Strategy<Value = u16> {
+    let near = if near.is_empty() {
+        &[0u16, 1440][..]
+    } else {
+        near
+    };
+    prop_oneof![
         2 => Just(0u16),
-        4 => 0u16..1440,
-        3 => (0u16..=16).prop_map(|q| q * 15), // 00:00 to 04:00
-    ];
-    start.prop_flat_map(|s| {
-        let end = prop_oneof![
-            2 => Just(1440u16),
-            3 => (s + 1)..=1440,
-            2 => (s + 1)..=(s + 240).min(1440),
-        ];
-        end.prop_map(move |e| DayHours {
-            start: time_of_day(s),
-            end: time_of_day(e),
-        })
-    })
+        2 => Just(1440u16),
+        4 => 0u16..=1440,
+        4 => (0u16..=20).prop_map(|q| q * 15), // 00:00 to 05:00
+        1 => (88u16..=96).prop_map(|q| q * 15), // 22:00 to 24:00
+        6 => prop::sample::select(near),        // around the zone's DST moves
+    ]
 }
 
-fn weekly_hours() -> impl Strategy<Value = WeeklyHours> {
-    let day = || prop::option::weighted(0.7, day_hours());
+/// 1 to 4 windows, in order, neither overlapping nor touching: 2k distinct sorted boundaries, paired.
+fn day_hours(near: &'static [u16]) -> impl Strategy<Value = DayHours> {
+    (1..=MAX_WINDOWS)
+        .prop_flat_map(move |k| prop::collection::btree_set(boundary(near), 2 * k))
+        .prop_map(|set| {
+            let b: Vec<u16> = set.into_iter().collect();
+            DayHours::new(
+                b.chunks(2)
+                    .map(|w| Window::new(time_of_day(w[0]), time_of_day(w[1])))
+                    .collect(),
+            )
+        })
+}
+
+fn weekly_hours(near: &'static [u16]) -> impl Strategy<Value = WeeklyHours> {
+    let day = || prop::option::weighted(0.7, day_hours(near));
     let random = (day(), day(), day(), day(), day(), day(), day()).prop_map(
         |(mon, tue, wed, thu, fri, sat, sun)| WeeklyHours {
             mon,
@@ -153,29 +204,38 @@ fn weekly_hours() -> impl Strategy<Value = WeeklyHours> {
             sun,
         },
     );
-    let all_day = Some(DayHours {
-        start: TimeOfDay::MIDNIGHT,
-        end: TimeOfDay::END_OF_DAY,
-    });
+    let every_day = |h: Option<DayHours>, sunday: bool| WeeklyHours {
+        mon: h.clone(),
+        tue: h.clone(),
+        wed: h.clone(),
+        thu: h.clone(),
+        fri: h.clone(),
+        sat: h.clone(),
+        sun: if sunday { h } else { None },
+    };
+    let all_day = DayHours::one(TimeOfDay::MIDNIGHT, TimeOfDay::END_OF_DAY);
+    let night = DayHours::new(vec![
+        Window::new(TimeOfDay::MIDNIGHT, time_of_day(6 * 60)),
+        Window::new(time_of_day(22 * 60), TimeOfDay::END_OF_DAY),
+    ]);
     prop_oneof![
         8 => random,
         1 => Just(WeeklyHours { mon: None, tue: None, wed: None, thu: None, fri: None, sat: None, sun: None }),
         // Open round the clock, sometimes with Sunday off.
-        1 => prop::bool::weighted(0.8).prop_map(move |sunday| WeeklyHours {
-            mon: all_day, tue: all_day, wed: all_day, thu: all_day, fri: all_day, sat: all_day,
-            sun: if sunday { all_day } else { None },
-        }),
+        1 => prop::bool::weighted(0.8).prop_map(move |sunday| every_day(Some(all_day.clone()), sunday)),
+        // The emergency team: 22:00 to 06:00 every night, sometimes with Sunday off.
+        1 => prop::bool::weighted(0.8).prop_map(move |sunday| every_day(Some(night.clone()), sunday)),
     ]
 }
 
-fn an_override() -> impl Strategy<Value = (u64, u64, DateOverride)> {
+fn an_override(near: &'static [u16]) -> impl Strategy<Value = (u64, u64, DateOverride)> {
     // (days after the previous one, length in days, the override with placeholder dates)
     let kind = prop_oneof![
-        Just((OverrideKind::NonWorking, None)),
-        Just((OverrideKind::Working, None)),
-        day_hours().prop_map(|h| (OverrideKind::Working, Some(h))),
+        1 => Just((OverrideKind::NonWorking, None)),
+        1 => Just((OverrideKind::Working, None)),
+        2 => day_hours(near).prop_map(|h| (OverrideKind::Working, Some(h))),
     ];
-    (0u64..40, 1u64..10, kind).prop_map(|(gap, len, (kind, h))| {
+    (0u64..40, 1u64..10, kind).prop_map(|(gap, len, (kind, hours))| {
         let d = NaiveDate::MIN;
         (
             gap,
@@ -184,16 +244,15 @@ fn an_override() -> impl Strategy<Value = (u64, u64, DateOverride)> {
                 start_date: d,
                 end_date: d,
                 kind,
-                start: h.map(|h| h.start),
-                end: h.map(|h| h.end),
+                hours,
             },
         )
     })
 }
 
 /// Non-overlapping overrides laid out from late 2025 on, in shuffled order.
-fn overrides() -> impl Strategy<Value = Vec<DateOverride>> {
-    (0u64..200, prop::collection::vec(an_override(), 0..14))
+fn overrides(near: &'static [u16]) -> impl Strategy<Value = Vec<DateOverride>> {
+    (0u64..200, prop::collection::vec(an_override(near), 0..14))
         .prop_map(|(offset, parts)| {
             let mut next = NaiveDate::from_ymd_opt(2025, 12, 1).unwrap() + Days::new(offset);
             parts
@@ -213,23 +272,67 @@ fn rfc3339(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-/// Any instant of 2026-2027, or one within four hours of one of the zone's transitions.
-fn instant(transitions: &'static [&'static str]) -> impl Strategy<Value = DateTime<Utc>> {
+/// Any instant of 2026-2027, or one within four hours of one of the zone's edges (within 90 minutes of it,
+/// the hour that a DST move stretches or skips, half of those times).
+fn instant(edges: &'static [DateTime<Utc>]) -> impl Strategy<Value = DateTime<Utc>> {
     let start = rfc3339("2026-01-01T00:00:00Z");
     let span = Duration::days(730).num_seconds();
     let anywhere = (0..span).prop_map(move |s| start + Duration::seconds(s));
-    let near_transition = (
-        prop::sample::select(transitions),
-        -4 * 60i64..=4 * 60,
+    let near_edge = (
+        prop::sample::select(edges),
+        prop_oneof![-4 * 60i64..=4 * 60, -90i64..=90],
         0i64..60,
     )
-        .prop_map(|(t, m, s)| rfc3339(t) + Duration::minutes(m) + Duration::seconds(s));
-    prop_oneof![1 => anywhere, 1 => near_transition]
+        .prop_map(|(t, m, s)| t + Duration::minutes(m) + Duration::seconds(s));
+    prop_oneof![1 => anywhere, 1 => near_edge]
+}
+
+/// The same windows every day, drawn only from the times around the zone's DST moves (and 00:00, 24:00),
+/// so that gaps and folds fall inside windows, between two windows and at midnight.
+fn dst_week(near: &'static [u16]) -> impl Strategy<Value = WeeklyHours> {
+    let near = if near.is_empty() {
+        &[0u16, 1440][..]
+    } else {
+        near
+    };
+    let edge = prop_oneof![1 => Just(0u16), 1 => Just(1440u16), 6 => prop::sample::select(near)];
+    (1..=MAX_WINDOWS)
+        // Never ask for more distinct times than there are.
+        .prop_flat_map(move |k| {
+            prop::collection::btree_set(edge.clone(), 2..=(2 * k).min(near.len()))
+        })
+        .prop_map(|set| {
+            let b: Vec<u16> = set.into_iter().collect();
+            let windows: Vec<Window> = b
+                .chunks_exact(2)
+                .map(|w| Window::new(time_of_day(w[0]), time_of_day(w[1])))
+                .collect();
+            let day = Some(DayHours::new(windows));
+            WeeklyHours {
+                mon: day.clone(),
+                tue: day.clone(),
+                wed: day.clone(),
+                thu: day.clone(),
+                fri: day.clone(),
+                sat: day.clone(),
+                sun: day,
+            }
+        })
+}
+
+/// A named zone half the time, any IANA zone the other half.
+fn zone() -> impl Strategy<Value = Tz> {
+    prop_oneof![
+        prop::sample::select(NAMED_ZONES.to_vec()),
+        prop::sample::select(chrono_tz::TZ_VARIANTS.to_vec()),
+    ]
 }
 
 fn case() -> impl Strategy<Value = (WeeklyHours, Vec<DateOverride>, Tz, DateTime<Utc>)> {
-    prop::sample::select(ZONES.to_vec()).prop_flat_map(|(tz, transitions)| {
-        (weekly_hours(), overrides(), Just(tz), instant(transitions))
+    zone().prop_flat_map(|tz| {
+        let e = edges(tz);
+        let hours = prop_oneof![2 => weekly_hours(&e.near), 1 => dst_week(&e.near)];
+        (hours, overrides(&e.near), Just(tz), instant(&e.instants))
     })
 }
 
@@ -258,15 +361,18 @@ proptest! {
             (false, _) => AvailabilityReason::OutsideHours,
         };
         prop_assert_eq!(a.reason, reason);
-        // The edges of the day's hours themselves: the opening instant is open, the closing one is not.
-        if let DaySchedule::Open(dh) = day_schedule(&h, &ov, date) {
-            let (s, e) = (reference_instant(tz, date, dh.start), reference_instant(tz, date, dh.end));
-            for t in [s - Duration::seconds(1), s, e - Duration::seconds(1), e] {
-                prop_assert_eq!(
-                    availability(&h, &ov, true, tz, t).open,
-                    reference_open(&h, &ov, tz, t),
-                    "at {} in {}", t.with_timezone(&tz), tz
-                );
+        // The edges of the day's windows themselves: an opening instant is open, a closing one is not
+        // (unless the next window starts there).
+        if let DaySchedule::Open(windows) = day_schedule(&h, &ov, date) {
+            for w in windows {
+                let (s, e) = (reference_instant(tz, date, w.start), reference_instant(tz, date, w.end));
+                for t in [s - Duration::seconds(1), s, e - Duration::seconds(1), e] {
+                    prop_assert_eq!(
+                        availability(&h, &ov, true, tz, t).open,
+                        reference_open(&h, &ov, tz, t),
+                        "at {} in {}", t.with_timezone(&tz), tz
+                    );
+                }
             }
         }
         prop_assert_eq!(a.open, a.opens_at.is_none() && a.reason == AvailabilityReason::Open);
@@ -279,7 +385,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// (2) When closed, `opens_at` is the next instant it is open, in the zone's offset at that instant.
     #[test]
@@ -303,9 +409,11 @@ proptest! {
                 let date = at.with_timezone(&tz).date_naive();
                 for k in 0..=366u64 {
                     let d = date + Days::new(k);
-                    if let DaySchedule::Open(dh) = day_schedule(&h, &ov, d) {
-                        let (s, e) = (reference_instant(tz, d, dh.start), reference_instant(tz, d, dh.end));
-                        prop_assert!(s >= e || s <= at, "opens {} on {}", s.with_timezone(&tz), d);
+                    if let DaySchedule::Open(windows) = day_schedule(&h, &ov, d) {
+                        for w in windows {
+                            let (s, e) = (reference_instant(tz, d, w.start), reference_instant(tz, d, w.end));
+                            prop_assert!(s >= e || s <= at, "opens {} on {}", s.with_timezone(&tz), d);
+                        }
                     }
                 }
             }
@@ -338,5 +446,26 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// (4) Without an explicit time, the reminder of a date goes 30 real minutes before the end of its last
+    /// window (not before the date's 00:00), else at 17:30; it always lies within that local date.
+    #[test]
+    fn the_reminder_goes_half_an_hour_before_the_last_window_ends((h, ov, tz, at) in case()) {
+        let date = at.with_timezone(&tz).date_naive();
+        let r = reminder_instant(&h, &ov, None, tz, date);
+        let day_start = reference_instant(tz, date, TimeOfDay::MIDNIGHT);
+        let expected = match day_schedule(&h, &ov, date) {
+            DaySchedule::Open([.., last]) => {
+                (reference_instant(tz, date, last.end) - Duration::minutes(30)).max(day_start)
+            }
+            _ => reference_instant(tz, date, "17:30".parse().unwrap()),
+        };
+        prop_assert_eq!(r, expected, "on {} in {}", date, tz);
+        prop_assert_eq!(r.with_timezone(&tz).date_naive(), date, "{} in {}", r, tz);
     }
 }

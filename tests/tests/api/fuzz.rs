@@ -165,10 +165,39 @@ fn time_value() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// Valid split shifts: 2 to 4 windows in order, neither overlapping nor touching (distinct sorted boundaries).
+fn valid_windows() -> impl Strategy<Value = Value> {
+    (2usize..=4)
+        .prop_flat_map(|k| prop::collection::btree_set(0u16..=1440, 2 * k))
+        .prop_map(|b| {
+            let b: Vec<u16> = b.into_iter().collect();
+            Value::Array(
+                b.chunks(2)
+                    .map(|w| json!({"start": hhmm(w[0]), "end": hhmm(w[1])}))
+                    .collect(),
+            )
+        })
+}
+
+/// A list of windows as a client might send it: any number (empty, more than 4), any order, any times.
+fn hostile_windows() -> impl Strategy<Value = Value> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => (time_value(), time_value()).prop_map(|(s, e)| json!({"start": s, "end": e})),
+            1 => valid_day(),
+            1 => any_json(),
+        ],
+        0..7,
+    )
+    .prop_map(Value::Array)
+}
+
 fn day_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         3 => Just(Value::Null),
         24 => valid_day(),
+        8 => valid_windows(),
+        3 => hostile_windows(),
         2 => (time_value(), time_value()).prop_map(|(s, e)| json!({"start": s, "end": e})),
         1 => (time_value(), any_json()).prop_map(|(s, x)| json!({"start": s, "end": "18:00", "extra": x})),
         1 => time_value().prop_map(|s| json!({"start": s})),
@@ -204,7 +233,8 @@ fn valid_override() -> impl Strategy<Value = Value> {
         prop_oneof![
             Just(None),
             Just(Some(None)),
-            valid_day().prop_map(|d| Some(Some(d)))
+            valid_day().prop_map(|d| Some(Some(d))),
+            valid_windows().prop_map(|w| Some(Some(w)))
         ],
     )
         .prop_map(|(from, days, kind)| {
@@ -213,9 +243,13 @@ fn valid_override() -> impl Strategy<Value = Value> {
             let mut o = json!({"start_date": start.to_string(), "end_date": end.to_string(), "kind": "non_working"});
             if let Some(hours) = kind {
                 o["kind"] = json!("working");
-                if let Some(h) = hours {
-                    o["start"] = h["start"].clone();
-                    o["end"] = h["end"].clone();
+                match hours {
+                    Some(list @ Value::Array(_)) => o["windows"] = list,
+                    Some(h) => {
+                        o["start"] = h["start"].clone();
+                        o["end"] = h["end"].clone();
+                    }
+                    None => {}
                 }
             }
             o
@@ -237,8 +271,9 @@ fn hostile_override() -> impl Strategy<Value = Value> {
         ],
         prop_oneof![Just(None), time_value().prop_map(Some)],
         prop_oneof![Just(None), time_value().prop_map(Some)],
+        prop_oneof![3 => Just(None), 1 => hostile_windows().prop_map(Some), 1 => valid_windows().prop_map(Some)],
     )
-        .prop_map(|(start_date, end_date, kind, start, end)| {
+        .prop_map(|(start_date, end_date, kind, start, end, windows)| {
             let mut o = Map::new();
             o.insert(
                 "end_date".into(),
@@ -251,6 +286,9 @@ fn hostile_override() -> impl Strategy<Value = Value> {
             }
             if let Some(e) = end {
                 o.insert("end".into(), e);
+            }
+            if let Some(w) = windows {
+                o.insert("windows".into(), w);
             }
             Value::Object(o)
         })
@@ -467,11 +505,7 @@ fn valid_department(d: &Value) -> Result<(), TestCaseError> {
     for day in DAYS {
         let h = &d["hours"][day];
         if !h.is_null() {
-            let (s, e) = (
-                h["start"].as_str().unwrap_or(""),
-                h["end"].as_str().unwrap_or(""),
-            );
-            prop_assert!(s.len() == 5 && e.len() == 5 && s < e, "{day}: {h}");
+            valid_windows_of(h)?;
         }
     }
     for o in d["date_overrides"].as_array().into_iter().flatten() {
@@ -479,6 +513,13 @@ fn valid_department(d: &Value) -> Result<(), TestCaseError> {
             o["start_date"].as_str() <= o["end_date"].as_str(),
             "override {o}"
         );
+        if let Some(w) = o.get("windows") {
+            prop_assert!(
+                o.get("start").is_none() && o["kind"] == "working",
+                "override {o}"
+            );
+            valid_windows_of(w)?;
+        }
     }
     for e in d["alerts"]["emails"].as_array().into_iter().flatten() {
         prop_assert!(e.as_str().is_some_and(|e| e.contains('@')), "email {e}");
@@ -488,6 +529,32 @@ fn valid_department(d: &Value) -> Result<(), TestCaseError> {
             n.as_str().is_some_and(|n| n.starts_with("+1")),
             "number {n}"
         );
+    }
+    Ok(())
+}
+
+/// One window as an object, or 2 to 4 in a list: each `start < end`, in order, neither overlapping nor
+/// touching.
+fn valid_windows_of(h: &Value) -> Result<(), TestCaseError> {
+    let windows = match h.as_array() {
+        Some(list) => {
+            prop_assert!(
+                (2..=4).contains(&list.len()),
+                "a list of 2 to 4 (one is an object): {h}"
+            );
+            list.clone()
+        }
+        None => vec![h.clone()],
+    };
+    let mut previous_end = "";
+    for w in &windows {
+        let (s, e) = (
+            w["start"].as_str().unwrap_or(""),
+            w["end"].as_str().unwrap_or(""),
+        );
+        prop_assert!(s.len() == 5 && e.len() == 5 && s < e, "{h}");
+        prop_assert!(previous_end < s, "in order, not touching: {h}");
+        previous_end = e;
     }
     Ok(())
 }

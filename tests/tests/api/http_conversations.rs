@@ -23,6 +23,8 @@ vetchat_tests::on_every_store!(
     texts_arriving_at_once_make_one_conversation,
     inbound_texts_through_sns_are_routed_once,
     a_retried_message_with_its_idempotency_key_is_stored_once,
+    an_app_chat_between_two_windows_follows_the_after_hours_rules,
+    accepts_messages_now_says_what_inbound_does,
 );
 
 fn never_open() -> Value {
@@ -881,4 +883,200 @@ async fn a_retried_message_with_its_idempotency_key_is_stored_once(api: Api) {
         !d["messages"].to_string().contains("not stored"),
         "a refused message is not stored: {d}"
     );
+}
+
+/// A zone without DST where it is now between 12:00 and 13:00, and its offset in hours. Handlers read the
+/// wall clock, so a lunch break is reached by choosing where the practice is rather than when the test runs;
+/// the department's break lasts until 14:00, so a test that starts at 12:59 still runs inside it.
+fn lunchtime_zone() -> (String, i32) {
+    use chrono::Timelike;
+    let offset = 12 - chrono::Utc::now().hour() as i32; // -11 ..= 12: every one is an Etc/GMT zone
+    let name = match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"), // POSIX signs: Etc/GMT-3 is UTC+3
+        o => format!("Etc/GMT+{}", -o),
+    };
+    (name, offset)
+}
+
+async fn setup_practice_in(api: &Api, p: &str, timezone: &str) -> String {
+    let r = api
+        .admin(
+            p,
+            Method::PUT,
+            "/practice",
+            Some(json!({"name": "Happy Paws", "timezone": timezone, "country": "US"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    r.body["default_department_id"].as_str().unwrap().to_owned()
+}
+
+async fn an_app_chat_between_two_windows_follows_the_after_hours_rules(api: Api) {
+    let p = Api::practice_id();
+    let (zone, offset) = lunchtime_zone();
+    setup_practice_in(&api, &p, &zone).await;
+    let split = json!([{"start": "08:00", "end": "12:00"}, {"start": "14:00", "end": "19:00"}]);
+    let week = json!({"mon": split, "tue": split, "wed": split, "thu": split, "fri": split, "sat": split, "sun": split});
+    let surgery = api
+        .add_department(&p, json!({"name": "Surgery", "visible_in_app": true, "hours": week,
+                                   "chat": {"allow_messages_after_hours": false, "after_hours_message": "Back at two."}}))
+        .await;
+    let dental = api
+        .add_department(&p, json!({"name": "Dental", "visible_in_app": true, "hours": week,
+                                   "chat": {"greeting": "Hi!", "allow_messages_after_hours": true, "after_hours_message": "We are at lunch."}}))
+        .await;
+    // 14:00 today, where the practice is.
+    let zone_offset = chrono::FixedOffset::east_opt(offset * 3600).unwrap();
+    let today = chrono::Utc::now().with_timezone(&zone_offset).date_naive();
+    let two_pm = today
+        .and_hms_opt(14, 0, 0)
+        .unwrap()
+        .and_local_timezone(zone_offset)
+        .unwrap();
+    let two_pm = serde_json::to_value(two_pm).unwrap();
+
+    // Refused where messages after hours are not allowed, with when it opens again.
+    let r = app(
+        &api,
+        &p,
+        "owner-1",
+        surgery["id"].as_str(),
+        "Is Rex out of surgery?",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "after_hours"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["error"]["after_hours_message"], "Back at two.");
+    assert_eq!(r.body["error"]["opens_at"], two_pm);
+    // Left as an after-hours message where they are.
+    let r = app(
+        &api,
+        &p,
+        "owner-2",
+        dental["id"].as_str(),
+        "Can I book a cleaning?",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["outcome"], "after_hours_message_left");
+    assert_eq!(
+        r.body["auto_replies"],
+        json!([{"kind": "greeting", "text": "Hi!"}, {"kind": "after_hours", "text": "We are at lunch."}])
+    );
+    // What the widget shows: closed until 14:00, and whether a message would be taken.
+    let surgery_now = api
+        .availability_of(&p, surgery["id"].as_str().unwrap(), None)
+        .await;
+    let dental_now = api
+        .availability_of(&p, dental["id"].as_str().unwrap(), None)
+        .await;
+    for (d, accepts) in [(surgery_now, false), (dental_now, true)] {
+        assert_eq!(
+            (
+                &d["open"],
+                &d["reason"],
+                &d["opens_at"],
+                &d["accepts_messages_now"]
+            ),
+            (
+                &json!(false),
+                &json!("outside_hours"),
+                &two_pm,
+                &json!(accepts)
+            ),
+            "{d}"
+        );
+    }
+}
+
+/// For every state a department can be in, the availability's `accepts_messages_now` is exactly what a real
+/// `POST /inbound` of a new app chat, and of a new web chat, then does.
+async fn accepts_messages_now_says_what_inbound_does(api: Api) {
+    let p = Api::practice_id();
+    setup_practice_in(&api, &p, "UTC").await;
+    let today = chrono::Utc::now().date_naive();
+    let holiday = json!([{"start_date": (today - chrono::Days::new(1)).to_string(),
+                          "end_date": (today + chrono::Days::new(1)).to_string(), "kind": "non_working"}]);
+    let states = [
+        (
+            "open",
+            json!({"hours": always_open(), "chat": {"allow_messages_after_hours": false}}),
+        ),
+        ("closed, messages allowed", json!({"hours": never_open()})),
+        (
+            "closed, no messages",
+            json!({"hours": never_open(), "chat": {"allow_messages_after_hours": false}}),
+        ),
+        (
+            "offline, messages allowed",
+            json!({"hours": always_open(), "online": false}),
+        ),
+        (
+            "offline and closed",
+            json!({"hours": never_open(), "online": false}),
+        ),
+        (
+            "offline, no messages",
+            json!({"hours": always_open(), "online": false, "chat": {"allow_messages_after_hours": false}}),
+        ),
+        (
+            "holiday, messages allowed",
+            json!({"hours": always_open(), "date_overrides": holiday}),
+        ),
+        (
+            "holiday, no messages",
+            json!({"hours": always_open(), "date_overrides": holiday, "chat": {"allow_messages_after_hours": false}}),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (i, (what, body)) in states.iter().enumerate() {
+        let mut body = body.clone();
+        body["name"] = json!(format!("Department {i}"));
+        body["visible_in_app"] = json!(true);
+        let d = api.add_department(&p, body).await;
+        ids.push((*what, d["id"].as_str().unwrap().to_owned()));
+    }
+    let mut taken = 0;
+    for (i, (what, id)) in ids.iter().enumerate() {
+        let d = api.availability_of(&p, id, None).await;
+        let promised = d["accepts_messages_now"].as_bool().unwrap();
+        for channel in ["app", "web"] {
+            let client = format!("owner-{channel}-{i}");
+            let auth = format!("Bearer {}", Api::token_as(&p, Role::Client, &client));
+            let r = api
+                .raw(
+                    Method::POST,
+                    "/inbound",
+                    &[("authorization", &auth)],
+                    Some(
+                        json!({"channel": channel, "department_id": id, "body": "Hello?"})
+                            .to_string(),
+                    ),
+                )
+                .await;
+            assert_eq!(
+                r.status == StatusCode::CREATED,
+                promised,
+                "{what} ({channel}): the widget said accepts_messages_now={promised}, POST /inbound answered {} {}",
+                r.status,
+                r.body
+            );
+            if !promised {
+                let code = if d["reason"] == "offline" {
+                    "offline"
+                } else {
+                    "after_hours"
+                };
+                assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, code), "{what}");
+            }
+            taken += usize::from(promised);
+        }
+    }
+    // open, closed with messages, holiday with messages; on both channels.
+    assert_eq!(taken, 6);
 }

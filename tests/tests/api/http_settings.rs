@@ -22,7 +22,158 @@ vetchat_tests::on_every_store!(
     practice_must_be_set_up_first,
     texting_numbers_belong_to_one_practice,
     concurrent_patches_with_same_etag,
+    split_shifts_and_overnight_hours,
+    bad_windows_are_refused_and_nothing_is_stored,
 );
+
+/// The local server serves the staff pages of `web/` (compiled in) beside the API, on one port: the API's
+/// routes come first, any other GET names a page file or is the contract's JSON 404.
+#[tokio::test]
+async fn the_local_server_serves_the_pages_beside_the_api() {
+    let api = Api::memory().await;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    for (path, file, kind) in [
+        ("/", "index.html", "text/html"),
+        (
+            "/settings/departments.html",
+            "settings/departments.html",
+            "text/html",
+        ),
+        ("/js/api.js", "js/api.js", "javascript"),
+        ("/css/app.css", "css/app.css", "text/css"),
+        ("/config.json", "config.json", "application/json"),
+    ] {
+        let (status, headers, body) = api.fetch(Method::GET, path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(
+            body,
+            std::fs::read(repo.join(file)).unwrap(),
+            "{path} is web/{file}"
+        );
+        let content_type = headers["content-type"].to_str().unwrap();
+        assert!(content_type.contains(kind), "{path}: {content_type}");
+        assert_eq!(headers["cache-control"], "no-cache");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert!(headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'"));
+        // Revalidation by hash.
+        let etag = headers["etag"].to_str().unwrap().to_owned();
+        let (status, _, body) = api
+            .fetch(Method::GET, path, &[("if-none-match", &etag)])
+            .await;
+        assert_eq!(
+            (status, body.len()),
+            (StatusCode::NOT_MODIFIED, 0),
+            "{path}"
+        );
+    }
+    // The local config signs in locally, on this origin.
+    let (_, _, body) = api.fetch(Method::GET, "/config.json", &[]).await;
+    let config: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (config["api_base"].as_str(), config["auth"]["mode"].as_str()),
+        (Some(""), Some("local"))
+    );
+
+    // Unknown paths, and other methods on page paths, are the contract's JSON 404; API routes keep theirs.
+    for (method, path) in [
+        (Method::GET, "/nope.html"),
+        (Method::GET, "/departments/x/y"),
+        (Method::GET, "/js/"),
+        (Method::GET, "/../Cargo.toml"),
+        (Method::POST, "/index.html"),
+        (Method::DELETE, "/"),
+    ] {
+        let r = api.raw(method.clone(), path, &[], None).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{method} {path}"
+        );
+    }
+    let r = api.raw(Method::GET, "/departments", &[], None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+}
+
+/// `POST /_local/token`: the pages' development sign-in gets a token the API takes, for the practice, role
+/// and user asked; a bad value is refused with its field.
+#[tokio::test]
+async fn the_local_sign_in_mints_a_token_the_api_takes() {
+    let api = Api::memory().await;
+    let p = Api::practice_id();
+    let r = api
+        .raw(
+            Method::POST,
+            "/_local/token",
+            &[],
+            Some(json!({"practice_id": p, "role": "admin", "sub": "dr-ng"}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let token = r.body["token"].as_str().unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(r.body["expires_at"].as_str().unwrap()).unwrap();
+    let hours = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_minutes();
+    assert!(
+        (7 * 60..=8 * 60).contains(&hours),
+        "valid a working day, got {hours} min"
+    );
+    let auth = format!("Bearer {token}");
+    let r = api
+        .raw(
+            Method::PUT,
+            "/practice",
+            &[("authorization", &auth)],
+            Some(
+                json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US"})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["id"], p.as_str());
+
+    for (body, field) in [
+        (
+            json!({"practice_id": "not a practice!", "role": "admin", "sub": "a"}),
+            "practice_id",
+        ),
+        (
+            json!({"practice_id": p, "role": "owner", "sub": "a"}),
+            "role",
+        ),
+        (
+            json!({"practice_id": p, "role": "staff", "sub": " "}),
+            "sub",
+        ),
+    ] {
+        let r = api
+            .raw(Method::POST, "/_local/token", &[], Some(body.to_string()))
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", field)
+        );
+    }
+    let r = api
+        .raw(
+            Method::POST,
+            "/_local/token",
+            &[],
+            Some(json!({"practice_id": p, "role": "admin"}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "malformed_request")
+    );
+}
 
 async fn first_put_creates_practice_and_default_department(api: Api) {
     let p = Api::practice_id();
@@ -781,6 +932,10 @@ async fn public_availability_is_computed_and_hides_recipients(api: Api) {
     assert_eq!(deps[1]["id"], grooming["id"]);
     assert_eq!(deps[1]["reason"], "offline");
     assert_eq!(deps[1]["open"], false);
+    assert_eq!(
+        deps[1]["accepts_messages_now"], false,
+        "switched offline it takes no new chat, though it allows messages after hours"
+    );
     let text = r.body.to_string();
     for secret in [
         "desk@happypaws.example",
@@ -1009,5 +1164,341 @@ async fn concurrent_patches_with_same_etag(api: Api) {
     assert_eq!(
         got.body["chat"]["greeting"], winners[0]["chat"]["greeting"],
         "the winner's write is what is stored"
+    );
+}
+
+/// The availability of one department at `at`.
+async fn availability_of(api: &Api, p: &str, id: &Value, at: &str) -> Value {
+    api.availability_of(p, id.as_str().unwrap(), Some(at)).await
+}
+
+/// (open, reason, opens_at, closes_at) as the widget reads them.
+fn shown(d: &Value) -> (bool, String, Value, Value) {
+    (
+        d["open"].as_bool().unwrap(),
+        d["reason"].as_str().unwrap().to_owned(),
+        d["opens_at"].clone(),
+        d["closes_at"].clone(),
+    )
+}
+
+fn open_until(closes_at: &str) -> (bool, String, Value, Value) {
+    (true, "open".into(), Value::Null, json!(closes_at))
+}
+
+fn closed_until(reason: &str, opens_at: &str) -> (bool, String, Value, Value) {
+    (false, reason.into(), json!(opens_at), Value::Null)
+}
+
+async fn split_shifts_and_overnight_hours(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await;
+    let nine_to_six = json!({"start": "09:00", "end": "18:00"});
+    let split = json!([{"start": "08:00", "end": "12:00"}, {"start": "14:00", "end": "19:00"}]);
+    let surgery = api
+        .add_department(
+            &p,
+            json!({"name": "Surgery", "visible_in_app": true,
+                   "hours": {"mon": split, "tue": nine_to_six, "wed": nine_to_six, "thu": nine_to_six, "fri": nine_to_six}}),
+        )
+        .await;
+    assert_eq!(
+        surgery["hours"]["mon"], split,
+        "two windows come back as a list"
+    );
+    assert_eq!(
+        surgery["hours"]["tue"], nine_to_six,
+        "one window is an object, as ever"
+    );
+    let path = format!("/departments/{}", surgery["id"].as_str().unwrap());
+    let got = api.admin(&p, Method::GET, &path, None).await;
+    assert_eq!(got.body, surgery, "stored as given");
+
+    // Monday 2026-11-23 in New York.
+    let id = &surgery["id"];
+    let at = |t: &str| format!("2026-11-23T{t}:00-05:00");
+    assert_eq!(
+        shown(&availability_of(&api, &p, id, &at("10:00")).await),
+        open_until("2026-11-23T12:00:00-05:00")
+    );
+    let lunch = availability_of(&api, &p, id, &at("12:30")).await;
+    assert_eq!(
+        shown(&lunch),
+        closed_until("outside_hours", "2026-11-23T14:00:00-05:00")
+    );
+    assert_eq!(
+        lunch["accepts_messages_now"], true,
+        "messages after hours are allowed by default"
+    );
+    assert_eq!(
+        shown(&availability_of(&api, &p, id, &at("15:00")).await),
+        open_until("2026-11-23T19:00:00-05:00")
+    );
+
+    // A list of one window is answered as an object.
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &path,
+            Some(json!({"hours": {"sat": [{"start": "09:00", "end": "13:00"}]}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        r.body["hours"]["sat"],
+        json!({"start": "09:00", "end": "13:00"})
+    );
+    // Merge patch: an object merges into a one-window day; a list replaces the day whole.
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &path,
+            Some(json!({"hours": {"tue": {"end": "17:00"}}})),
+        )
+        .await;
+    assert_eq!(
+        r.body["hours"]["tue"],
+        json!({"start": "09:00", "end": "17:00"})
+    );
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &path,
+            Some(json!({"hours": {"tue": split}})),
+        )
+        .await;
+    assert_eq!(r.body["hours"]["tue"], split);
+    // Half a window patched onto a day of several is not a window: refused, nothing changed.
+    let before = api.admin(&p, Method::GET, &path, None).await.body;
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &path,
+            Some(json!({"hours": {"mon": {"end": "13:00"}}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_hours",
+            "hours.mon"
+        ),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(api.admin(&p, Method::GET, &path, None).await.body, before);
+
+    // The emergency team: 22:00–24:00 every night and 00:00–06:00 every morning, one open stretch.
+    let night = json!([{"start": "00:00", "end": "06:00"}, {"start": "22:00", "end": "24:00"}]);
+    let every_night = json!({"mon": night, "tue": night, "wed": night, "thu": night, "fri": night, "sat": night, "sun": night});
+    let emergency = api
+        .add_department(
+            &p,
+            json!({"name": "Emergency", "visible_in_app": true, "hours": every_night}),
+        )
+        .await;
+    assert_eq!(emergency["hours"], every_night);
+    for t in [
+        "2026-11-23T23:59:00-05:00",
+        "2026-11-24T00:00:00-05:00",
+        "2026-11-24T00:01:00-05:00",
+    ] {
+        assert_eq!(
+            shown(&availability_of(&api, &p, &emergency["id"], t).await),
+            open_until("2026-11-24T06:00:00-05:00"),
+            "{t}"
+        );
+    }
+    // Across the night the clocks go back: still one stretch, to 06:00 of the new offset.
+    assert_eq!(
+        shown(&availability_of(&api, &p, &emergency["id"], "2026-11-01T01:30:00-05:00").await),
+        open_until("2026-11-01T06:00:00-05:00")
+    );
+    assert_eq!(
+        shown(&availability_of(&api, &p, &emergency["id"], "2026-11-24T06:00:00-05:00").await),
+        closed_until("outside_hours", "2026-11-24T22:00:00-05:00")
+    );
+
+    // A working override with its own windows; a list of one comes back as start/end.
+    let overrides = json!([
+        {"start_date": "2026-12-24", "end_date": "2026-12-24", "kind": "working",
+         "windows": [{"start": "09:00", "end": "12:00"}, {"start": "13:00", "end": "15:00"}]},
+        {"start_date": "2026-12-31", "end_date": "2026-12-31", "kind": "working",
+         "windows": [{"start": "10:00", "end": "14:00"}]}
+    ]);
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &path,
+            Some(json!({"date_overrides": overrides})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["date_overrides"][0], overrides[0]);
+    assert_eq!(
+        r.body["date_overrides"][1],
+        json!({"start_date": "2026-12-31", "end_date": "2026-12-31", "kind": "working", "start": "10:00", "end": "14:00"})
+    );
+    assert_eq!(
+        api.admin(&p, Method::GET, &path, None).await.body,
+        r.body,
+        "stored as answered"
+    );
+    assert_eq!(
+        shown(&availability_of(&api, &p, id, "2026-12-24T12:30:00-05:00").await),
+        closed_until("outside_hours", "2026-12-24T13:00:00-05:00")
+    );
+    assert_eq!(
+        shown(&availability_of(&api, &p, id, "2026-12-24T13:30:00-05:00").await),
+        open_until("2026-12-24T15:00:00-05:00")
+    );
+}
+
+async fn bad_windows_are_refused_and_nothing_is_stored(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await;
+    let d = api
+        .add_department(&p, json!({"name": "Surgery", "hours": {"mon": [{"start": "08:00", "end": "12:00"}, {"start": "14:00", "end": "19:00"}]}}))
+        .await;
+    let path = format!("/departments/{}", d["id"].as_str().unwrap());
+    let w = |s: &str, e: &str| json!({"start": s, "end": e});
+    let cases = [
+        (
+            "overlapping",
+            json!([w("08:00", "12:00"), w("11:00", "19:00")]),
+            "hours.mon[1]",
+        ),
+        (
+            "touching",
+            json!([w("08:00", "12:00"), w("12:00", "19:00")]),
+            "hours.mon[1]",
+        ),
+        (
+            "unsorted",
+            json!([w("14:00", "19:00"), w("08:00", "12:00")]),
+            "hours.mon[1]",
+        ),
+        (
+            "more than 4",
+            json!([
+                w("01:00", "02:00"),
+                w("03:00", "04:00"),
+                w("05:00", "06:00"),
+                w("07:00", "08:00"),
+                w("09:00", "10:00")
+            ]),
+            "hours.mon[4]",
+        ),
+        (
+            "start after end",
+            json!([w("08:00", "12:00"), w("19:00", "14:00")]),
+            "hours.mon[1]",
+        ),
+        (
+            "start equal to end",
+            json!([w("08:00", "08:00"), w("14:00", "19:00")]),
+            "hours.mon[0]",
+        ),
+        (
+            "one window, start after end",
+            json!(w("19:00", "14:00")),
+            "hours.mon",
+        ),
+        ("empty list", json!([]), "hours.mon"),
+        (
+            "a bad time in a list",
+            json!([w("08:00", "12:00"), w("2pm", "19:00")]),
+            "hours.mon[1].start",
+        ),
+    ];
+    for (what, mon, field) in cases {
+        let body = json!({"hours": {"mon": mon}});
+        let r = api
+            .admin(&p, Method::PATCH, &path, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_hours", field),
+            "{what}: {:?}",
+            r.body
+        );
+        assert!(!r.body["error"]["message"].as_str().unwrap_or("").is_empty());
+        // A new department with the same hours is not created either.
+        let r = api
+            .admin(
+                &p,
+                Method::POST,
+                "/departments",
+                Some(json!({"name": format!("Bad {what}"), "hours": {"mon": mon}})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_hours", field),
+            "{what}"
+        );
+    }
+    // A working override's windows follow the same rules, under the override's code.
+    let day = "2026-12-24";
+    let override_cases = [
+        (
+            json!({"windows": [w("09:00", "12:00"), w("11:00", "15:00")]}),
+            "date_overrides[0].windows[1]",
+        ),
+        (json!({"windows": []}), "date_overrides[0].windows"),
+        (
+            json!({"start": "09:00", "end": "12:00", "windows": [w("13:00", "15:00"), w("16:00", "17:00")]}),
+            "date_overrides[0]",
+        ),
+    ];
+    for (hours, field) in override_cases {
+        let mut o = json!({"start_date": day, "end_date": day, "kind": "working"});
+        o.as_object_mut()
+            .unwrap()
+            .extend(hours.as_object().unwrap().clone());
+        let r = api
+            .admin(
+                &p,
+                Method::PATCH,
+                &path,
+                Some(json!({"date_overrides": [o]})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_date_override",
+                field
+            ),
+            "{o}: {:?}",
+            r.body
+        );
+    }
+    let r = api
+        .admin(&p, Method::PATCH, &path, Some(json!({"date_overrides": [{"start_date": day, "end_date": day, "kind": "non_working", "windows": [w("09:00", "12:00"), w("13:00", "15:00")]}]})))
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_date_override",
+            "date_overrides[0]"
+        )
+    );
+
+    let got = api.admin(&p, Method::GET, &path, None).await;
+    assert_eq!(got.body, d, "nothing changed");
+    let all = api.admin(&p, Method::GET, "/departments", None).await;
+    assert_eq!(
+        all.body.as_array().unwrap().len(),
+        2,
+        "no department was created"
     );
 }

@@ -316,3 +316,45 @@ async fn functions_under_cargo_lambda_watch_serve_the_contract_paths_with_local_
         "{body}"
     );
 }
+
+/// `cargo lambda watch -p <package>`, `sam build` (one package at a time) and `cargo run` (the local server)
+/// build one package with only its own dependencies' features. The `workspace-hack` crate (cargo-hakari)
+/// gives every package the workspace's feature set, so those builds reuse the test build's compiled
+/// dependencies instead of compiling the AWS SDK again (minutes on 2 cores). A dependency added without
+/// `cargo hakari generate` brings the recompiling back: this test names it.
+#[test]
+fn building_one_package_compiles_no_dependency_again() {
+    let root = workspace_root();
+    for package in [
+        "config-api",
+        "inbound-router",
+        "transfer-alerts",
+        "eod-reminder",
+        "local",
+    ] {
+        let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["build", "-p", package, "--bins", "--message-format=json"])
+            .current_dir(&root)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(out.status.success(), "cargo build -p {package} failed");
+        let compiled: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["fresh"] == false)
+            .filter(|m| {
+                !m["manifest_path"]
+                    .as_str()
+                    .is_some_and(|p| std::path::Path::new(p).starts_with(&root))
+            })
+            .filter_map(|m| m["package_id"].as_str().map(str::to_owned))
+            .collect();
+        assert!(
+            compiled.is_empty(),
+            "`cargo build -p {package}` compiled dependencies the workspace build had already compiled \
+             (their features differ): {compiled:?}. Run `cargo hakari generate && cargo hakari manage-deps` \
+             (install: `cargo install cargo-hakari --locked`) and commit workspace-hack/."
+        );
+    }
+}

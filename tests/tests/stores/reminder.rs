@@ -36,6 +36,7 @@ vetchat_tests::on_every_store!(
     // When
     an_explicit_time_goes_at_that_time_and_not_a_second_before,
     without_a_time_it_goes_half_an_hour_before_that_days_closing,
+    split_shifts_and_overnight_hours_are_reminded_before_the_last_window_ends,
     the_run_is_for_its_instant_not_the_wall_clock,
     // Once
     a_repeated_or_retried_run_sends_nothing_new_and_the_next_day_sends_again,
@@ -623,6 +624,54 @@ async fn without_a_time_it_goes_half_an_hour_before_that_days_closing(t: TestSto
         .iter()
         .map(|(at, on)| (&desk, fx.local(at), *on))
         .collect();
+    walk(&store, &fx, &recorder, &events).await;
+}
+
+/// With several windows a day, the default time is 30 minutes before the end of the date's last window: a
+/// split shift's evening, the 24:00 end of an overnight stretch's first night (not the 06:00 end the next
+/// morning, which is that next date's own last window), a working override's own windows.
+async fn split_shifts_and_overnight_hours_are_reminded_before_the_last_window_ends(t: TestStore) {
+    let store = t.store();
+    let fx = practice(&store, "America/New_York", utc("2031-06-09T12:00:00Z")).await;
+    let mut body = with_reminder("Front Desk", None, true);
+    body["hours"] = json!({
+        "mon": [{"start": "08:00", "end": "12:00"}, {"start": "14:00", "end": "19:00"}],
+        "tue": [{"start": "09:00", "end": "12:00"}, {"start": "22:00", "end": "24:00"}],
+        "wed": [{"start": "00:00", "end": "06:00"}],
+        "thu": {"start": "09:00", "end": "18:00"},
+    });
+    body["date_overrides"] = json!([
+        {"start_date": "2031-06-12", "end_date": "2031-06-12", "kind": "working",
+         "windows": [{"start": "09:00", "end": "12:00"}, {"start": "13:00", "end": "15:00"}]},
+    ]);
+    let desk = department(&store, &fx, body, fx.local("2031-06-09 07:00")).await;
+    start(
+        &store,
+        &fx,
+        &desk,
+        "client-ann",
+        Channel::App,
+        fx.local("2031-06-09 08:30"),
+    )
+    .await;
+
+    let recorder = RecordingSender::new();
+    let steps = [
+        ("2031-06-09 18:30", "2031-06-09"), // Monday, 08:00–12:00 and 14:00–19:00
+        ("2031-06-10 23:30", "2031-06-10"), // Tuesday's last window ends at 24:00
+        ("2031-06-11 05:30", "2031-06-11"), // Wednesday, the morning half of the night
+        ("2031-06-12 14:30", "2031-06-12"), // Thursday, an override of 09:00–12:00 and 13:00–15:00
+        ("2031-06-13 17:30", "2031-06-13"), // Friday, no hours
+        ("2031-06-16 18:30", "2031-06-16"), // Monday again
+    ];
+    let mut events: Vec<_> = steps
+        .iter()
+        .map(|(at, on)| (&desk, fx.local(at), *on))
+        .collect();
+    // The weekend has no hours: 17:30.
+    for on in ["2031-06-14", "2031-06-15"] {
+        events.push((&desk, fx.local(&format!("{on} 17:30")), on));
+    }
     walk(&store, &fx, &recorder, &events).await;
 }
 
