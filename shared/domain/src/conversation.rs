@@ -82,6 +82,12 @@ pub struct Conversation {
     pub started_at: DateTime<Utc>,
     pub last_message_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The name of `department_id` when the conversation entered it (what the client's view shows).
+    #[serde(default)]
+    pub department_name: String,
+    /// The `seq` of the conversation's last message (0 before the first).
+    #[serde(default)]
+    pub last_seq: u64,
 }
 
 /// Who wrote a message.
@@ -98,16 +104,36 @@ pub enum Author {
     Auto {
         reply: AutoReplyKind,
     },
+    /// The service's own notice in the conversation: a transfer to another department.
+    System,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub id: MessageId,
     pub conversation_id: ConversationId,
+    /// 1, 2, 3, … within the conversation, in commit order: no gap, no repeat.
+    pub seq: u64,
     pub at: DateTime<Utc>,
     pub author: Author,
     pub channel: Channel,
     pub body: String,
+    /// The department the conversation was in when the message was stored, and its name then: a staff or
+    /// automatic reply is shown to the client under this name.
+    pub department_id: DepartmentId,
+    pub department_name: String,
+}
+
+impl Message {
+    /// Written by a person (the client or staff), not by the service: what an alert quotes.
+    pub fn by_a_person(&self) -> bool {
+        matches!(self.author, Author::Client { .. } | Author::Staff { .. })
+    }
+}
+
+/// What the system message of a transfer says to the client.
+pub fn transfer_notice(department_name: &str) -> String {
+    format!("You are now chatting with {department_name}")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

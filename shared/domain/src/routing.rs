@@ -7,8 +7,8 @@ use serde_json::json;
 
 use crate::alert::{AlertKind, PendingAlert};
 use crate::conversation::{
-    admit, Author, AutoReply, Channel, Conversation, ConversationId, ConversationStatus, Message,
-    MessageId, Outcome, Transfer,
+    admit, transfer_notice, Author, AutoReply, Channel, Conversation, ConversationId,
+    ConversationStatus, Message, MessageId, Outcome, Transfer,
 };
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{
@@ -16,12 +16,14 @@ use crate::identity::{
 };
 use crate::store::{
     ConversationFilter, ConversationHistory, ConversationIntake, ConversationPage,
-    ConversationStore, NewConversation, OpenConversation, StoreError, TransferStore,
+    ConversationStore, MessageRange, NewConversation, OpenConversation, StoreError, TransferStore,
 };
 use crate::validate;
 
-/// How often a write that lost a race (the client's conversation started or ended meanwhile) is re-planned.
-const RACE_RETRIES: usize = 5;
+/// How often a write that lost a race (the client's conversation started or ended meanwhile, another message
+/// took the next `seq`) is re-planned. Every lost race is another writer's commit, so 32 writers to one
+/// conversation at once each lose at most 31 times.
+const RACE_RETRIES: usize = 64;
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
 /// `POST /inbound` body.
@@ -153,35 +155,50 @@ fn not_visible(id: &DepartmentId) -> DomainError {
     )
 }
 
-/// Messages of one write: the client's, then the auto-replies just after it (so they sort after it).
-fn messages_for(
-    conversation_id: &ConversationId,
+/// A message of the conversation `to`, taking the `seq` after `to.last_seq + index`.
+fn message_in(
+    to: &OpenConversation,
+    index: usize,
     author: Author,
-    channel: Channel,
+    body: String,
+    at: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> Message {
+    Message {
+        id: MessageId(ids.next("msg")),
+        conversation_id: to.conversation_id.clone(),
+        seq: to.last_seq + 1 + index as u64,
+        at,
+        author,
+        channel: to.channel,
+        body,
+        department_id: to.department_id.clone(),
+        department_name: to.department_name.clone(),
+    }
+}
+
+/// Messages of one write into `to`: the client's, then the auto-replies just after it (the `seq`s after
+/// `to.last_seq`, in this order).
+fn messages_for(
+    to: &OpenConversation,
+    author: Author,
     body: String,
     auto_replies: &[AutoReply],
     now: DateTime<Utc>,
     ids: &dyn Ids,
 ) -> Vec<Message> {
-    let mut out = vec![Message {
-        id: MessageId(ids.next("msg")),
-        conversation_id: conversation_id.clone(),
-        at: now,
-        author,
-        channel,
-        body,
-    }];
+    let mut out = vec![message_in(to, 0, author, body, now, ids)];
     for (i, reply) in auto_replies.iter().enumerate() {
-        out.push(Message {
-            id: MessageId(ids.next("msg")),
-            conversation_id: conversation_id.clone(),
-            at: now + Duration::microseconds(i as i64 + 1),
-            author: Author::Auto { reply: reply.kind },
-            channel,
-            body: reply.text.clone(),
-        });
+        let at = now + Duration::microseconds(i as i64 + 1);
+        let author = Author::Auto { reply: reply.kind };
+        out.push(message_in(to, i + 1, author, reply.text.clone(), at, ids));
     }
     out
+}
+
+/// A new conversation's first messages: its `last_seq` becomes theirs.
+fn opening(conversation: &mut Conversation, messages: &[Message]) {
+    conversation.last_seq = messages.last().map_or(0, |m| m.seq);
 }
 
 /// Routes one inbound message: into the client's open conversation if there is one (whatever the hours or
@@ -208,11 +225,10 @@ pub async fn route_inbound(
         let practice = ctx.practice.ok_or_else(not_set_up)?;
         if let Some(open) = ctx.open_conversation {
             let messages = messages_for(
-                &open.conversation_id,
+                &open,
                 Author::Client {
                     id: inbound.client_id.clone(),
                 },
-                inbound.channel,
                 inbound.body.clone(),
                 &[],
                 now,
@@ -231,8 +247,9 @@ pub async fn route_inbound(
                 Err(StoreError::DuplicateInbound(conversation_id)) => {
                     return Ok(replayed(conversation_id, &open))
                 }
-                // Ended between the read and the write: the message starts a new conversation.
-                Err(StoreError::NotFound) => continue,
+                // Ended between the read and the write: the message starts a new conversation; or another
+                // message took the next seq: read again.
+                Err(StoreError::NotFound) | Err(StoreError::VersionMismatch) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -242,7 +259,7 @@ pub async fn route_inbound(
             _ => return Err(not_visible(&wanted)),
         };
         let admission = admit(&practice, &department, inbound.channel, now)?;
-        let conversation = Conversation {
+        let mut conversation = Conversation {
             id: ConversationId(ids.next("cnv")),
             practice_id: practice.id.clone(),
             department_id: department.id.clone(),
@@ -252,18 +269,20 @@ pub async fn route_inbound(
             started_at: now,
             last_message_at: now,
             resolved_at: None,
+            department_name: department.settings.name.clone(),
+            last_seq: 0,
         };
         let messages = messages_for(
-            &conversation.id,
+            &OpenConversation::of(&conversation),
             Author::Client {
                 id: inbound.client_id.clone(),
             },
-            inbound.channel,
             inbound.body.clone(),
             &admission.auto_replies,
             now,
             ids,
         );
+        opening(&mut conversation, &messages);
         let alert = PendingAlert::new(
             ids,
             AlertKind::NewConversation,
@@ -387,7 +406,7 @@ pub async fn staff_start(
                 details: Some(json!({"conversation_id": open.conversation_id})),
             });
         }
-        let conversation = Conversation {
+        let mut conversation = Conversation {
             id: ConversationId(ids.next("cnv")),
             practice_id: caller.practice_id.clone(),
             department_id: department.id.clone(),
@@ -397,18 +416,20 @@ pub async fn staff_start(
             started_at: now,
             last_message_at: now,
             resolved_at: None,
+            department_name: department.settings.name.clone(),
+            last_seq: 0,
         };
         let messages = messages_for(
-            &conversation.id,
+            &OpenConversation::of(&conversation),
             Author::Staff {
                 id: caller.sub.clone(),
             },
-            channel,
             body.clone(),
             &[],
             now,
             ids,
         );
+        opening(&mut conversation, &messages);
         // Staff started it themselves: their own department needs no alert.
         let new = NewConversation {
             conversation,
@@ -440,36 +461,33 @@ pub async fn staff_reply(
     caller.require(DASHBOARD)?;
     let body = message_body(body)?;
     known_conversation(id)?;
-    let conversation = store
-        .get_conversation(&caller.practice_id, id)
-        .await?
-        .ok_or(DomainError::NotFound("conversation"))?;
-    if conversation.status == ConversationStatus::Resolved {
-        return Err(resolved());
-    }
-    let open = OpenConversation {
-        conversation_id: conversation.id.clone(),
-        department_id: conversation.department_id.clone(),
-    };
-    let messages = messages_for(
-        &conversation.id,
-        Author::Staff {
+    for _ in 0..RACE_RETRIES {
+        let conversation = store
+            .get_conversation(&caller.practice_id, id)
+            .await?
+            .ok_or(DomainError::NotFound("conversation"))?;
+        if conversation.status == ConversationStatus::Resolved {
+            return Err(resolved());
+        }
+        let open = OpenConversation::of(&conversation);
+        let author = Author::Staff {
             id: caller.sub.clone(),
-        },
-        conversation.channel,
-        body,
-        &[],
-        now,
-        ids,
-    );
-    match store
-        .append_messages(&caller.practice_id, &open, &messages, None)
-        .await
-    {
-        Ok(()) => Ok(messages.into_iter().next().expect("one message")),
-        Err(StoreError::NotFound) => Err(resolved()),
-        Err(e) => Err(e.into()),
+        };
+        let message = message_in(&open, 0, author, body.clone(), now, ids);
+        match store
+            .append_messages(&caller.practice_id, &open, std::slice::from_ref(&message), None)
+            .await
+        {
+            Ok(()) => return Ok(message),
+            Err(StoreError::NotFound) => return Err(resolved()),
+            // Another message took the next seq: read again.
+            Err(StoreError::VersionMismatch) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
+    Err(DomainError::Unavailable(
+        "the conversation kept changing concurrently; try again".into(),
+    ))
 }
 
 /// 404 for an id that cannot name a conversation, before any read.
@@ -517,16 +535,17 @@ pub async fn end_conversation(
     ))
 }
 
-/// `GET /conversations/{id}`: the conversation with its messages and transfers.
+/// `GET /conversations/{id}`: the conversation with the messages of `range` and its transfers.
 pub async fn conversation_detail(
     store: &dyn ConversationHistory,
     caller: &Caller,
     id: &ConversationId,
+    range: MessageRange,
 ) -> DomainResult<crate::store::ConversationDetail> {
     caller.require(DASHBOARD)?;
     known_conversation(id)?;
     store
-        .conversation_detail(&caller.practice_id, id)
+        .conversation_detail(&caller.practice_id, id, range)
         .await?
         .ok_or(DomainError::NotFound("conversation"))
 }
@@ -598,12 +617,13 @@ pub async fn transfer_conversation(
         return Err(DomainError::NotFound("department"));
     }
     for _ in 0..RACE_RETRIES {
-        // One read: the conversation with its messages (the alert quotes the last one).
-        let detail = store
-            .conversation_detail(&caller.practice_id, id)
-            .await?
+        // One read: the conversation, the target department, and what the alert quotes.
+        let ctx = store
+            .transfer_context(&caller.practice_id, id, &input.department_id)
+            .await?;
+        let conversation = ctx
+            .conversation
             .ok_or(DomainError::NotFound("conversation"))?;
-        let conversation = detail.conversation;
         if conversation.status == ConversationStatus::Resolved {
             return Err(resolved());
         }
@@ -614,9 +634,10 @@ pub async fn transfer_conversation(
                 "the conversation is already in this department",
             ));
         }
+        let target = ctx.target.ok_or(DomainError::NotFound("department"))?;
         // The history is ordered by `at`: a transfer that commits after another (the version check makes
         // this read the latest) is never dated before it, whatever the two requests' clocks said.
-        let at = match detail.transfers.iter().map(|t| t.at).max() {
+        let at = match ctx.last_transfer_at {
             Some(previous) if previous >= now => previous + chrono::Duration::milliseconds(1),
             _ => now,
         };
@@ -627,11 +648,6 @@ pub async fn transfer_conversation(
             at,
             note: note.clone(),
         };
-        let last = detail
-            .messages
-            .iter()
-            .rev()
-            .find(|m| !matches!(m.author, Author::Auto { .. }));
         let alert = PendingAlert::new(
             ids,
             AlertKind::Transfer,
@@ -640,9 +656,23 @@ pub async fn transfer_conversation(
             Some(transfer.clone()),
             now,
         )
-        .with_preview(last.map(|m| m.body.as_str()).unwrap_or_default());
+        .with_preview(ctx.preview.as_deref().unwrap_or_default());
+        // The client is told, in the conversation, under the new department's name.
+        let into = OpenConversation {
+            department_id: target.id.clone(),
+            department_name: target.settings.name.clone(),
+            ..OpenConversation::of(&conversation)
+        };
+        let notice = message_in(
+            &into,
+            0,
+            Author::System,
+            transfer_notice(&target.settings.name),
+            at,
+            ids,
+        );
         match store
-            .transfer_conversation(&conversation, &transfer, &alert)
+            .transfer_conversation(&conversation, &transfer, &notice, &alert)
             .await
         {
             Ok(moved) => return Ok(moved),

@@ -69,6 +69,37 @@ mod dynamo;
 mod memory;
 
 pub use dynamo::{
-    ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, RequestCounter, TableSpec,
+    change_of_record, ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute,
+    RequestCounter, TableSpec,
 };
 pub use memory::MemoryStore;
+
+use domain::realtime::Change;
+
+/// The key a ticket is stored under: SHA-256 of its secret, hex. Only the buyer ever holds the secret; a
+/// copy of the table holds hashes, which open no connection.
+pub(crate) fn ticket_hash(secret: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The local stand-in for the table's stream: a store given a feed hands it the changes of every write it
+/// commits (conversations started, messages, transfers, ends), for the local server's fanout. Without one
+/// (every Lambda function; on AWS the stream carries them) nothing is sent.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFeed(Option<tokio::sync::mpsc::UnboundedSender<Vec<Change>>>);
+
+impl ChangeFeed {
+    /// A feed and the receiving end the fanout reads.
+    pub fn channel() -> (ChangeFeed, tokio::sync::mpsc::UnboundedReceiver<Vec<Change>>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (ChangeFeed(Some(tx)), rx)
+    }
+
+    pub(crate) fn publish(&self, changes: Vec<Change>) {
+        if let Some(tx) = &self.0 {
+            // The receiver gone (the server shutting down): frames are nudges, nothing to keep.
+            let _ = tx.send(changes);
+        }
+    }
+}

@@ -15,10 +15,12 @@
 //! which the old image shows to hold.
 
 mod alerts;
+mod changes;
 mod codec;
 mod conversations;
 mod counter;
 mod keys;
+mod realtime;
 mod reminders;
 mod settings;
 mod table;
@@ -37,6 +39,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use domain::store::{StoreError, StoreResult};
 
+use super::ChangeFeed;
+pub use changes::change_of_record;
 use codec::{build_failed, Item};
 pub use counter::RequestCounter;
 pub use table::{ensure_table, table_spec, IndexSpec, KeyAttribute, TableSpec};
@@ -48,6 +52,7 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     counter: RequestCounter,
+    feed: ChangeFeed,
 }
 
 impl DynamoStore {
@@ -63,7 +68,15 @@ impl DynamoStore {
             client: Client::from_conf(config),
             table: table.into(),
             counter,
+            feed: ChangeFeed::default(),
         }
+    }
+
+    /// The store, handing the changes of the writes it commits to `feed`: the local server's fanout on
+    /// DynamoDB (the writes this process makes; on AWS the table's stream carries every writer's).
+    pub fn with_change_feed(mut self, feed: ChangeFeed) -> Self {
+        self.feed = feed;
+        self
     }
 
     pub fn table_name(&self) -> &str {

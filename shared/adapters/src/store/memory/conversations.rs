@@ -7,12 +7,15 @@ use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
+use domain::client_view::in_client_view;
 use domain::conversation::{Conversation, ConversationId, ConversationStatus, Message, Transfer};
 use domain::identity::{DepartmentId, PracticeId};
+use domain::realtime::Change;
 use domain::store::{
-    ConversationDetail, ConversationFilter, ConversationHistory, ConversationIntake,
-    ConversationPage, ConversationStore, NewConversation, OpenConversation, RoutingContext,
-    StoreError, StoreResult, TransferStore,
+    ClientConversations, ConversationDetail, ConversationFilter, ConversationHistory,
+    ConversationIntake, ConversationPage, ConversationStore, MessagePage, MessageRange,
+    NewConversation, OpenConversation, RoutingContext, StoreError, StoreResult, TransferContext,
+    TransferStore,
 };
 
 use super::alerts::new_alert_record;
@@ -78,13 +81,9 @@ impl ConversationIntake for MemoryStore {
         if let Some(existing) = dedup.as_ref().and_then(|k| tables.inbound.get(k)) {
             return Err(StoreError::DuplicateInbound(existing.clone()));
         }
-        tables.open_claims.insert(
-            claim_key,
-            OpenConversation {
-                conversation_id: c.id.clone(),
-                department_id: c.department_id.clone(),
-            },
-        );
+        tables
+            .open_claims
+            .insert(claim_key, OpenConversation::of(c));
         if let Some(d) = tables.departments.get_mut(&dept_key) {
             d.open_conversations += 1;
         }
@@ -104,6 +103,7 @@ impl ConversationIntake for MemoryStore {
                 transfers: Vec::new(),
             },
         );
+        self.feed.publish(Change::started(new));
         Ok(())
     }
 
@@ -117,7 +117,11 @@ impl ConversationIntake for MemoryStore {
         let mut tables = self.lock();
         let key = (practice_id.clone(), open.conversation_id.clone());
         match tables.conversations.get(&key) {
-            Some(r) if r.conversation.status == ConversationStatus::Open => {}
+            Some(r) if r.conversation.status == ConversationStatus::Open => {
+                if r.conversation.last_seq != open.last_seq {
+                    return Err(StoreError::VersionMismatch);
+                }
+            }
             _ => return Err(StoreError::NotFound),
         }
         let dedup = dedup_key.map(|k| (practice_id.clone(), k.to_owned()));
@@ -134,10 +138,19 @@ impl ConversationIntake for MemoryStore {
         if let Some(last) = messages.iter().map(|m| m.at).max() {
             record.conversation.last_message_at = last;
         }
+        if let Some(last) = messages.last() {
+            record.conversation.last_seq = last.seq;
+        }
         record.messages.extend(messages.iter().cloned());
-        record
-            .messages
-            .sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        let (client_id, last_seq) = (
+            record.conversation.client_id.clone(),
+            record.conversation.last_seq,
+        );
+        if let Some(claim) = tables.open_claims.get_mut(&(practice_id.clone(), client_id)) {
+            claim.last_seq = last_seq;
+        }
+        self.feed
+            .publish(Change::appended(practice_id, open, messages));
         Ok(())
     }
 }
@@ -148,15 +161,20 @@ impl ConversationHistory for MemoryStore {
         &self,
         practice_id: &PracticeId,
         id: &ConversationId,
+        range: MessageRange,
     ) -> StoreResult<Option<ConversationDetail>> {
         let tables = self.lock();
         Ok(tables
             .conversations
             .get(&(practice_id.clone(), id.clone()))
-            .map(|r| ConversationDetail {
-                conversation: r.conversation.clone(),
-                messages: r.messages.clone(),
-                transfers: r.transfers.clone(),
+            .map(|r| {
+                let (messages, next_after) = range.page(&r.messages);
+                ConversationDetail {
+                    conversation: r.conversation.clone(),
+                    messages,
+                    transfers: r.transfers.clone(),
+                    next_after,
+                }
             }))
     }
 }
@@ -217,7 +235,9 @@ impl ConversationStore for MemoryStore {
             .ok_or(StoreError::VersionMismatch)?;
         record.conversation.status = ConversationStatus::Resolved;
         record.conversation.resolved_at = Some(at);
-        Ok(record.conversation.clone())
+        let ended = record.conversation.clone();
+        self.feed.publish(Change::ended(&ended));
+        Ok(ended)
     }
 
     async fn list_conversations(
@@ -282,10 +302,36 @@ impl ConversationStore for MemoryStore {
 
 #[async_trait]
 impl TransferStore for MemoryStore {
+    async fn transfer_context(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+        to: &DepartmentId,
+    ) -> StoreResult<TransferContext> {
+        let tables = self.lock();
+        let record = tables.conversations.get(&(practice_id.clone(), id.clone()));
+        Ok(TransferContext {
+            conversation: record.map(|r| r.conversation.clone()),
+            target: tables
+                .departments
+                .get(&(practice_id.clone(), to.clone()))
+                .cloned(),
+            preview: record.and_then(|r| {
+                r.messages
+                    .iter()
+                    .rev()
+                    .find(|m| m.by_a_person())
+                    .map(|m| m.body.clone())
+            }),
+            last_transfer_at: record.and_then(|r| r.transfers.iter().map(|t| t.at).max()),
+        })
+    }
+
     async fn transfer_conversation(
         &self,
         conversation: &Conversation,
         transfer: &Transfer,
+        notice: &Message,
         alert: &PendingAlert,
     ) -> StoreResult<Conversation> {
         let mut tables = self.lock();
@@ -293,7 +339,8 @@ impl TransferStore for MemoryStore {
         match tables.conversations.get(&key) {
             Some(r)
                 if r.conversation.status == ConversationStatus::Open
-                    && r.conversation.department_id == transfer.from => {}
+                    && r.conversation.department_id == transfer.from
+                    && r.conversation.last_seq == conversation.last_seq => {}
             _ => return Err(StoreError::VersionMismatch),
         }
         let to_key = (conversation.practice_id.clone(), transfer.to.clone());
@@ -313,6 +360,8 @@ impl TransferStore for MemoryStore {
         );
         if let Some(claim) = tables.open_claims.get_mut(&claim_key) {
             claim.department_id = transfer.to.clone();
+            claim.department_name = notice.department_name.clone();
+            claim.last_seq = notice.seq;
         }
         tables
             .alerts
@@ -322,7 +371,61 @@ impl TransferStore for MemoryStore {
             .get_mut(&key)
             .ok_or(StoreError::VersionMismatch)?;
         record.conversation.department_id = transfer.to.clone();
+        record.conversation.department_name = notice.department_name.clone();
+        record.conversation.last_seq = notice.seq;
         record.transfers.push(transfer.clone());
-        Ok(record.conversation.clone())
+        record.messages.push(notice.clone());
+        let moved = record.conversation.clone();
+        self.feed
+            .publish(Change::transferred(&moved, &transfer.from, notice));
+        Ok(moved)
+    }
+}
+
+#[async_trait]
+impl ClientConversations for MemoryStore {
+    async fn client_conversations(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Conversation>> {
+        let tables = self.lock();
+        let mut found: Vec<Conversation> = tables
+            .conversations
+            .iter()
+            .filter(|((p, _), r)| {
+                p == practice_id
+                    && r.conversation.client_id == client_id
+                    && in_client_view(r.conversation.channel)
+            })
+            .map(|(_, r)| r.conversation.clone())
+            .collect();
+        found.sort_by_key(|c| std::cmp::Reverse(activity_key(c)));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn client_messages(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        id: &ConversationId,
+        range: MessageRange,
+    ) -> StoreResult<Option<MessagePage>> {
+        let tables = self.lock();
+        Ok(tables
+            .conversations
+            .get(&(practice_id.clone(), id.clone()))
+            .filter(|r| {
+                r.conversation.client_id == client_id && in_client_view(r.conversation.channel)
+            })
+            .map(|r| {
+                let (messages, next_after) = range.page(&r.messages);
+                MessagePage {
+                    messages,
+                    next_after,
+                }
+            }))
     }
 }

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod conversations;
+mod realtime;
 mod reminders;
 mod settings;
 
@@ -17,8 +18,10 @@ use domain::conversation::ConversationId;
 use domain::department::Department;
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
+use domain::realtime::{Connection, ConnectionId, Ticket};
 use domain::store::OpenConversation;
 
+use super::ChangeFeed;
 use conversations::ConversationRecord;
 
 #[derive(Debug, Default)]
@@ -36,17 +39,29 @@ struct Tables {
     inbound: HashMap<(PracticeId, String), ConversationId>,
     /// Alerts in the order they were written, with their delivery claims (key → lease end).
     alerts: Vec<(AlertRecord, HashMap<String, DateTime<Utc>>)>,
+    /// SHA-256 of a ticket's secret → the ticket.
+    tickets: HashMap<String, Ticket>,
+    connections: HashMap<ConnectionId, Connection>,
 }
 
 /// The store traits of `domain::store` in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
+    feed: ChangeFeed,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The store, handing the changes of its writes to `feed` (the local server's fanout).
+    pub fn with_change_feed(feed: ChangeFeed) -> Self {
+        MemoryStore {
+            feed,
+            ..Self::default()
+        }
     }
 
     /// Every pending alert written so far, oldest first (tests and the local dispatcher read them).
