@@ -54,12 +54,8 @@ impl Reply {
 
 impl Api {
     pub fn with_store(store: Arc<dyn Store>) -> Api {
-        let recorder = RecordingSender::new();
-        let services = local::LocalServices {
-            recorder: recorder.clone(),
-            sender: Arc::new(recorder.clone()),
-            dashboard_url: DASHBOARD.to_owned(),
-        };
+        let services = local::LocalServices::recording(DASHBOARD, "ws://127.0.0.1:3000/ws");
+        let recorder = services.recorder.clone();
         Api {
             app: local::app(store.clone(), SECRET, services),
             store,

@@ -8,6 +8,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     adapters::telemetry::init(&config);
     let sdk = adapters::aws::sdk_config(&config).await?;
     let store = adapters::aws::dynamo_store(&sdk, &config).await?;
-    let router = inbound_router::router(store);
+    let router = inbound_router::router(store, &config.websocket_url);
     lambda_http::run(adapters::auth::lambda_router(router, &config)).await
 }

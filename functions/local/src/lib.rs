@@ -1,7 +1,9 @@
 //! The all-in-one local server: every HTTP route of every function on one port, with the same handlers the
 //! Lambda functions run. It verifies HS256 tokens (`LOCAL_JWT_SECRET`) and hands the functions the claims
-//! exactly where API Gateway's JWT authorizer puts them. It also serves the staff pages of `web/` ([`web`]).
+//! exactly where API Gateway's JWT authorizer puts them. It also serves the staff pages of `web/` ([`web`])
+//! and the live updates at `/ws` ([`live`]).
 
+pub mod live;
 pub mod web;
 
 use std::sync::Arc;
@@ -20,33 +22,40 @@ pub use adapters::auth::{sign_token, LocalClaims, TokenVerifier, LOCAL_ISSUER};
 use adapters::config::Config;
 use adapters::http::{ApiError, Body};
 use adapters::senders::{RecordingSender, SentAlert};
+use adapters::store::ChangeFeed;
 use domain::alert::AlertSender;
+use domain::realtime::Change;
 use domain::dispatch::dispatch_alert;
 use domain::identity::{plausible_id, PracticeId, Role};
 use domain::store::Store;
 use domain::{DomainError, InvalidCode};
 
+/// The changes a store commits, for the local fanout ([`live::spawn_fanout`]).
+pub type Changes = tokio::sync::mpsc::UnboundedReceiver<Vec<Change>>;
+
 /// The store the local server runs on: DynamoDB when `DYNAMODB_TABLE` is set (the table is created if
-/// missing), else the embedded in-memory store.
+/// missing), else the embedded in-memory store; with the feed of the changes it commits. On DynamoDB the
+/// feed carries the writes this process makes (the local stand-in for the table's stream, which another
+/// process's writes would need).
 pub async fn build_store(
     config: &Config,
-) -> Result<Arc<dyn Store>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(Arc<dyn Store>, Changes), Box<dyn std::error::Error + Send + Sync>> {
+    let (feed, changes) = ChangeFeed::channel();
     match &config.table_name {
         Some(table) => {
             let sdk = adapters::aws::sdk_config(config).await?;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             adapters::store::ensure_table(&client, table).await?;
             tracing::info!(table, "using DynamoDB");
-            Ok(Arc::new(adapters::store::DynamoStore::new(
-                client,
-                table.clone(),
-            )))
+            let store = adapters::store::DynamoStore::new(client, table.clone());
+            Ok((Arc::new(store.with_change_feed(feed)), changes))
         }
         None => {
             tracing::info!(
                 "using the embedded in-memory store (set DYNAMODB_TABLE to use DynamoDB)"
             );
-            Ok(Arc::new(adapters::store::MemoryStore::new()))
+            let store = adapters::store::MemoryStore::with_change_feed(feed);
+            Ok((Arc::new(store), changes))
         }
     }
 }
@@ -59,6 +68,24 @@ pub struct LocalServices {
     /// Where alerts and reminders go: the recorder, or SES/SNS with `ALERT_SENDER=aws`.
     pub sender: Arc<dyn AlertSender>,
     pub dashboard_url: String,
+    /// Where the tickets of `POST /realtime/tickets` send their connections.
+    pub websocket_url: String,
+    /// The open sockets of `/ws`, where the local fanout posts.
+    pub sockets: live::LocalSockets,
+}
+
+impl LocalServices {
+    /// Alerts recorded (shown at `GET /_local/sent`), no socket open yet.
+    pub fn recording(dashboard_url: &str, websocket_url: &str) -> LocalServices {
+        let recorder = RecordingSender::new();
+        LocalServices {
+            sender: Arc::new(recorder.clone()),
+            recorder,
+            dashboard_url: dashboard_url.to_owned(),
+            websocket_url: websocket_url.to_owned(),
+            sockets: live::LocalSockets::default(),
+        }
+    }
 }
 
 /// Every route of every function, plus the local-only ones, behind local token verification and request
@@ -68,9 +95,12 @@ pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Rou
     let reminder = Router::new()
         .route("/_local/eod-reminder", post(eod_reminder))
         .with_state((store.clone(), local.clone()));
+    let live = Router::new()
+        .route("/ws", get(live::connect))
+        .with_state((store.clone(), local.sockets.clone()));
     let routes = Router::new()
         .merge(config_api::router(store.clone()))
-        .merge(inbound_router::router(store.clone()))
+        .merge(inbound_router::router(store.clone(), &local.websocket_url))
         .merge(transfer_alerts::router(store))
         .route("/_local/sent", get(sent).with_state(local.recorder.clone()))
         .route(
@@ -78,6 +108,7 @@ pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Rou
             post(local_token).with_state(Arc::<str>::from(jwt_secret)),
         )
         .merge(reminder)
+        .merge(live)
         .fallback(web::serve);
     LocalTokens::for_local_server(jwt_secret)
         .layer(routes)

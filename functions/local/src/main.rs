@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         Command::Serve => {
             adapters::telemetry::init(&config);
-            let store = local::build_store(&config).await?;
+            let (store, changes) = local::build_store(&config).await?;
             let recorder = RecordingSender::new();
             let sender: Arc<dyn AlertSender> = match config.alert_sender {
                 AlertSenderKind::Record => Arc::new(recorder.clone()),
@@ -89,16 +89,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 config.dashboard_url.clone(),
                 Duration::from_millis(500),
             );
+            let sockets = local::live::LocalSockets::default();
+            local::live::spawn_fanout(store.clone(), sockets.clone(), changes);
             let services = local::LocalServices {
                 recorder,
                 sender,
                 dashboard_url: config.dashboard_url.clone(),
+                websocket_url: config.websocket_url.clone(),
+                sockets,
             };
             local::spawn_reminder_timer(store.clone(), services.clone(), Duration::from_secs(60));
             let app = local::app(store, config.local_server_jwt_secret(), services);
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            tracing::info!("listening on http://{addr}");
+            tracing::info!("listening on http://{addr} (live updates: ws://{addr}/ws)");
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown())
                 .await?;
