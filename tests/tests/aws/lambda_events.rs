@@ -886,7 +886,7 @@ async fn check_after(after: After, story: &Story) {
                 "Bella's and Luna's; the text to an unknown number started nothing: {page:?}"
             );
             let detail = store
-                .conversation_detail(&practice, &luna[0].id)
+                .conversation_detail(&practice, &luna[0].id, domain::store::MessageRange::ALL)
                 .await
                 .expect("conversation detail")
                 .expect("the conversation");
