@@ -171,6 +171,26 @@ impl Api {
         .await
     }
 
+    /// A call as the user `sub` with `role` of `practice` (a given pet owner, a given staff member).
+    pub async fn call_as(
+        &self,
+        practice: &str,
+        role: Role,
+        sub: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let auth = format!("Bearer {}", Api::token_as(practice, role, sub));
+        self.raw(
+            method,
+            path,
+            &[("authorization", &auth)],
+            body.map(|b| b.to_string()),
+        )
+        .await
+    }
+
     pub async fn admin(
         &self,
         practice: &str,

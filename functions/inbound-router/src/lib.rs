@@ -33,7 +33,10 @@ type AppState = adapters::http::AppState<dyn InboundRouterStore>;
 pub fn router(store: Arc<dyn InboundRouterStore>, websocket_url: &str) -> Router {
     let tickets = Router::new()
         .route("/realtime/tickets", post(buy_ticket))
-        .with_state((AppState::new(store.clone()), Arc::<str>::from(websocket_url)));
+        .with_state((
+            AppState::new(store.clone()),
+            Arc::<str>::from(websocket_url),
+        ));
     Router::new()
         .route("/inbound", post(inbound))
         .route(

@@ -24,9 +24,9 @@ use adapters::http::{ApiError, Body};
 use adapters::senders::{RecordingSender, SentAlert};
 use adapters::store::ChangeFeed;
 use domain::alert::AlertSender;
-use domain::realtime::Change;
 use domain::dispatch::dispatch_alert;
 use domain::identity::{plausible_id, PracticeId, Role};
+use domain::realtime::Change;
 use domain::store::Store;
 use domain::{DomainError, InvalidCode};
 

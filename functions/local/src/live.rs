@@ -23,7 +23,9 @@ pub struct LocalSockets {
 }
 
 impl LocalSockets {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, mpsc::UnboundedSender<String>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, mpsc::UnboundedSender<String>>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -61,11 +63,19 @@ pub async fn connect(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let id = ConnectionId(adapters::new_id("conn"));
-    match realtime::connect(&*store, query.ticket.as_deref(), id.clone(), adapters::now()).await {
+    match realtime::connect(
+        &*store,
+        query.ticket.as_deref(),
+        id.clone(),
+        adapters::now(),
+    )
+    .await
+    {
         Ok(Some(_)) => {}
         Ok(None) => {
             return ApiError::Unauthenticated(
-                "a live-updates connection needs a valid, unused ticket (POST /realtime/tickets)".into(),
+                "a live-updates connection needs a valid, unused ticket (POST /realtime/tickets)"
+                    .into(),
             )
             .into_response()
         }

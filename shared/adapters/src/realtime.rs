@@ -58,7 +58,12 @@ impl ConnectionPoster for ApiGatewayPoster {
             .await;
         match result {
             Ok(_) => PostOutcome::Delivered,
-            Err(e) if matches!(e.as_service_error(), Some(PostToConnectionError::GoneException(_))) => {
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PostToConnectionError::GoneException(_))
+                ) =>
+            {
                 PostOutcome::Gone
             }
             Err(e) => {

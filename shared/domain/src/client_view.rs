@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::conversation::{Author, Channel, Conversation, ConversationId, ConversationStatus, Message};
+use crate::conversation::{
+    Author, Channel, Conversation, ConversationId, ConversationStatus, Message,
+};
 use crate::error::{DomainError, DomainResult, InvalidCode};
 use crate::identity::{plausible_id, Caller, DepartmentId, Role};
 use crate::store::{ClientConversations, MessageRange};

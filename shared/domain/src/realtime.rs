@@ -207,11 +207,19 @@ impl Change {
             conversation: c.clone(),
             previous_department_id: None,
         }];
-        out.extend(Change::appended(&c.practice_id, &OpenConversation::of(c), &new.messages));
+        out.extend(Change::appended(
+            &c.practice_id,
+            &OpenConversation::of(c),
+            &new.messages,
+        ));
         out
     }
 
-    pub fn appended(practice_id: &PracticeId, open: &OpenConversation, messages: &[Message]) -> Vec<Change> {
+    pub fn appended(
+        practice_id: &PracticeId,
+        open: &OpenConversation,
+        messages: &[Message],
+    ) -> Vec<Change> {
         messages
             .iter()
             .map(|m| Change::MessageCreated {
@@ -269,7 +277,11 @@ pub fn frame_for(change: &Change, connection: &Connection, now: DateTime<Utc>) -
         }
         (Role::Client, _) | (Role::Integration, _) => return None,
         (Role::Admin | Role::Staff, Change::MessageCreated { message, .. }) => {
-            if who.department_id.as_ref().is_some_and(|d| d != &message.department_id) {
+            if who
+                .department_id
+                .as_ref()
+                .is_some_and(|d| d != &message.department_id)
+            {
                 return None;
             }
             json!({"type": "message.created", "conversation_id": message.conversation_id,

@@ -475,7 +475,12 @@ pub async fn staff_reply(
         };
         let message = message_in(&open, 0, author, body.clone(), now, ids);
         match store
-            .append_messages(&caller.practice_id, &open, std::slice::from_ref(&message), None)
+            .append_messages(
+                &caller.practice_id,
+                &open,
+                std::slice::from_ref(&message),
+                None,
+            )
             .await
         {
             Ok(()) => return Ok(message),

@@ -9,6 +9,7 @@
 mod faults;
 mod fuzz;
 mod http_alerts;
+mod http_client_view;
 mod http_conversations;
 mod http_reminder;
 mod http_settings;

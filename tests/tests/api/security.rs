@@ -338,7 +338,11 @@ fn rule(endpoint: Endpoint) -> Rule {
         // The matrix's client is a fresh pet owner, not this conversation's: another client's conversation
         // is answered as one that does not exist. (The owner's own read: `http_client_view`.)
         E::ClientMessages => (&[Role::Client][..], StatusCode::NOT_FOUND, not_found),
-        E::BuyTicket => (&[Role::Admin, Role::Staff, Role::Client][..], CREATED, (CREATED, "")),
+        E::BuyTicket => (
+            &[Role::Admin, Role::Staff, Role::Client][..],
+            CREATED,
+            (CREATED, ""),
+        ),
     };
     Rule {
         roles,
@@ -551,7 +555,10 @@ async fn request(
         E::ClientConversations => (Method::GET, "/client/conversations".into(), None),
         E::ClientMessages => (
             Method::GET,
-            format!("/client/conversations/{}/messages?after=0", a.app_conversation),
+            format!(
+                "/client/conversations/{}/messages?after=0",
+                a.app_conversation
+            ),
             None,
         ),
         E::BuyTicket => (Method::POST, "/realtime/tickets".into(), None),

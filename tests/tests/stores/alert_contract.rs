@@ -1726,11 +1726,7 @@ async fn dynamo_alert_items_are_where_the_layout_says() {
         .expect("a list of transfers");
     let xfer = transfers[0].as_m().expect("a transfer");
     assert_eq!(
-        (
-            string(xfer, "from"),
-            string(xfer, "to"),
-            string(xfer, "by")
-        ),
+        (string(xfer, "from"), string(xfer, "to"), string(xfer, "by")),
         (
             default.id.to_string(),
             desk.id.to_string(),
@@ -1745,7 +1741,10 @@ async fn dynamo_alert_items_are_where_the_layout_says() {
     )
     .await
     .expect("the transfer's system message");
-    assert_eq!(string(&notice, "body"), "You are now chatting with Front Desk");
+    assert_eq!(
+        string(&notice, "body"),
+        "You are now chatting with Front Desk"
+    );
     let claim_item = vetchat_tests::dynamo_raw_item(&dynamo, &format!("OPEN#{p}#client-1"), "OPEN")
         .await
         .expect("claim item");

@@ -21,9 +21,8 @@ use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::Practice;
 use domain::routing::{self, Inbound, Routed};
 use domain::store::{
-    MessageRange,
-    ConversationDetail, ConversationFilter, ConversationPage, NewConversation, OpenConversation,
-    RoutingContext, Store, StoreError,
+    ConversationDetail, ConversationFilter, ConversationPage, MessageRange, NewConversation,
+    OpenConversation, RoutingContext, Store, StoreError,
 };
 use tokio::sync::Barrier;
 use vetchat_tests::{
@@ -429,7 +428,12 @@ async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
     // A writer that read an older seq is refused, and writes nothing.
     assert_eq!(
         store
-            .append_messages(&practice.id, &open_of(&c), &[client_message(&c, t0(), "stale")], None)
+            .append_messages(
+                &practice.id,
+                &open_of(&c),
+                &[client_message(&c, t0(), "stale")],
+                None
+            )
             .await,
         Err(StoreError::VersionMismatch)
     );
@@ -627,7 +631,12 @@ async fn a_redelivered_inbound_message_is_stored_once(t: TestStore) {
     let m2_again = client_message(&at_seq(&c, 2), t0() + Duration::minutes(2), "second");
     assert_eq!(
         store
-            .append_messages(&practice.id, &open_of(&at_seq(&c, 2)), &[m2_again], Some("gw-2"))
+            .append_messages(
+                &practice.id,
+                &open_of(&at_seq(&c, 2)),
+                &[m2_again],
+                Some("gw-2")
+            )
             .await,
         Err(StoreError::DuplicateInbound(c.id.clone()))
     );
@@ -1085,7 +1094,12 @@ async fn another_practice_never_sees_a_conversation(t: TestStore) {
     let c = new.conversation.clone();
 
     assert_eq!(store.get_conversation(&b.id, &c.id).await, Ok(None));
-    assert_eq!(store.conversation_detail(&b.id, &c.id, MessageRange::ALL).await, Ok(None));
+    assert_eq!(
+        store
+            .conversation_detail(&b.id, &c.id, MessageRange::ALL)
+            .await,
+        Ok(None)
+    );
     assert_eq!(
         list_all(&store, &b.id, &ConversationFilter::default()).await,
         vec![]
@@ -1531,7 +1545,11 @@ async fn dynamo_conversation_requests_stay_within_budget() {
     let (r, n) = requests(d, store.get_conversation(&practice.id, &c.id)).await;
     assert!(matches!(r, Ok(Some(_))));
     assert_eq!(n, counts(&[("GetItem", 1)]), "get_conversation");
-    let (r, n) = requests(d, store.conversation_detail(&practice.id, &c.id, MessageRange::ALL)).await;
+    let (r, n) = requests(
+        d,
+        store.conversation_detail(&practice.id, &c.id, MessageRange::ALL),
+    )
+    .await;
     assert_eq!(r.expect("detail").expect("exists").messages.len(), 2);
     assert_eq!(n, counts(&[("Query", 1)]), "conversation_detail");
 

@@ -28,7 +28,12 @@ async fn main() -> Result<(), Error> {
             let report =
                 realtime::fanout_stream_batch(&*store, &*poster, &event.payload, adapters::now())
                     .await;
-            tracing::info!(posted = report.posted, gone = report.gone, failed = report.failed, "fanout");
+            tracing::info!(
+                posted = report.posted,
+                gone = report.gone,
+                failed = report.failed,
+                "fanout"
+            );
             // Frames are nudges: no record is ever reported failed (a retry would repeat the batch's frames).
             Ok::<_, Error>(json!({"batchItemFailures": []}))
         }

@@ -91,7 +91,10 @@ pub struct ChangeFeed(Option<tokio::sync::mpsc::UnboundedSender<Vec<Change>>>);
 
 impl ChangeFeed {
     /// A feed and the receiving end the fanout reads.
-    pub fn channel() -> (ChangeFeed, tokio::sync::mpsc::UnboundedReceiver<Vec<Change>>) {
+    pub fn channel() -> (
+        ChangeFeed,
+        tokio::sync::mpsc::UnboundedReceiver<Vec<Change>>,
+    ) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (ChangeFeed(Some(tx)), rx)
     }

@@ -98,7 +98,10 @@ impl MessageRange {
     };
 
     /// The page of `messages` (in `seq` order) this range selects, and the `next_after` to answer.
-    pub fn page<'a>(&self, messages: impl IntoIterator<Item = &'a Message>) -> (Vec<Message>, Option<u64>) {
+    pub fn page<'a>(
+        &self,
+        messages: impl IntoIterator<Item = &'a Message>,
+    ) -> (Vec<Message>, Option<u64>) {
         let mut out: Vec<Message> = messages
             .into_iter()
             .filter(|m| m.seq > self.after)
@@ -107,7 +110,11 @@ impl MessageRange {
             .collect();
         let more = out.len() > self.limit;
         out.truncate(self.limit);
-        let next_after = if more { out.last().map(|m| m.seq) } else { None };
+        let next_after = if more {
+            out.last().map(|m| m.seq)
+        } else {
+            None
+        };
         (out, next_after)
     }
 }

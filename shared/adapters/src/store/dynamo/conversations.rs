@@ -37,7 +37,9 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
 use domain::client_view::in_client_view;
-use domain::conversation::{Channel, Conversation, ConversationId, ConversationStatus, Message, Transfer};
+use domain::conversation::{
+    Channel, Conversation, ConversationId, ConversationStatus, Message, Transfer,
+};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::realtime::Change;
 use domain::store::{
@@ -87,7 +89,10 @@ fn conversation_item(c: &Conversation, messages: &[Message]) -> StoreResult<Item
     item.insert(GSI1PK.into(), s(list_pk(&c.practice_id, c.status)));
     item.insert(GSI1SK.into(), s(activity_sk(c.last_message_at, &c.id)));
     if in_client_view(c.channel) {
-        item.insert(GSI2PK.into(), s(client_list_pk(&c.practice_id, &c.client_id)));
+        item.insert(
+            GSI2PK.into(),
+            s(client_list_pk(&c.practice_id, &c.client_id)),
+        );
         item.insert(GSI2SK.into(), s(activity_sk(c.last_message_at, &c.id)));
     }
     item.insert(TRANSFERS.into(), AttributeValue::L(Vec::new()));
@@ -117,8 +122,18 @@ fn message_item(practice_id: &PracticeId, client_id: &str, m: &Message) -> Store
 }
 
 /// A message put only where its `seq` is free.
-fn message_put(table: &str, practice_id: &PracticeId, client_id: &str, m: &Message) -> StoreResult<TransactWriteItem> {
-    put(table, message_item(practice_id, client_id, m)?, ABSENT, vec![])
+fn message_put(
+    table: &str,
+    practice_id: &PracticeId,
+    client_id: &str,
+    m: &Message,
+) -> StoreResult<TransactWriteItem> {
+    put(
+        table,
+        message_item(practice_id, client_id, m)?,
+        ABSENT,
+        vec![],
+    )
 }
 
 fn claim_item(practice_id: &PracticeId, open: &OpenConversation) -> StoreResult<Item> {
@@ -332,7 +347,12 @@ impl ConversationIntake for DynamoStore {
 
         let build = || {
             let mut items = vec![
-                put(&self.table, claim_item(&c.practice_id, &open)?, ABSENT, vec![])?,
+                put(
+                    &self.table,
+                    claim_item(&c.practice_id, &open)?,
+                    ABSENT,
+                    vec![],
+                )?,
                 put(
                     &self.table,
                     conversation_item(c, &new.messages)?,
@@ -909,7 +929,12 @@ impl TransferStore for DynamoStore {
                 items.push(count_open(&self.table, practice_id, &transfer.from, -1)?);
                 items.push(count_open(&self.table, practice_id, &transfer.to, 1)?);
             }
-            items.push(claim_update(&self.table, practice_id, &moved_to, notice.seq)?);
+            items.push(claim_update(
+                &self.table,
+                practice_id,
+                &moved_to,
+                notice.seq,
+            )?);
             items.push(put_item(&self.table, alert_item(alert)?)?);
             Ok(items)
         };

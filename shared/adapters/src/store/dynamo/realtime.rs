@@ -123,10 +123,7 @@ impl ConnectionStore for DynamoStore {
         })
         .map_err(encoding_failed)?;
         item.extend(connection_key(&c.id));
-        item.insert(
-            GSI2PK.into(),
-            s(connections_pk(&c.subscriber.practice_id)),
-        );
+        item.insert(GSI2PK.into(), s(connections_pk(&c.subscriber.practice_id)));
         item.insert(GSI2SK.into(), s(c.id.as_str()));
         self.client
             .put_item()

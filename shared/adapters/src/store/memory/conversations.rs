@@ -146,7 +146,10 @@ impl ConversationIntake for MemoryStore {
             record.conversation.client_id.clone(),
             record.conversation.last_seq,
         );
-        if let Some(claim) = tables.open_claims.get_mut(&(practice_id.clone(), client_id)) {
+        if let Some(claim) = tables
+            .open_claims
+            .get_mut(&(practice_id.clone(), client_id))
+        {
             claim.last_seq = last_seq;
         }
         self.feed
