@@ -55,6 +55,11 @@ impl Reply {
 impl Api {
     pub fn with_store(store: Arc<dyn Store>) -> Api {
         let services = local::LocalServices::recording(DASHBOARD, "ws://127.0.0.1:3000/ws");
+        Api::with_services(store, services)
+    }
+
+    /// On `store` with the local-only services given (a live server's sockets and WebSocket URL).
+    pub fn with_services(store: Arc<dyn Store>, services: local::LocalServices) -> Api {
         let recorder = services.recorder.clone();
         Api {
             app: local::app(store.clone(), SECRET, services),

@@ -13,6 +13,7 @@ mod http_client_view;
 mod http_conversations;
 mod http_reminder;
 mod http_settings;
+mod live;
 mod openapi;
 mod races;
 mod security;
