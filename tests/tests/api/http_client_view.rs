@@ -512,8 +512,8 @@ async fn thirty_two_writers_at_once_leave_seqs_one_to_n(api: Api) {
             let mut answers = Vec::new();
             // Into the app conversation.
             answers.push(match i % 8 {
-                0 | 1 | 2 | 3 => client(&api, &p, OWNER, Method::POST, "/inbound", Some(json!({"channel": "app", "body": format!("client {i}")}))).await,
-                4 | 5 | 6 => staff(&api, &p, Method::POST, &format!("/conversations/{app}/messages"), Some(json!({"body": format!("staff {i}")}))).await,
+                0..=3 => client(&api, &p, OWNER, Method::POST, "/inbound", Some(json!({"channel": "app", "body": format!("client {i}")}))).await,
+                4..=6 => staff(&api, &p, Method::POST, &format!("/conversations/{app}/messages"), Some(json!({"body": format!("staff {i}")}))).await,
                 _ => staff(&api, &p, Method::POST, &format!("/conversations/{app}/transfer"), Some(json!({"department_id": targets[i / 8]}))).await,
             });
             // Into the texted one.

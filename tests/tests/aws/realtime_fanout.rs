@@ -15,7 +15,7 @@ use domain::conversation::Channel;
 use domain::identity::{Caller, DepartmentId, PracticeId, Role};
 use domain::realtime::{Connection, ConnectionId, FanoutReport, Subscriber};
 use domain::routing::{self, Inbound};
-use domain::store::{ConnectionStore, Store};
+use domain::store::Store;
 use serde_json::{json, Value};
 use vetchat_tests::fake_connections::{Behaviour, FakeConnections};
 
