@@ -20,7 +20,7 @@ use domain::conversation::{ConversationId, ConversationStatus};
 use domain::identity::DepartmentId;
 use domain::realtime::{self, TicketInput};
 use domain::routing::{self, InboundInput, StartInput};
-use domain::store::{ConversationFilter, InboundRouterStore};
+use domain::store::{ConversationFilter, InboundRouterStore, MessageRange};
 use domain::{DomainError, InvalidCode};
 
 pub mod sms;
@@ -143,14 +143,20 @@ struct PageQuery {
     limit: Option<String>,
 }
 
+impl PageQuery {
+    fn range(query: Result<Query<PageQuery>, QueryRejection>) -> ApiResult<MessageRange> {
+        let Query(q) = query?;
+        Ok(message_range(q.after.as_deref(), q.limit.as_deref())?)
+    }
+}
+
 async fn conversation_detail(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(q) = query?;
-    let range = message_range(q.after.as_deref(), q.limit.as_deref())?;
+    let range = PageQuery::range(query)?;
     let detail =
         routing::conversation_detail(&*s.store, &caller, &ConversationId(id), range).await?;
     Ok(json_response(StatusCode::OK, detail))
@@ -170,8 +176,7 @@ async fn client_messages(
     Path(id): Path<String>,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(q) = query?;
-    let range = message_range(q.after.as_deref(), q.limit.as_deref())?;
+    let range = PageQuery::range(query)?;
     let page = client_view::client_messages(&*s.store, &caller, &ConversationId(id), range).await?;
     Ok(json_response(StatusCode::OK, page))
 }

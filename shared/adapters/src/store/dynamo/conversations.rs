@@ -604,13 +604,7 @@ impl ClientConversations for DynamoStore {
         limit: usize,
     ) -> StoreResult<Vec<Conversation>> {
         let request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI2)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI2PK)
-            .expression_attribute_values(":pk", s(client_list_pk(practice_id, client_id)))
+            .index_query(GSI2, GSI2PK, client_list_pk(practice_id, client_id))
             .scan_index_forward(false);
         self.query(request, Some(limit), |item| {
             from_item::<Conversation>(item)

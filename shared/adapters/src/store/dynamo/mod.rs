@@ -390,6 +390,17 @@ impl DynamoStore {
         }
     }
 
+    /// A Query of one partition of a secondary index (`pk_attribute = pk`), ready for more conditions.
+    fn index_query(&self, index: &str, pk_attribute: &str, pk: String) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_attribute)
+            .expression_attribute_values(":pk", codec::s(pk))
+    }
+
     /// What `request` finds, page after page (DynamoDB ends a page at 1 MB, or at the page size asked):
     /// each item `decode`d (`None` leaves it out). With `limit`, pages ask only for what is still missing,
     /// reading stops once `limit` are found, and at most `limit` are answered.

@@ -147,14 +147,7 @@ impl ConnectionStore for DynamoStore {
     }
 
     async fn practice_connections(&self, practice_id: &PracticeId) -> StoreResult<Vec<Connection>> {
-        let request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI2)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI2PK)
-            .expression_attribute_values(":pk", s(connections_pk(practice_id)));
+        let request = self.index_query(GSI2, GSI2PK, connections_pk(practice_id));
         self.query(request, None, |item| {
             let c: ConnectionItem = from_item(item).map_err(decoding_failed)?;
             Ok(Some(Connection {
