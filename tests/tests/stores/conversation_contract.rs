@@ -1552,6 +1552,64 @@ async fn dynamo_conversation_requests_stay_within_budget() {
     .await;
     assert_eq!(r.expect("detail").expect("exists").messages.len(), 2);
     assert_eq!(n, counts(&[("Query", 1)]), "conversation_detail");
+    // A page that stops short of the last message: the Query, and the conversation item read on its own.
+    let one = MessageRange { after: 0, limit: 1 };
+    let (r, n) = requests(d, store.conversation_detail(&practice.id, &c.id, one)).await;
+    assert_eq!(r.expect("detail").expect("exists").next_after, Some(1));
+    assert_eq!(
+        n,
+        counts(&[("GetItem", 1), ("Query", 1)]),
+        "a first page of two"
+    );
+    // The client's read is one Query, whatever the page, and so is a refusal.
+    for range in [
+        MessageRange::ALL,
+        one,
+        MessageRange {
+            after: 2,
+            limit: 100,
+        },
+    ] {
+        let (r, n) = requests(
+            d,
+            store.client_messages(&practice.id, "client-1", &c.id, range),
+        )
+        .await;
+        assert!(matches!(r, Ok(Some(_))), "{r:?}");
+        assert_eq!(n, counts(&[("Query", 1)]), "client_messages {range:?}");
+        let (r, n) = requests(
+            d,
+            store.client_messages(&practice.id, "client-2", &c.id, range),
+        )
+        .await;
+        assert_eq!(r, Ok(None), "another client");
+        assert_eq!(
+            n,
+            counts(&[("Query", 1)]),
+            "client_messages of another client {range:?}"
+        );
+    }
+    let (r, n) = requests(d, store.client_conversations(&practice.id, "client-1", 100)).await;
+    assert_eq!(r.expect("list").len(), 1);
+    assert_eq!(n, counts(&[("Query", 1)]), "client_conversations");
+
+    // A staff reply: the conversation read, one transaction.
+    let staff = Caller {
+        sub: "staff-1".into(),
+        practice_id: practice.id.clone(),
+        role: Role::Staff,
+    };
+    let (r, n) = requests(
+        d,
+        routing::staff_reply(store.as_ref(), &staff, &c.id, "on our way", t0(), &TestIds),
+    )
+    .await;
+    assert_eq!(r.expect("reply").seq, 3);
+    assert_eq!(
+        n,
+        counts(&[("GetItem", 1), ("TransactWriteItems", 1)]),
+        "a staff reply"
+    );
 
     let open = filter(Some(ConversationStatus::Open), None);
     let (r, n) = requests(d, store.list_conversations(&practice.id, &open, None, 20)).await;
