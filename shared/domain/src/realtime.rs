@@ -401,3 +401,146 @@ async fn deliver(
     }
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::{Author, Channel, ConversationId, ConversationStatus, MessageId};
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 15, 0, 0)
+            .single()
+            .unwrap()
+    }
+
+    fn who(role: Role, sub: &str, department: Option<&str>) -> Connection {
+        Connection {
+            id: ConnectionId(format!("conn-{sub}")),
+            subscriber: Subscriber {
+                practice_id: PracticeId::from("prc_a"),
+                sub: sub.into(),
+                role,
+                department_id: department.map(DepartmentId::from),
+            },
+            connected_at: at(),
+            expires_at: at() + Duration::hours(CONNECTION_HOURS),
+        }
+    }
+
+    fn message(channel: Channel, department: &str) -> Change {
+        Change::MessageCreated {
+            practice_id: PracticeId::from("prc_a"),
+            client_id: "owner-ada".into(),
+            message: Message {
+                id: MessageId("msg_1".into()),
+                conversation_id: ConversationId("cnv_1".into()),
+                seq: 3,
+                at: at(),
+                author: Author::Staff {
+                    id: "staff-jane".into(),
+                },
+                channel,
+                body: "Ready at 5".into(),
+                department_id: DepartmentId::from(department),
+                department_name: "Grooming".into(),
+            },
+        }
+    }
+
+    fn moved(from: &str, to: &str) -> Change {
+        Change::ConversationUpdated {
+            conversation: Conversation {
+                id: ConversationId("cnv_1".into()),
+                practice_id: PracticeId::from("prc_a"),
+                department_id: DepartmentId::from(to),
+                client_id: "owner-ada".into(),
+                channel: Channel::App,
+                status: ConversationStatus::Open,
+                started_at: at(),
+                last_message_at: at(),
+                resolved_at: None,
+                department_name: "Grooming".into(),
+                last_seq: 3,
+            },
+            previous_department_id: Some(DepartmentId::from(from)),
+        }
+    }
+
+    fn frame(change: &Change, c: &Connection) -> Option<serde_json::Value> {
+        frame_for(change, c, at()).map(|f| serde_json::from_str(&f).unwrap())
+    }
+
+    #[test]
+    fn a_client_hears_only_its_own_app_and_web_messages_in_its_own_view() {
+        let owner = who(Role::Client, "owner-ada", None);
+        let f = frame(&message(Channel::App, "dep_g"), &owner).expect("its own");
+        assert_eq!(
+            f["message"],
+            json!({"id": "msg_1", "seq": 3, "at": "2026-11-23T15:00:00Z",
+                   "author": {"kind": "staff", "department_name": "Grooming"}, "body": "Ready at 5"})
+        );
+        assert!(!f.to_string().contains("staff-jane"));
+        assert_eq!(
+            frame(&message(Channel::Sms, "dep_g"), &owner),
+            None,
+            "a texted one is not in the app"
+        );
+        assert_eq!(
+            frame(
+                &message(Channel::App, "dep_g"),
+                &who(Role::Client, "owner-bob", None)
+            ),
+            None
+        );
+        assert_eq!(
+            frame(&moved("dep_t", "dep_g"), &owner),
+            None,
+            "no conversation.updated for clients"
+        );
+    }
+
+    #[test]
+    fn staff_hear_their_practice_or_their_department_and_nothing_of_another_practice() {
+        let desk = who(Role::Staff, "desk", None);
+        let f = frame(&message(Channel::Sms, "dep_g"), &desk).expect("the practice's");
+        assert_eq!(
+            f["message"]["author"],
+            json!({"kind": "staff", "id": "staff-jane"})
+        );
+        let groomers = who(Role::Staff, "groomer", Some("dep_g"));
+        let surgery = who(Role::Admin, "vet", Some("dep_s"));
+        assert!(frame(&message(Channel::App, "dep_g"), &groomers).is_some());
+        assert_eq!(frame(&message(Channel::App, "dep_g"), &surgery), None);
+        // A transfer is heard by the department it left and the one it went to.
+        assert!(frame(&moved("dep_s", "dep_g"), &surgery).is_some());
+        assert!(frame(&moved("dep_s", "dep_g"), &groomers).is_some());
+        assert_eq!(frame(&moved("dep_t", "dep_g"), &surgery), None);
+        let mut elsewhere = who(Role::Staff, "desk", None);
+        elsewhere.subscriber.practice_id = PracticeId::from("prc_b");
+        assert_eq!(frame(&message(Channel::App, "dep_g"), &elsewhere), None);
+        let mut expired = who(Role::Staff, "desk", None);
+        expired.expires_at = at();
+        assert_eq!(
+            frame(&message(Channel::App, "dep_g"), &expired),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            frame(
+                &message(Channel::App, "dep_g"),
+                &who(Role::Integration, "gw", None)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn only_plausible_secrets_reach_the_store() {
+        assert!(plausible_secret(&"A".repeat(43)));
+        assert!(!plausible_secret(""));
+        assert!(!plausible_secret(&"A".repeat(39)));
+        assert!(!plausible_secret(&"A".repeat(65)));
+        assert!(!plausible_secret(&format!("{}/", "A".repeat(42))));
+    }
+}
