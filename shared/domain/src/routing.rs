@@ -224,8 +224,13 @@ pub async fn route_inbound(
             .await?;
         let practice = ctx.practice.ok_or_else(not_set_up)?;
         if let Some(open) = ctx.open_conversation {
+            // The message says where it came from (a web message may join the client's app chat).
+            let arrived = OpenConversation {
+                channel: inbound.channel,
+                ..open.clone()
+            };
             let messages = messages_for(
-                &open,
+                &arrived,
                 Author::Client {
                     id: inbound.client_id.clone(),
                 },
