@@ -12,8 +12,10 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Json;
 use axum::Router;
+use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -72,6 +74,8 @@ pub struct LocalServices {
     pub websocket_url: String,
     /// The open sockets of `/ws`, where the local fanout posts.
     pub sockets: live::LocalSockets,
+    /// The origins whose pages may call the server from a browser (`*`: any), see [`cors`].
+    pub cors_allow_origins: Vec<String>,
 }
 
 impl LocalServices {
@@ -84,6 +88,7 @@ impl LocalServices {
             dashboard_url: dashboard_url.to_owned(),
             websocket_url: websocket_url.to_owned(),
             sockets: live::LocalSockets::default(),
+            cors_allow_origins: vec!["*".to_owned()],
         }
     }
 }
@@ -92,6 +97,7 @@ impl LocalServices {
 /// logging; any other GET is a file of `web/` or the contract's 404. Each function's router gets the one
 /// store as the traits that function holds on AWS.
 pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Router {
+    let cors = cors(&local.cors_allow_origins);
     let reminder = Router::new()
         .route("/_local/eod-reminder", post(eod_reminder))
         .with_state((store.clone(), local.clone()));
@@ -117,6 +123,36 @@ pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Rou
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        // Outermost: a browser's preflight is answered before any token is looked at, as API Gateway does.
+        .layer(cors)
+}
+
+/// CORS as the template's `HttpApi` `CorsConfiguration` has it, so the web-chat widget on a clinic's site (another
+/// origin) can call the local server as it calls API Gateway: the same methods, request headers
+/// (`Idempotency-Key` for a message's retry) and exposed headers. No cookies: the API takes bearer tokens.
+pub fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            http::header::AUTHORIZATION,
+            http::header::CONTENT_TYPE,
+            http::header::IF_MATCH,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([http::header::ETAG, http::header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// `GET /_local/sent`: every alert the local senders took, oldest first, one entry per recipient.

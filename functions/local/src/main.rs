@@ -97,6 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 dashboard_url: config.dashboard_url.clone(),
                 websocket_url: config.websocket_url.clone(),
                 sockets,
+                cors_allow_origins: config.cors_allow_origins.clone(),
             };
             local::spawn_reminder_timer(store.clone(), services.clone(), Duration::from_secs(60));
             let app = local::app(store, config.local_server_jwt_secret(), services);

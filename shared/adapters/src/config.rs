@@ -53,6 +53,10 @@ pub struct Config {
     /// fanout posts frames to. The SDK's own `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, when set, wins
     /// (tests point it at a fake).
     pub websocket_callback_url: Option<String>,
+    /// `CORS_ALLOW_ORIGINS`: the origins whose pages may call the local server from a browser (the clinics'
+    /// sites with the web-chat widget), comma-separated; `*` (the default) for any, as the template's
+    /// `CorsAllowOrigins` parameter. On AWS API Gateway answers CORS itself.
+    pub cors_allow_origins: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +122,12 @@ impl Config {
                 Some(_) => None,
                 None => var("WEBSOCKET_CALLBACK_URL"),
             },
+            cors_allow_origins: var("CORS_ALLOW_ORIGINS")
+                .unwrap_or_else(|| "*".to_owned())
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
         })
     }
 
