@@ -263,3 +263,105 @@ def axe_violations(page: Page) -> list[str]:
 def scratch():
     with tempfile.TemporaryDirectory() as d:
         yield Path(d)
+
+
+# ---- the inbox and the web-chat widget ---------------------------------------------------------------
+
+# Open at any time: a department the tests can chat with whatever the clock says.
+ALWAYS = {day: {"start": "00:00", "end": "24:00"} for day in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}
+
+
+@dataclass
+class Clinic:
+    """A clinic's website on another origin than the service, with the widget's one <script> tag."""
+
+    url: str
+
+    def page_url(self, practice: str, refresh: int = 1, widget: bool = True) -> str:
+        query = {"practice": practice, "refresh": str(refresh)}
+        if not widget:
+            query["widget"] = "0"
+        return f"{self.url}/?{urllib.parse.urlencode(query)}"
+
+
+@pytest.fixture(scope="session")
+def clinic(server):
+    """A second static server (its own port, so its own origin) serving tests/web/clinic: the page names
+    the practice and the service's widget.js; the widget calls the API across origins (CORS)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    files = ROOT / "tests" / "web" / "clinic"
+    pages = server.url
+    ws = "ws://" + server.url.split("://", 1)[1]
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            url = urllib.parse.urlsplit(self.path)
+            query = dict(urllib.parse.parse_qsl(url.query))
+            if url.path == "/":
+                tag = (
+                    f'<script src="{pages}/widget.js" data-practice="{query.get("practice", "")}" '
+                    f'data-refresh="{query.get("refresh", "30")}" defer></script>'
+                    if query.get("widget") != "0"
+                    else ""
+                )
+                text = (files / "index.html").read_text()
+                for k, v in {"{{WIDGET}}": tag, "{{PAGES}}": pages, "{{API}}": pages, "{{WS}}": ws}.items():
+                    text = text.replace(k, v)
+                body, kind = text.encode(), "text/html; charset=utf-8"
+            elif url.path in ("/clinic.css", "/clinic.js"):
+                body = (files / url.path[1:]).read_bytes()
+                kind = "text/css" if url.path.endswith(".css") else "text/javascript"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield Clinic(f"http://127.0.0.1:{httpd.server_address[1]}")
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def owner_page(browser, server, page_errors):
+    """A pet owner's browser on the clinic's site (its own context: its own sessionStorage)."""
+    p = new_page(browser, server, page_errors)
+    yield p
+    p.context.close()
+    assert not page_errors.errors, f"uncaught errors in the page: {page_errors.errors}"
+    refused = [line for line in page_errors.console if "Content Security Policy" in line]
+    assert not refused, f"the widget broke the clinic's Content-Security-Policy: {refused}"
+
+
+def open_widget(page: Page, clinic: Clinic, practice: str, refresh: int = 1, name: str = "Happy Paws"):
+    """The clinic's page with the widget, and its panel opened with the launcher."""
+    page.goto(clinic.page_url(practice, refresh))
+    launcher = page.get_by_role("button", name=f"Chat with {name}")
+    launcher.click()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    panel = page.get_by_role("dialog", name=f"Chat with {name}")
+    expect(panel).to_be_visible()
+    return panel
+
+
+def chat_practice(api: Api, practice: str, greeting: str | None = "Hi! How can we help your pet?") -> str:
+    """A practice whose default team is open at any time, with a greeting. Returns the team's id."""
+    team = api.setup_practice(practice)
+    api.patch(practice, team, {"hours": ALWAYS, "chat": {"greeting": greeting}})
+    return team
+
+
+def sign_in_inbox(page: Page, practice: str, sub: str = "staff-1"):
+    sign_in(page, practice, role="staff", sub=sub, next_path="/inbox.html")
+    expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()

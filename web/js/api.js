@@ -1,4 +1,5 @@
-// The one client of the HTTP API for every page (settings today; the inbox and the web-chat widget next):
+// The one client of the HTTP API for every page (settings, the inbox, and the web-chat widget, which names its
+// API's base itself since it runs on a clinic's site):
 // JSON in and out, the bearer token, If-Match, and the contract's error body
 // {"error": {"code", "message", "field"}} turned into an ApiError. Pages never call fetch on the API
 // themselves, and nothing here ever logs a token or a body.
@@ -18,19 +19,23 @@ export class ApiError extends Error {
   }
 }
 
-export async function request(method, path, { token, body, ifMatch } = {}) {
-  const { api_base } = await config();
+// `base`: the API's base URL (default: config.json's api_base); `idempotencyKey`: the same key on every try
+// of one message, so that a retry is never a second message; `cache`: "no-cache" for what the API lets
+// browsers revalidate (public availability, with its ETag).
+export async function request(method, path, { token, body, ifMatch, idempotencyKey, base, cache } = {}) {
+  const api_base = base ?? (await config()).api_base;
   const headers = { accept: "application/json" };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
   if (ifMatch) headers["if-match"] = ifMatch;
+  if (idempotencyKey) headers["idempotency-key"] = idempotencyKey;
   let response;
   try {
     response = await fetch(api_base + path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      cache: "no-store",
+      cache: cache ?? "no-store",
     });
   } catch {
     throw new ApiError(0, { code: "network", message: "the service could not be reached" });
@@ -51,14 +56,14 @@ export async function request(method, path, { token, body, ifMatch } = {}) {
   return { status: response.status, body: data, etag: response.headers.get("etag") };
 }
 
-// The API as one signed-in user calls it.
-export function apiFor(session) {
+// The API as one signed-in user calls it (`base`: see request).
+export function apiFor(session, base) {
   const token = session?.token;
   return {
-    get: (path) => request("GET", path, { token }),
-    post: (path, body) => request("POST", path, { token, body }),
-    put: (path, body) => request("PUT", path, { token, body }),
-    patch: (path, body, ifMatch) => request("PATCH", path, { token, body, ifMatch }),
-    delete: (path) => request("DELETE", path, { token }),
+    get: (path) => request("GET", path, { token, base }),
+    post: (path, body, options) => request("POST", path, { token, body, base, ...options }),
+    put: (path, body) => request("PUT", path, { token, body, base }),
+    patch: (path, body, ifMatch) => request("PATCH", path, { token, body, ifMatch, base }),
+    delete: (path) => request("DELETE", path, { token, base }),
   };
 }

@@ -8,6 +8,7 @@
 //   auth.logout_endpoint, auth.redirect_uri (default: this origin's /)
 //   max_windows_per_day  business-hours windows a day may hold in the editor (API.md: up to 4; 1 for an API
 //                        of one window a day)
+//   refresh_seconds      how often the inbox re-reads while its live updates cannot connect (default 15)
 
 let loaded = null;
 
@@ -21,6 +22,7 @@ export function config() {
       api_base: String(raw.api_base ?? "").replace(/\/+$/, ""),
       auth: { mode: "local", ...(raw.auth ?? {}) },
       max_windows_per_day: Math.max(1, Math.min(4, Number(raw.max_windows_per_day) || 1)),
+      refresh_seconds: Math.max(1, Number(raw.refresh_seconds) || 15),
     }));
   return loaded;
 }

@@ -7,7 +7,10 @@ import { currentSession, finishOAuth, safeNext, signInLocal, signOut, startOAuth
 import { explain } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
-const DEFAULT_NEXT = "/settings/departments.html";
+// Where a sign-in without ?next= leads: admins to the settings, staff to the inbox.
+function defaultNext(role) {
+  return role === "staff" ? "/inbox.html" : "/settings/departments.html";
+}
 
 function next() {
   return safeNext(new URLSearchParams(location.search).get("next"));
@@ -49,7 +52,7 @@ function localForm() {
     submit.disabled = true;
     try {
       await signInLocal({ practice_id: practice.value.trim(), role: role.value, sub: user.value.trim() });
-      location.assign(next() ?? DEFAULT_NEXT);
+      location.assign(next() ?? defaultNext(role.value));
     } catch (error) {
       const place = error.field ? showFieldError(form, error.field, explain(error)) : null;
       if (place) place.focus();
@@ -67,7 +70,7 @@ async function main() {
     $("signin-status").textContent = "Signing in…";
     try {
       const to = await finishOAuth();
-      location.replace(to ?? DEFAULT_NEXT);
+      location.replace(to ?? defaultNext(currentSession()?.role));
       return;
     } catch (error) {
       $("signin-status").textContent = "";

@@ -54,6 +54,22 @@ export function explain(error) {
       return "The default department cannot be removed or renamed, and it is always visible in the mobile app.";
     case "department_has_open_conversations":
       return "This department still has open chats, so it cannot be removed. End those chats, or transfer them to another department, first.";
+    case "conversation_resolved":
+      return "This conversation has ended, so it can no longer be transferred.";
+    case "same_department":
+      return "The conversation is already in this department. Choose another one.";
+    case "department_not_visible":
+      return "This department does not take chats from the app or the website. Choose another one.";
+    case "after_hours":
+      return "We are closed right now, and this department does not take messages outside its chat hours. Your message was not sent.";
+    case "offline":
+      return "Chat is offline right now, so your message was not sent.";
+    case "sms_opted_out":
+      return "This pet owner has opted out of texts from the practice, so the reply was not sent.";
+    case "whatsapp_window_closed":
+      return "WhatsApp allows a reply only within 24 hours of the owner's last message, so the reply was not sent.";
+    case "not_retryable":
+      return "This reply cannot be sent again: it was delivered, or it is still on its way.";
     case "stale_etag":
       return "Someone else saved changes to this department after you opened it.";
     case "practice_not_set_up":
