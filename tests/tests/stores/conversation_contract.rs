@@ -1,6 +1,6 @@
 //! The storage contract for conversations (`domain::store::Store`'s conversation methods), written once and
-//! run against both stores: the embedded `MemoryStore` and the `DynamoStore` on DynamoDB Local (each test on
-//! a table of its own). The concurrency tests go through `domain::routing`, as the functions do. A few checks
+//! run on every store: the embedded `EmbeddedStore` in memory and on a file, and the `DynamoStore` on
+//! DynamoDB Local (each test on a table of its own). The concurrency tests go through `domain::routing`, as the functions do. A few checks
 //! only the DynamoDB store can answer (request budgets, the raw item layout) come at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
