@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod fault_proxy;
+pub mod local_server;
 pub mod openapi_check;
 pub mod runtime_api;
 
