@@ -99,9 +99,14 @@ impl LocalServer {
     /// The server binary with `args` (e.g. `["--data-dir", dir]`), `RUST_LOG=info`, on a free port, its
     /// output in `log`, without the test's `DYNAMODB_TABLE`. Not waited for: see [`Self::wait_ready`].
     pub fn spawn(args: &[&str], log: &Path) -> LocalServer {
+        LocalServer::spawn_binary(&local_server_binary(), args, log)
+    }
+
+    /// [`Self::spawn`] with another build of the server (e.g. a release binary, for measurements).
+    pub fn spawn_binary(binary: &Path, args: &[&str], log: &Path) -> LocalServer {
         let port = free_port();
         let out = std::fs::File::create(log).expect("the server's log file");
-        let child = Command::new(local_server_binary())
+        let child = Command::new(binary)
             .args(args)
             .env_remove("DYNAMODB_TABLE")
             .env("PORT", port.to_string())
