@@ -223,6 +223,23 @@ fn pick(ledger: &Mutex<Ledger>, rng: &mut fastrand::Rng) -> Option<String> {
     (!l.pool.is_empty()).then(|| l.pool[rng.usize(0..l.pool.len())].clone())
 }
 
+/// A text from the gateway, its body as its `Idempotency-Key` (bodies are unique).
+async fn send_text(
+    c: &Client,
+    gateway: &str,
+    from: &str,
+    body: &str,
+) -> Result<vetchat_tests::local_server::Answer, String> {
+    c.send_with(
+        Method::POST,
+        "/inbound",
+        Some(gateway.to_owned()),
+        Some(json!({"channel": "sms", "from": from, "body": body})),
+        &[("idempotency-key", body)],
+    )
+    .await
+}
+
 /// Texts from the gateway, each with its body as `Idempotency-Key`, from a few numbers of this writer's
 /// own (so they join open conversations or start new ones), until the server stops answering.
 async fn texts(c: Client, ledger: Arc<Mutex<Ledger>>, killed: Killed, round: usize, writer: usize) {
@@ -234,15 +251,7 @@ async fn texts(c: Client, ledger: Arc<Mutex<Ledger>>, killed: Killed, round: usi
         }
         let from = format!("+1201555{:02}{:02}", writer, rng.usize(0..12));
         let body = format!("text-r{round}-w{writer}-n{n}");
-        let r = c
-            .send_with(
-                Method::POST,
-                "/inbound",
-                Some(gateway.clone()),
-                Some(json!({"channel": "sms", "from": from, "body": body})),
-                &[("idempotency-key", &body)],
-            )
-            .await;
+        let r = send_text(&c, &gateway, &from, &body).await;
         let mut l = ledger.lock().unwrap();
         match r {
             Ok(a) if a.status == 200 || a.status == 201 => {
@@ -532,14 +541,7 @@ async fn what_was_answered_survives_kill_9_exactly_once_and_the_counts_stay_true
         let unanswered = std::mem::take(&mut ledger.lock().unwrap().unanswered_texts);
         let gateway = c.token(Role::Integration, "gateway");
         for (body, from) in unanswered {
-            let a = c
-                .send_with(
-                    Method::POST,
-                    "/inbound",
-                    Some(gateway.clone()),
-                    Some(json!({"channel": "sms", "from": from, "body": body})),
-                    &[("idempotency-key", &body)],
-                )
+            let a = send_text(&c, &gateway, &from, &body)
                 .await
                 .expect("the restarted server answers");
             assert!(
