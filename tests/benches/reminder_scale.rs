@@ -92,7 +92,7 @@ fn variants() -> Vec<(UnresolvedReminder, bool)> {
 /// The variant of the `k`-th non-default department: every `stride`-th is due (until `due` are), the others
 /// are on later in the evening, one in four off.
 fn variant_of(k: usize, stride: usize, due: usize) -> usize {
-    if k % stride == 0 && k / stride < due {
+    if k.is_multiple_of(stride) && k / stride < due {
         (k / stride) % DUE_TIMES.len()
     } else if k % 4 == 3 {
         DUE_TIMES.len() + LATER_TIMES.len()

@@ -17,36 +17,45 @@ use tracing::Level;
 
 use adapters::auth::LocalTokens;
 pub use adapters::auth::{sign_token, LocalClaims, TokenVerifier, LOCAL_ISSUER};
-use adapters::config::Config;
+use adapters::config::{Config, LocalStore, StoreFlags};
 use adapters::http::{ApiError, Body};
 use adapters::senders::{RecordingSender, SentAlert};
+use adapters::store::EmbeddedStore;
 use domain::alert::AlertSender;
 use domain::dispatch::dispatch_alert;
 use domain::identity::{plausible_id, PracticeId, Role};
 use domain::store::Store;
 use domain::{DomainError, InvalidCode};
 
-/// The store the local server runs on: DynamoDB when `DYNAMODB_TABLE` is set (the table is created if
-/// missing), else the embedded in-memory store.
+/// The store the local server runs on ([`Config::local_store`]): the embedded store on a file in the data
+/// directory (the default), or in memory (`--in-memory`), or DynamoDB when `DYNAMODB_TABLE` is set (the
+/// table is created if missing). Says at start where the data is.
 pub async fn build_store(
     config: &Config,
+    flags: &StoreFlags,
 ) -> Result<Arc<dyn Store>, Box<dyn std::error::Error + Send + Sync>> {
-    match &config.table_name {
-        Some(table) => {
+    match config.local_store(flags)? {
+        LocalStore::Dynamo(table) => {
             let sdk = adapters::aws::sdk_config(config).await?;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
-            adapters::store::ensure_table(&client, table).await?;
+            adapters::store::ensure_table(&client, &table).await?;
             tracing::info!(table, "using DynamoDB");
-            Ok(Arc::new(adapters::store::DynamoStore::new(
-                client,
-                table.clone(),
-            )))
+            Ok(Arc::new(adapters::store::DynamoStore::new(client, table)))
         }
-        None => {
+        LocalStore::File(dir) => {
+            let store = EmbeddedStore::open(&dir)?;
             tracing::info!(
-                "using the embedded in-memory store (set DYNAMODB_TABLE to use DynamoDB)"
+                "keeping the data in {} (choose another directory with --data-dir DIR or DATA_DIR=DIR; \
+                 --in-memory for a throwaway run)",
+                store.file().unwrap_or(&dir).display()
             );
-            Ok(Arc::new(adapters::store::MemoryStore::new()))
+            Ok(Arc::new(store))
+        }
+        LocalStore::InMemory => {
+            tracing::info!(
+                "keeping the data in memory only (--in-memory): it is gone when the server stops"
+            );
+            Ok(Arc::new(EmbeddedStore::in_memory()))
         }
     }
 }

@@ -480,7 +480,7 @@ async fn request(
         E::SetOnline => (
             Method::PUT,
             format!("/departments/{}/online", a.back_office),
-            Some(json!({"online": n % 2 == 0})),
+            Some(json!({"online": n.is_multiple_of(2)})),
         ),
         E::PublicAvailability => (
             Method::GET,

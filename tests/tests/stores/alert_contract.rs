@@ -1,6 +1,7 @@
 //! The storage contract for transfers and alert delivery (`domain::store::Store`'s `transfer_conversation`
-//! and the outbox's delivery side), written once and run against both stores: the embedded `MemoryStore`
-//! and the `DynamoStore` on DynamoDB Local (each test on a table of its own). Most tests go through the
+//! and the outbox's delivery side), written once and run on every store: the embedded
+//! `EmbeddedStore` in memory and on a file, and the `DynamoStore` on DynamoDB Local (each test on a table of
+//! its own). Most tests go through the
 //! domain services, as the functions do: `domain::routing::transfer_conversation` and
 //! `domain::dispatch::dispatch_alert`, with the recording and fault-injecting senders. Checks only the
 //! DynamoDB store can answer (request budgets, the raw item layout) come at the end.

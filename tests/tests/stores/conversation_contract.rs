@@ -1,6 +1,6 @@
 //! The storage contract for conversations (`domain::store::Store`'s conversation methods), written once and
-//! run against both stores: the embedded `MemoryStore` and the `DynamoStore` on DynamoDB Local (each test on
-//! a table of its own). The concurrency tests go through `domain::routing`, as the functions do. A few checks
+//! run on every store: the embedded `EmbeddedStore` in memory and on a file, and the `DynamoStore` on
+//! DynamoDB Local (each test on a table of its own). The concurrency tests go through `domain::routing`, as the functions do. A few checks
 //! only the DynamoDB store can answer (request budgets, the raw item layout) come at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1681,5 +1681,119 @@ async fn dynamo_conversation_items_are_where_the_layout_says() {
     assert_eq!(
         department.get("open_conversations"),
         Some(&AttributeValue::N("0".into()))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The embedded store on a file only
+// ---------------------------------------------------------------------------------------------------------
+
+/// The file closed and opened again (a restart of `cargo run`): every aggregate reads back as it was
+/// written, indexes included: settings, the reminder's due instant, a conversation with its messages and
+/// transfer, the client's claim, an inbound message seen, the alert outbox with a delivery's outcome.
+/// (`tests/tests/api/durability.rs` does it with `kill -9` under load.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_everything_reads_back_after_the_file_is_reopened() {
+    use adapters::store::EmbeddedStore;
+    use domain::alert::DeliveryOutcome;
+    use domain::conversation::Transfer;
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store: DynStore = Arc::new(EmbeddedStore::open(dir.path()).expect("open"));
+    let (practice, team) = setup(&store).await;
+    let grooming = create_department(&store, &practice.id, "Grooming").await;
+    let mut reminded = team.clone();
+    reminded.next_reminder_at = Some(t0() + Duration::hours(8));
+    reminded.version += 1;
+    store
+        .update_department(&reminded, &team)
+        .await
+        .expect("reminder on");
+
+    let started = start(&store, &practice.id, &team.id, "owner-1", t0()).await;
+    let c = started.conversation.clone();
+    let later = client_message(&c, t0() + Duration::minutes(1), "Still there?");
+    store
+        .append_messages(&practice.id, &open_of(&c), &[later], Some("gw-1"))
+        .await
+        .expect("append");
+    let alert = started.alert.clone().expect("an alert");
+    assert!(store
+        .claim_delivery(&alert.id, "email:desk", t0(), t0() + Duration::seconds(60))
+        .await
+        .expect("claim"));
+    store
+        .record_delivery(&alert.id, "email:desk", &DeliveryOutcome::Sent { at: t0() })
+        .await
+        .expect("record");
+    let transfer = Transfer {
+        from: team.id.clone(),
+        to: grooming.id.clone(),
+        by: "staff-1".into(),
+        at: t0() + Duration::minutes(2),
+        note: Some("for the groomer".into()),
+    };
+    let transfer_alert = PendingAlert::new(
+        &TestIds,
+        AlertKind::Transfer,
+        &c,
+        &grooming.id,
+        Some(transfer.clone()),
+        transfer.at,
+    );
+    store
+        .transfer_conversation(&c, &transfer, &transfer_alert)
+        .await
+        .expect("transfer");
+
+    async fn snapshot(
+        store: &DynStore,
+        practice: &Practice,
+        c: &Conversation,
+        alert: &PendingAlert,
+    ) -> String {
+        let far = t0() + Duration::days(2);
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            store.practice_config(&practice.id).await,
+            store.conversation_detail(&practice.id, &c.id).await,
+            store
+                .routing_context(&practice.id, &c.client_id, &practice.default_department_id)
+                .await,
+            store.get_alert(&alert.id).await,
+            store.pending_alert_ids(10).await,
+            store.due_reminders(far, 10).await,
+            store
+                .list_conversations(&practice.id, &ConversationFilter::default(), None, 10)
+                .await,
+            store
+                .open_conversations_in(&practice.id, &c.department_id)
+                .await,
+        )
+    }
+    let before = snapshot(&store, &practice, &c, &alert).await;
+    assert!(
+        before.contains("Still there?") && before.contains("for the groomer"),
+        "{before}"
+    );
+    drop(store);
+
+    let store: DynStore = Arc::new(EmbeddedStore::open(dir.path()).expect("reopen"));
+    assert_eq!(snapshot(&store, &practice, &c, &alert).await, before);
+    let again = client_message(&c, t0() + Duration::minutes(3), "Still there?");
+    assert_eq!(
+        store
+            .append_messages(
+                &practice.id,
+                &OpenConversation {
+                    conversation_id: c.id.clone(),
+                    department_id: grooming.id.clone(),
+                },
+                &[again],
+                Some("gw-1")
+            )
+            .await,
+        Err(StoreError::DuplicateInbound(c.id.clone())),
+        "the inbound message seen is still known"
     );
 }

@@ -1,6 +1,6 @@
 //! The end-of-day unresolved-conversation reminder (API.md: Departments `unresolved_reminder`, Alerts;
-//! DESIGN.md: Time, the reminder run's budget), on both stores: the embedded `MemoryStore` and the
-//! `DynamoStore` on DynamoDB Local (each test on a table of its own).
+//! DESIGN.md: Time, the reminder run's budget), on every store: the embedded `EmbeddedStore` in memory
+//! and on a file, and the `DynamoStore` on DynamoDB Local (each test on a table of its own).
 //!
 //! Everything goes through the domain services the functions run: the settings service creates practices and
 //! departments at instants chosen here (so each department's next reminder is computed from that time),
