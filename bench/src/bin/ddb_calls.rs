@@ -534,7 +534,7 @@ async fn api_operations(client: &aws_sdk_dynamodb::Client, probe: &CapacityProbe
             "dispatch one alert (alert-dispatcher, 2 recipients)",
             Budget::None,
             G_XFER,
-            domain::dispatch::dispatch_alert(
+            domain::alert::dispatch::dispatch_alert(
                 store.as_ref(),
                 &sender,
                 &alert,
@@ -549,7 +549,13 @@ async fn api_operations(client: &aws_sdk_dynamodb::Client, probe: &CapacityProbe
         "dispatch the same alert again (stream replay)",
         Budget::None,
         G_XFER,
-        domain::dispatch::dispatch_alert(store.as_ref(), &sender, &alert, Utc::now(), DASHBOARD),
+        domain::alert::dispatch::dispatch_alert(
+            store.as_ref(),
+            &sender,
+            &alert,
+            Utc::now(),
+            DASHBOARD,
+        ),
     )
     .await
     .expect("replay");

@@ -5,9 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use domain::conversation::Channel;
+use domain::conversation::{self, Channel, Inbound, Routed};
 use domain::identity::Ids;
-use domain::routing::{self, Inbound, Routed};
 use domain::store::TextIntakeStore;
 use domain::DomainError;
 
@@ -42,14 +41,14 @@ pub async fn handle_text(
         Ok(t) => t,
         Err(e) => return Ok(TextOutcome::Unreadable(e.to_string())),
     };
-    let destination = match routing::text_sender(Some(&text.destination_number)) {
+    let destination = match conversation::text_sender(Some(&text.destination_number)) {
         Ok(n) => n,
         Err(_) => return Ok(TextOutcome::UnknownDestination(text.destination_number)),
     };
     let Some(practice_id) = store.practice_by_sms_number(&destination).await? else {
         return Ok(TextOutcome::UnknownDestination(destination));
     };
-    let client_id = match routing::text_sender(Some(&text.origination_number)) {
+    let client_id = match conversation::text_sender(Some(&text.origination_number)) {
         Ok(n) => n,
         Err(e) => return Ok(TextOutcome::Unreadable(e.to_string())),
     };
@@ -63,10 +62,10 @@ pub async fn handle_text(
         client_id,
         department_id: None,
         // Longer texts are cut rather than lost.
-        body: body.chars().take(routing::MAX_MESSAGE_CHARS).collect(),
+        body: body.chars().take(conversation::MAX_MESSAGE_CHARS).collect(),
         dedup_key: Some(format!("sms:{}", text.inbound_message_id)),
     };
-    match routing::route_inbound(store, inbound, now, ids).await {
+    match conversation::route_inbound(store, inbound, now, ids).await {
         Ok(routed) => Ok(TextOutcome::Routed(routed)),
         Err(e @ DomainError::Unavailable(_)) => Err(e),
         // A rule refused it (e.g. the practice is not fully set up): retrying would not change that.

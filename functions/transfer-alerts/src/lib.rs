@@ -14,10 +14,9 @@ use serde_json::Value;
 use adapters::auth::Authenticated;
 use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, Body};
 use adapters::{now, UlidIds};
+use domain::alert::dispatch::{dispatch_alert, DispatchReport};
 use domain::alert::AlertSender;
-use domain::conversation::{AlertId, ConversationId};
-use domain::dispatch::{dispatch_alert, DispatchReport};
-use domain::routing::{self, TransferInput};
+use domain::conversation::{self, AlertId, ConversationId, TransferInput};
 use domain::store::{DispatchStore, TransferStore};
 
 /// The transfer route's state: the transfer store, as its IAM policy allows.
@@ -37,7 +36,7 @@ async fn transfer(
     Body(body): Body,
 ) -> ApiResult<Response> {
     let input: TransferInput = parse_json(&body)?;
-    let conversation = routing::transfer_conversation(
+    let conversation = conversation::transfer_conversation(
         &*s.store,
         &caller,
         &ConversationId(id),
