@@ -2,33 +2,33 @@
 
 use std::sync::Arc;
 
-use adapters::config::Config;
+use adapters::lambda::{serve_events, ColdStart, Error};
 use adapters::senders::AwsSender;
 use domain::store::ReminderRunStore;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
+
+/// What a run holds: the due index, the outbox and the due departments' settings (its IAM policy), the
+/// sender, and the dashboard's address for the links in reminders.
+struct Reminders {
+    store: Arc<dyn ReminderRunStore>,
+    sender: AwsSender,
+    dashboard_url: String,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = Config::from_env()?;
-    adapters::telemetry::init(&config);
-    let sdk = adapters::aws::sdk_config(&config).await?;
-    // What a run may touch (its IAM policy): the due index, the outbox, the due departments' settings.
-    let store: Arc<dyn ReminderRunStore> = adapters::aws::dynamo_store(&sdk, &config).await?;
-    let sender_email = config
-        .sender_email
-        .clone()
-        .ok_or("SENDER_EMAIL is not set")?;
-    let sender = Arc::new(AwsSender::new(&sdk, sender_email));
-    let dashboard_url = Arc::new(config.dashboard_url.clone());
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (store, sender, dashboard_url) = (store.clone(), sender.clone(), dashboard_url.clone());
-        async move {
-            let summary =
-                eod_reminder::handle_event(&*store, &*sender, &event.payload, &dashboard_url)
-                    .await?;
-            Ok::<Value, Error>(serde_json::to_value(summary)?)
-        }
-    }))
+    let start = ColdStart::new().await?;
+    let reminders = Reminders {
+        store: start.store(),
+        sender: start.alert_sender()?,
+        dashboard_url: start.config.dashboard_url.clone(),
+    };
+    // The event is read here rather than by the runtime, so that anything but a scheduled event is refused
+    // with a message saying what was expected.
+    serve_events(reminders, |r, event: Value| async move {
+        let run_at = eod_reminder::scheduled_time(event)?;
+        let summary = eod_reminder::run(&*r.store, &r.sender, run_at, &r.dashboard_url).await?;
+        Ok::<_, Error>(summary)
+    })
     .await
 }
