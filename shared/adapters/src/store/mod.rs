@@ -11,7 +11,7 @@
 //! What the DynamoDB files share: `dynamo/mod.rs` (the store and its request loops: transaction, single
 //! conditional write, batch read, query pages), `dynamo/keys.rs` (the item keys below), `dynamo/codec.rs`
 //! (attribute values, items, transaction items), `dynamo/table.rs` (the table's shape, `ensure_table`),
-//! `dynamo/counter.rs` (requests counted per operation). `memory/mod.rs` holds the embedded store's maps.
+//! `dynamo/counter.rs` (requests counted per operation, with the `test-support` feature). `memory/mod.rs` holds the embedded store's maps.
 //!
 //! A new aggregate: its traits in `domain/src/store/<aggregate>.rs` (and in `domain::store::Store`), a file
 //! of that name in each folder here, its keys in `dynamo/keys.rs` and its rows in the table below, and its
@@ -68,7 +68,7 @@
 mod dynamo;
 mod memory;
 
-pub use dynamo::{
-    ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, RequestCounter, TableSpec,
-};
+#[cfg(feature = "test-support")]
+pub use dynamo::RequestCounter;
+pub use dynamo::{ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, TableSpec};
 pub use memory::MemoryStore;

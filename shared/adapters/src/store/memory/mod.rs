@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
-use domain::alert::{AlertRecord, PendingAlert};
+use domain::alert::AlertRecord;
 use domain::conversation::ConversationId;
 use domain::department::Department;
 use domain::identity::{DepartmentId, PracticeId};
@@ -49,8 +49,9 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Every pending alert written so far, oldest first (tests and the local dispatcher read them).
-    pub fn pending_alerts(&self) -> Vec<PendingAlert> {
+    /// Every alert written so far, oldest first, whatever its status (for the tests).
+    #[cfg(feature = "test-support")]
+    pub fn pending_alerts(&self) -> Vec<domain::alert::PendingAlert> {
         self.lock()
             .alerts
             .iter()
