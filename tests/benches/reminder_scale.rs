@@ -1,4 +1,4 @@
-//! The reminder run at scale (DESIGN.md, "Budgets and figures"): many departments in DynamoDB Local, a few
+//! The reminder run at scale (docs/architecture.md, "Access patterns and their budgets"): many departments in DynamoDB Local, a few
 //! hundred of them due; ONE `run_reminders` measured beside a `Scan` of the table (what a run without the
 //! sparse `DUE` index would have to read just to find the due departments).
 //!

@@ -1,4 +1,4 @@
-//! DynamoDB requests and consumed capacity per API operation, beside DESIGN.md's budget.
+//! DynamoDB requests and consumed capacity per API operation, beside its budget (docs/architecture.md).
 //!
 //! Every operation goes through the handlers the functions run (the local server's router in-process, the
 //! SNS text entry, the dispatcher, the reminder run) on a `DynamoStore` over DynamoDB Local. Requests are
@@ -35,7 +35,7 @@ const READS: &[&str] = &[
     "TransactGetItems",
 ];
 
-/// DESIGN.md's budgets.
+/// The budgets of docs/architecture.md.
 #[derive(Clone, Copy)]
 enum Budget {
     None,
@@ -185,7 +185,7 @@ async fn main() {
                 "requests",
                 "by operation",
                 "RCU / WCU",
-                "budget (DESIGN.md)",
+                "budget (docs/architecture.md)",
                 "within",
                 "guarded by (tests/tests/)"
             ],

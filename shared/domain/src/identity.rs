@@ -101,7 +101,7 @@ impl PracticeId {
 
 impl DepartmentId {
     /// The default department's id is derived from the practice's, so that routing can read it in the same
-    /// request as the practice (DESIGN.md's one-read budget) without knowing it first.
+    /// request as the practice (the one-read budget of docs/architecture.md) without knowing it first.
     pub fn default_for(practice_id: &PracticeId) -> DepartmentId {
         DepartmentId(format!("dep_team_{practice_id}"))
     }

@@ -1,5 +1,5 @@
-//! The end-of-day unresolved-conversation reminder (API.md: Departments `unresolved_reminder`, Alerts;
-//! DESIGN.md: Time, the reminder run's budget), on both stores: the embedded `MemoryStore` and the
+//! The end-of-day unresolved-conversation reminder (docs/api.md: Departments `unresolved_reminder`, Alerts;
+//! docs/architecture.md: Time, the reminder run's budget), on both stores: the embedded `MemoryStore` and the
 //! `DynamoStore` on DynamoDB Local (each test on a table of its own).
 //!
 //! Everything goes through the domain services the functions run: the settings service creates practices and
@@ -1434,7 +1434,7 @@ async fn an_outage_is_counted_and_the_reminder_waits_for_the_dispatcher(t: TestS
 // ---------------------------------------------------------------------------------------------------------
 
 /// 50 departments, 3 of them due: the run reads the due index once and then only the due departments
-/// (DESIGN.md: "reads proportional to the departments that are due, never a scan of the table").
+/// (docs/architecture.md: a run reads in proportion to the departments due, never a Scan).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamo_a_run_reads_only_the_due_departments() {
     let log = RequestLog::new();
