@@ -1,5 +1,5 @@
 //! The transfer-alerts function: `POST /conversations/{id}/transfer` (here), and the dispatcher that
-//! delivers pending alerts through SES v2 and SNS, one per stream record ([`dispatcher`]).
+//! delivers pending alerts through SES v2 and SNS, one per stream record (`src/bin/alert-dispatcher.rs`).
 
 use std::sync::Arc;
 
@@ -14,8 +14,6 @@ use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, B
 use adapters::{now, UlidIds};
 use domain::conversation::{self, ConversationId, TransferInput};
 use domain::store::TransferStore;
-
-pub mod dispatcher;
 
 /// The transfer route's state: the transfer store, as its IAM policy allows.
 type AppState = adapters::http::AppState<dyn TransferStore>;

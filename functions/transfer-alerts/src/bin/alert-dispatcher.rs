@@ -1,16 +1,86 @@
-//! Lambda entry of the alert dispatcher: the table's DynamoDB stream, with partial batch responses
-//! (`ReportBatchItemFailures`), delivering each pending alert (`transfer_alerts::dispatcher`).
+//! Lambda entry of the alert dispatcher: an alert is delivered. The table's DynamoDB stream hands this entry
+//! each inserted alert item, and every one is delivered through SES v2 and SNS by
+//! `domain::alert::dispatch`. Failures are reported per record (`ReportBatchItemFailures`), so the stream
+//! retries only those and, past its retry limit, hands them to the on-failure destination instead of
+//! dropping them.
 
 use adapters::lambda::{serve_events, ColdStart, Error};
+use adapters::senders::AwsSender;
 use aws_lambda_events::event::dynamodb::Event as DynamodbEvent;
-use transfer_alerts::dispatcher::Dispatcher;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use domain::alert::dispatch::{dispatch_alert, DispatchReport};
+use domain::conversation::AlertId;
+use domain::store::DispatchStore;
+
+/// What the dispatcher holds: the outbox and the alert's practice and department (its IAM policy), the
+/// sender, and the dashboard's address for the links in alerts.
+struct Dispatcher {
+    store: std::sync::Arc<dyn DispatchStore>,
+    sender: AwsSender,
+    dashboard_url: String,
+}
+
+/// The keys of a stream record's item; an alert's partition key is `ALERT#{alert_id}`.
+#[derive(Deserialize)]
+struct ItemKeys {
+    #[serde(rename = "PK")]
+    pk: String,
+}
+
+/// The alert ids a DynamoDB Streams batch carries: inserted `ALERT#` items. Returns (stream sequence
+/// number, alert id) so failures can be reported per record.
+fn alerts_in_stream_batch(event: &DynamodbEvent) -> Vec<(String, AlertId)> {
+    event
+        .records
+        .iter()
+        .filter(|record| record.event_name == "INSERT")
+        .filter_map(|record| {
+            let keys: ItemKeys = serde_dynamo::from_item(record.change.keys.clone()).ok()?;
+            let id = keys.pk.strip_prefix("ALERT#")?;
+            let sequence = record.change.sequence_number.clone().unwrap_or_default();
+            Some((sequence, AlertId(id.to_owned())))
+        })
+        .collect()
+}
+
+impl Dispatcher {
+    /// Dispatches every alert of a batch; answers the records to retry (alerts left pending after the
+    /// sender's own retries, or a store that was unavailable).
+    async fn dispatch_batch(
+        &self,
+        event: &DynamodbEvent,
+        now: DateTime<Utc>,
+    ) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        for (sequence, id) in alerts_in_stream_batch(event) {
+            let report =
+                dispatch_alert(&*self.store, &self.sender, &id, now, &self.dashboard_url).await;
+            match report {
+                Ok(DispatchReport { done: true, .. }) => continue,
+                Ok(report) => {
+                    tracing::warn!(alert_id = %id, ?report, "alert left pending; the stream will retry it");
+                }
+                Err(e) => {
+                    tracing::error!(alert_id = %id, error = %e, "alert dispatch failed");
+                }
+            }
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let start = ColdStart::new().await?;
     let dispatcher = Dispatcher {
         store: start.store(),
-        sender: Box::new(start.alert_sender()?),
+        sender: start.alert_sender()?,
         dashboard_url: start.config.dashboard_url.clone(),
     };
     serve_events(dispatcher, |dispatcher, batch: DynamodbEvent| async move {
