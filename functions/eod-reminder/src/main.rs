@@ -1,28 +1,14 @@
 //! Lambda entry of the eod-reminder function (EventBridge scheduled event).
 
-use std::sync::Arc;
-
 use adapters::lambda::{serve_events, ColdStart, Error};
-use adapters::senders::AwsSender;
 use domain::store::ReminderRunStore;
 use serde_json::Value;
-
-/// What a run holds: the due index, the outbox and the due departments' settings (its IAM policy), the
-/// sender, and the dashboard's address for the links in reminders.
-struct Reminders {
-    store: Arc<dyn ReminderRunStore>,
-    sender: AwsSender,
-    dashboard_url: String,
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let start = ColdStart::new().await?;
-    let reminders = Reminders {
-        store: start.store(),
-        sender: start.alert_sender()?,
-        dashboard_url: start.config.dashboard_url.clone(),
-    };
+    // What a run may touch (its IAM policy): the due index, the outbox, the due departments' settings.
+    let reminders = start.alerting::<dyn ReminderRunStore>(start.store())?;
     // The event is read here rather than by the runtime, so that anything but a scheduled event is refused
     // with a message saying what was expected.
     serve_events(reminders, |r, event: Value| async move {

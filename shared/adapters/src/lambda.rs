@@ -49,10 +49,15 @@ impl ColdStart {
         self.store.clone()
     }
 
-    /// Email through SES v2 and SMS through SNS, from `SENDER_EMAIL` (required).
-    pub fn alert_sender(&self) -> Result<AwsSender, ConfigError> {
+    /// What an entry that sends alerts holds: `store`, email through SES v2 and SMS through SNS from
+    /// `SENDER_EMAIL` (required), and the dashboard's address for the links.
+    pub fn alerting<S: ?Sized>(&self, store: Arc<S>) -> Result<Alerting<S>, ConfigError> {
         let from = self.config.require_sender_email()?;
-        Ok(AwsSender::new(&self.sdk, from.to_owned()))
+        Ok(Alerting {
+            store,
+            sender: AwsSender::new(&self.sdk, from.to_owned()),
+            dashboard_url: self.config.dashboard_url.clone(),
+        })
     }
 
     /// Serves an HTTP function's router behind API Gateway (HTTP API, payload 2.0), identity from the JWT
@@ -60,6 +65,15 @@ impl ColdStart {
     pub async fn serve_http(&self, router: Router) -> Result<(), Error> {
         lambda_http::run(crate::auth::lambda_router(router, &self.config)).await
     }
+}
+
+/// The state of an entry that sends alerts (alert-dispatcher, eod-reminder).
+pub struct Alerting<S: ?Sized> {
+    /// The store, as the traits the entry's IAM policy lets it use.
+    pub store: Arc<S>,
+    pub sender: AwsSender,
+    /// The base of the links in alerts (`DASHBOARD_URL`).
+    pub dashboard_url: String,
 }
 
 /// Serves an entry of another trigger (SNS, a DynamoDB stream, an EventBridge schedule): each event,

@@ -4,8 +4,7 @@
 //! retries only those and, past its retry limit, hands them to the on-failure destination instead of
 //! dropping them.
 
-use adapters::lambda::{serve_events, ColdStart, Error};
-use adapters::senders::AwsSender;
+use adapters::lambda::{serve_events, Alerting, ColdStart, Error};
 use aws_lambda_events::event::dynamodb::Event as DynamodbEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
@@ -14,14 +13,6 @@ use serde::Deserialize;
 use domain::alert::dispatch::{dispatch_alert, DispatchReport};
 use domain::conversation::AlertId;
 use domain::store::DispatchStore;
-
-/// What the dispatcher holds: the outbox and the alert's practice and department (its IAM policy), the
-/// sender, and the dashboard's address for the links in alerts.
-struct Dispatcher {
-    store: std::sync::Arc<dyn DispatchStore>,
-    sender: AwsSender,
-    dashboard_url: String,
-}
 
 /// The keys of a stream record's item; an alert's partition key is `ALERT#{alert_id}`.
 #[derive(Deserialize)]
@@ -46,45 +37,38 @@ fn alerts_in_stream_batch(event: &DynamodbEvent) -> Vec<(String, AlertId)> {
         .collect()
 }
 
-impl Dispatcher {
-    /// Dispatches every alert of a batch; answers the records to retry (alerts left pending after the
-    /// sender's own retries, or a store that was unavailable).
-    async fn dispatch_batch(
-        &self,
-        event: &DynamodbEvent,
-        now: DateTime<Utc>,
-    ) -> DynamoDbEventResponse {
-        let mut response = DynamoDbEventResponse::default();
-        for (sequence, id) in alerts_in_stream_batch(event) {
-            let report =
-                dispatch_alert(&*self.store, &self.sender, &id, now, &self.dashboard_url).await;
-            match report {
-                Ok(DispatchReport { done: true, .. }) => continue,
-                Ok(report) => {
-                    tracing::warn!(alert_id = %id, ?report, "alert left pending; the stream will retry it");
-                }
-                Err(e) => {
-                    tracing::error!(alert_id = %id, error = %e, "alert dispatch failed");
-                }
+/// Dispatches every alert of a batch; answers the records to retry (alerts left pending after the sender's
+/// own retries, or a store that was unavailable).
+async fn dispatch_batch(
+    d: &Alerting<dyn DispatchStore>,
+    event: &DynamodbEvent,
+    now: DateTime<Utc>,
+) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for (sequence, id) in alerts_in_stream_batch(event) {
+        match dispatch_alert(&*d.store, &d.sender, &id, now, &d.dashboard_url).await {
+            Ok(DispatchReport { done: true, .. }) => continue,
+            Ok(report) => {
+                tracing::warn!(alert_id = %id, ?report, "alert left pending; the stream will retry it");
             }
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(sequence);
-            response.batch_item_failures.push(failure);
+            Err(e) => {
+                tracing::error!(alert_id = %id, error = %e, "alert dispatch failed");
+            }
         }
-        response
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence);
+        response.batch_item_failures.push(failure);
     }
+    response
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let start = ColdStart::new().await?;
-    let dispatcher = Dispatcher {
-        store: start.store(),
-        sender: start.alert_sender()?,
-        dashboard_url: start.config.dashboard_url.clone(),
-    };
-    serve_events(dispatcher, |dispatcher, batch: DynamodbEvent| async move {
-        Ok::<_, Error>(dispatcher.dispatch_batch(&batch, adapters::now()).await)
+    // What the dispatcher may touch (its IAM policy): the outbox and the alert's practice and department.
+    let dispatcher = start.alerting::<dyn DispatchStore>(start.store())?;
+    serve_events(dispatcher, |d, batch: DynamodbEvent| async move {
+        Ok::<_, Error>(dispatch_batch(d, &batch, adapters::now()).await)
     })
     .await
 }
