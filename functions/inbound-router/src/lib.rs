@@ -14,9 +14,8 @@ use serde::Deserialize;
 use adapters::auth::Authenticated;
 use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, Body};
 use adapters::{now, UlidIds};
-use domain::conversation::{ConversationId, ConversationStatus};
+use domain::conversation::{self, ConversationId, ConversationStatus, InboundInput, StartInput};
 use domain::identity::DepartmentId;
-use domain::routing::{self, InboundInput, StartInput};
 use domain::store::{ConversationFilter, ConversationStore};
 use domain::{DomainError, InvalidCode};
 
@@ -50,8 +49,8 @@ async fn inbound(
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let inbound = routing::inbound_from_caller(&caller, input, idempotency_key.as_deref())?;
-    let routed = routing::route_inbound(&*s.store, inbound, now(), &UlidIds).await?;
+    let inbound = conversation::inbound_from_caller(&caller, input, idempotency_key.as_deref())?;
+    let routed = conversation::route_inbound(&*s.store, inbound, now(), &UlidIds).await?;
     let status = if routed.new_conversation {
         StatusCode::CREATED
     } else {
@@ -101,7 +100,7 @@ async fn list_conversations(
         status,
         department_id: q.department_id.filter(|d| !d.is_empty()).map(DepartmentId),
     };
-    let page = routing::list_conversations(
+    let page = conversation::list_conversations(
         &*s.store,
         &caller,
         filter,
@@ -118,7 +117,8 @@ async fn start_conversation(
     Body(body): Body,
 ) -> ApiResult<Response> {
     let input: StartInput = parse_json(&body)?;
-    let conversation = routing::staff_start(&*s.store, &caller, input, now(), &UlidIds).await?;
+    let conversation =
+        conversation::staff_start(&*s.store, &caller, input, now(), &UlidIds).await?;
     Ok(json_response(StatusCode::CREATED, conversation))
 }
 
@@ -127,7 +127,7 @@ async fn conversation_detail(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let detail = routing::conversation_detail(&*s.store, &caller, &ConversationId(id)).await?;
+    let detail = conversation::conversation_detail(&*s.store, &caller, &ConversationId(id)).await?;
     Ok(json_response(StatusCode::OK, detail))
 }
 
@@ -144,7 +144,7 @@ async fn reply(
     Body(body): Body,
 ) -> ApiResult<Response> {
     let ReplyBody { body } = parse_json(&body)?;
-    let message = routing::staff_reply(
+    let message = conversation::staff_reply(
         &*s.store,
         &caller,
         &ConversationId(id),
@@ -162,6 +162,6 @@ async fn end_conversation(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let conversation =
-        routing::end_conversation(&*s.store, &caller, &ConversationId(id), now()).await?;
+        conversation::end_conversation(&*s.store, &caller, &ConversationId(id), now()).await?;
     Ok(json_response(StatusCode::OK, conversation))
 }

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Json;
 use axum::Router;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -21,8 +22,8 @@ use adapters::config::{Config, LocalStore, StoreFlags};
 use adapters::http::{ApiError, Body};
 use adapters::senders::{RecordingSender, SentAlert};
 use adapters::store::EmbeddedStore;
+use domain::alert::dispatch::dispatch_alert;
 use domain::alert::AlertSender;
-use domain::dispatch::dispatch_alert;
 use domain::identity::{plausible_id, PracticeId, Role};
 use domain::store::Store;
 use domain::{DomainError, InvalidCode};
@@ -193,6 +194,13 @@ pub fn spawn_alert_worker(
     })
 }
 
+/// The body of `POST /_local/eod-reminder`: an EventBridge scheduled event, of which only the `time` is read
+/// (so `{"time": ...}` alone will do).
+#[derive(Deserialize)]
+struct RunAt {
+    time: DateTime<Utc>,
+}
+
 /// `POST /_local/eod-reminder`: runs the reminder function for the scheduled event in the body (its `time`
 /// is the instant the run is for) and answers its summary.
 async fn eod_reminder(
@@ -200,13 +208,14 @@ async fn eod_reminder(
     body: bytes::Bytes,
 ) -> Result<Json<domain::reminder::RunSummary>, ApiError> {
     let event: Value = adapters::http::parse_json(&body)?;
-    match eod_reminder::handle_event(&*store, &*local.sender, &event, &local.dashboard_url).await {
-        Ok(summary) => Ok(Json(summary)),
-        Err(eod_reminder::ReminderError::BadEvent(reason)) => {
-            Err(domain::DomainError::malformed(reason, Some("time".into())).into())
-        }
-        Err(eod_reminder::ReminderError::Domain(e)) => Err(e.into()),
-    }
+    let RunAt { time } = serde_json::from_value(event).map_err(|e| {
+        DomainError::malformed(
+            format!("the scheduled event has no RFC 3339 `time`: {e}"),
+            Some("time".into()),
+        )
+    })?;
+    let summary = eod_reminder::run(&*store, &*local.sender, time, &local.dashboard_url).await?;
+    Ok(Json(summary))
 }
 
 /// The local server's reminder schedule: a run for the current instant every `every`.
@@ -218,10 +227,9 @@ pub fn spawn_reminder_timer(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            let event = serde_json::json!({"time": adapters::now().to_rfc3339()});
+            let now = adapters::now();
             if let Err(e) =
-                eod_reminder::handle_event(&*store, &*local.sender, &event, &local.dashboard_url)
-                    .await
+                eod_reminder::run(&*store, &*local.sender, now, &local.dashboard_url).await
             {
                 tracing::warn!(error = %e, "reminder run failed; the next run catches up");
             }

@@ -174,6 +174,13 @@ impl Config {
         }
     }
 
+    /// The sender address of alert emails, required by the functions that send alerts.
+    pub fn require_sender_email(&self) -> Result<&str, ConfigError> {
+        self.sender_email
+            .as_deref()
+            .ok_or_else(|| ConfigError("SENDER_EMAIL is not set".into()))
+    }
+
     /// The table name, required by the Lambda functions.
     pub fn require_table(&self) -> Result<&str, ConfigError> {
         self.table_name

@@ -5,12 +5,10 @@
 pub mod alert;
 pub mod conversation;
 pub mod department;
-pub mod dispatch;
 pub mod error;
 pub mod identity;
 pub mod practice;
 pub mod reminder;
-pub mod routing;
 pub mod schedule;
 pub mod settings;
 pub mod store;

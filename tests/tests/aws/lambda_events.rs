@@ -27,10 +27,11 @@ use adapters::store::DynamoStore;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
-use domain::alert::{AlertKind, AlertStatus, DeliveryOutcome};
-use domain::conversation::{AlertId, Author, Channel, ConversationId, ConversationStatus};
+use domain::alert::{AlertKind, AlertStatus, AlertSubject, DeliveryOutcome};
+use domain::conversation::{
+    self, AlertId, Author, Channel, ConversationId, ConversationStatus, Inbound,
+};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
-use domain::routing::{self, Inbound};
 use domain::settings;
 use domain::store::{ConversationFilter, ConversationStore, Store};
 use serde_json::{json, Map, Value};
@@ -702,7 +703,7 @@ async fn seed_demo_practice(story: &Story) {
         body: BELLA_TEXT.to_owned(),
         dedup_key: None,
     };
-    let routed = routing::route_inbound(store, text, seed_instant(), &DemoIds)
+    let routed = conversation::route_inbound(store, text, seed_instant(), &DemoIds)
         .await
         .expect("seed Bella's conversation");
     assert_eq!(routed.conversation_id.as_str(), BELLA);
@@ -908,16 +909,19 @@ async fn check_after(after: After, story: &Story) {
                     .await
                     .expect("get alert")
                     .expect("alert");
-                if record.alert.kind == AlertKind::Transfer {
+                if record.alert.kind() == AlertKind::Transfer {
                     transfers.push(record.alert);
                 }
             }
             assert_eq!(transfers.len(), 1, "one transfer alert: {transfers:?}");
             let alert = &transfers[0];
             assert_eq!(alert.department_id.as_str(), GROOMING);
-            assert_eq!(alert.conversation_id.as_str(), BELLA);
-            assert_eq!(alert.preview, BELLA_TEXT);
-            let transfer = alert.transfer.as_ref().expect("the transfer");
+            let AlertSubject::Transfer(about) = &alert.subject else {
+                panic!("the transfer: {alert:?}");
+            };
+            assert_eq!(about.conversation.conversation_id.as_str(), BELLA);
+            assert_eq!(about.conversation.preview, BELLA_TEXT);
+            let transfer = &about.transfer;
             assert_eq!(transfer.from.as_str(), DEFAULT_DEPARTMENT);
             assert_eq!(transfer.to.as_str(), GROOMING);
             assert_eq!(transfer.by, "usr_staff_demo");

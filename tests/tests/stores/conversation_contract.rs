@@ -1,6 +1,7 @@
 //! The storage contract for conversations (`domain::store::Store`'s conversation methods), written once and
 //! run on every store: the embedded `EmbeddedStore` in memory and on a file, and the `DynamoStore` on
-//! DynamoDB Local (each test on a table of its own). The concurrency tests go through `domain::routing`, as the functions do. A few checks
+//! DynamoDB Local (each test on a table of its own). The concurrency tests go through `domain::conversation`,
+//! as the functions do. A few checks
 //! only the DynamoDB store can answer (request budgets, the raw item layout) come at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,13 +14,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use domain::alert::{AlertKind, PendingAlert};
 use domain::conversation::{
-    Author, Channel, Conversation, ConversationId, ConversationStatus, Message, MessageId,
+    self, Author, Channel, Conversation, ConversationId, ConversationStatus, Inbound, Message,
+    MessageId, Routed,
 };
 use domain::department::Department;
 use domain::error::{DomainError, InvalidCode};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::Practice;
-use domain::routing::{self, Inbound, Routed};
 use domain::store::{
     ConversationDetail, ConversationFilter, ConversationPage, NewConversation, OpenConversation,
     RoutingContext, Store, StoreError,
@@ -123,15 +124,7 @@ fn client_message(c: &Conversation, at: DateTime<Utc>, body: &str) -> Message {
 /// A new conversation with its first message and its new-conversation alert.
 fn new_conversation(c: Conversation, body: &str, dedup_key: Option<&str>) -> NewConversation {
     let messages = vec![client_message(&c, c.started_at, body)];
-    let alert = PendingAlert::new(
-        &TestIds,
-        AlertKind::NewConversation,
-        &c,
-        &c.department_id,
-        None,
-        c.started_at,
-    )
-    .with_preview(body);
+    let alert = PendingAlert::new_conversation(&TestIds, &c, body, c.started_at);
     NewConversation {
         conversation: c,
         messages,
@@ -706,7 +699,7 @@ async fn ending_releases_the_claim_and_the_count(t: TestStore) {
     );
     assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(0));
     // The domain treats a second end as done.
-    let again = routing::end_conversation(
+    let again = conversation::end_conversation(
         store.as_ref(),
         &staff(&practice.id),
         &c.id,
@@ -1145,7 +1138,7 @@ async fn thirty_two_texts_from_one_number_start_one_conversation(t: TestStore) {
         let (s, pid) = (s.clone(), pid.clone());
         async move {
             let message = inbound(&pid, Channel::Sms, FROM, None, &body);
-            routing::route_inbound(s.as_ref(), message, t0(), &TestIds).await
+            conversation::route_inbound(s.as_ref(), message, t0(), &TestIds).await
         }
     })
     .await;
@@ -1190,8 +1183,12 @@ async fn thirty_two_texts_from_one_number_start_one_conversation(t: TestStore) {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(
         (
-            &alerts[0].conversation_id,
-            alerts[0].kind,
+            &alerts[0]
+                .subject
+                .conversation()
+                .expect("about a conversation")
+                .conversation_id,
+            alerts[0].kind(),
             &alerts[0].department_id
         ),
         (&id, AlertKind::NewConversation, &default.id)
@@ -1236,7 +1233,7 @@ async fn a_department_deleted_while_chats_start_never_keeps_one(t: TestStore) {
                         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                         let message = inbound(&pid, Channel::App, &client, Some(&d.id), "hello");
                         Result_::Chat(
-                            routing::route_inbound(s.as_ref(), message, t0(), &TestIds).await,
+                            conversation::route_inbound(s.as_ref(), message, t0(), &TestIds).await,
                         )
                     }
                     Racer::Delete(delay) => {
@@ -1296,7 +1293,14 @@ async fn a_department_deleted_while_chats_start_never_keeps_one(t: TestStore) {
     // Every alert belongs to a conversation that exists.
     for alert in t.pending_alerts().await {
         assert!(store
-            .get_conversation(&practice.id, &alert.conversation_id)
+            .get_conversation(
+                &practice.id,
+                &alert
+                    .subject
+                    .conversation()
+                    .expect("about a conversation")
+                    .conversation_id,
+            )
             .await
             .expect("get")
             .is_some());
@@ -1318,7 +1322,7 @@ async fn counts_match_the_truth_after_concurrent_starts_ends_and_messages(t: Tes
         let (s, p, d) = (s.clone(), p.clone(), deps[i % 3].clone());
         async move {
             let message = inbound(&p, Channel::App, &format!("old-{i}"), Some(&d), "first");
-            routing::route_inbound(s.as_ref(), message, t0(), &TestIds).await
+            conversation::route_inbound(s.as_ref(), message, t0(), &TestIds).await
         }
     })
     .await
@@ -1355,12 +1359,12 @@ async fn counts_match_the_truth_after_concurrent_starts_ends_and_messages(t: Tes
         async move {
             let now = t0() + Duration::minutes(5);
             match racer {
-                Racer::End(id) => routing::end_conversation(s.as_ref(), &staff(&p), &id, now)
+                Racer::End(id) => conversation::end_conversation(s.as_ref(), &staff(&p), &id, now)
                     .await
                     .map(|c| (c.id, String::new())),
                 Racer::Write(client, department, body) => {
                     let message = inbound(&p, Channel::App, &client, Some(&department), &body);
-                    routing::route_inbound(s.as_ref(), message, now, &TestIds)
+                    conversation::route_inbound(s.as_ref(), message, now, &TestIds)
                         .await
                         .map(|r| (r.conversation_id, body))
                 }
@@ -1431,7 +1435,15 @@ async fn counts_match_the_truth_after_concurrent_starts_ends_and_messages(t: Tes
     }
     assert!(open.len() >= 12, "the new clients' conversations are open");
     let alerts = t.pending_alerts().await;
-    let alerted: BTreeSet<&ConversationId> = alerts.iter().map(|a| &a.conversation_id).collect();
+    let alerted: BTreeSet<&ConversationId> = alerts
+        .iter()
+        .map(|a| {
+            &a.subject
+                .conversation()
+                .expect("about a conversation")
+                .conversation_id
+        })
+        .collect();
     assert_eq!(alerts.len(), all.len(), "one alert per conversation");
     assert_eq!(alerted, all.iter().map(|c| &c.id).collect());
 }
@@ -1536,7 +1548,7 @@ async fn dynamo_conversation_requests_stay_within_budget() {
     let text = || inbound(&practice.id, Channel::Sms, "+12025550199", None, "hello");
     let (r, n) = requests(
         d,
-        routing::route_inbound(store.as_ref(), text(), t0(), &TestIds),
+        conversation::route_inbound(store.as_ref(), text(), t0(), &TestIds),
     )
     .await;
     assert!(r.expect("routed").new_conversation);
@@ -1547,7 +1559,7 @@ async fn dynamo_conversation_requests_stay_within_budget() {
     );
     let (r, n) = requests(
         d,
-        routing::route_inbound(store.as_ref(), text(), t0(), &TestIds),
+        conversation::route_inbound(store.as_ref(), text(), t0(), &TestIds),
     )
     .await;
     assert!(!r.expect("routed").new_conversation);
@@ -1733,12 +1745,11 @@ async fn file_everything_reads_back_after_the_file_is_reopened() {
         at: t0() + Duration::minutes(2),
         note: Some("for the groomer".into()),
     };
-    let transfer_alert = PendingAlert::new(
+    let transfer_alert = PendingAlert::transfer(
         &TestIds,
-        AlertKind::Transfer,
         &c,
-        &grooming.id,
-        Some(transfer.clone()),
+        transfer.clone(),
+        "for the groomer",
         transfer.at,
     );
     store

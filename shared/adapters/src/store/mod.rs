@@ -11,9 +11,9 @@
 //! What the DynamoDB files share: `dynamo/mod.rs` (the store and its request loops: transaction, single
 //! conditional write, batch read, query pages), `dynamo/keys.rs` (the item keys below), `dynamo/codec.rs`
 //! (attribute values, items, transaction items), `dynamo/table.rs` (the table's shape, `ensure_table`),
-//! `dynamo/counter.rs` (requests counted per operation). `embedded/mod.rs` holds the embedded store (one
-//! redb database on a file or in memory), its transactions, the data format and its migrations; its tables
-//! are listed there.
+//! `dynamo/counter.rs` (requests counted per operation, with the `test-support` feature). `embedded/mod.rs`
+//! holds the embedded store (one redb database on a file or in memory), its transactions, the data format
+//! and its migrations; its tables are listed there.
 //!
 //! A new aggregate: its traits in `domain/src/store/<aggregate>.rs` (and in `domain::store::Store`), a file
 //! of that name in each folder here (for the embedded store: its tables, their `create_tables`, called from
@@ -73,9 +73,9 @@ pub mod embedded;
 
 use chrono::{DateTime, Utc};
 
-pub use dynamo::{
-    ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, RequestCounter, TableSpec,
-};
+#[cfg(feature = "test-support")]
+pub use dynamo::RequestCounter;
+pub use dynamo::{ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, TableSpec};
 pub use embedded::EmbeddedStore;
 
 /// An instant as a fixed-width UTC string (nanoseconds, `Z`), so strings sort as instants do: the instants

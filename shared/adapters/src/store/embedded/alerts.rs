@@ -89,6 +89,7 @@ async fn change_alert<T: Send + 'static>(
 
 impl EmbeddedStore {
     /// Every alert written so far, whatever its status, oldest first (what tests read back).
+    #[cfg(feature = "test-support")]
     pub fn all_alerts(&self) -> StoreResult<Vec<AlertRecord>> {
         self.read(|tx| {
             let alerts = tx.open_table(ALERTS).map_err(engine)?;

@@ -1,0 +1,177 @@
+//! The conversation aggregate: what a conversation is (here), and one file per flow that changes or reads it.
+//!
+//! | flow | file | use case |
+//! |---|---|---|
+//! | a message arrives (app, web widget, text) | [`inbound`] | [`route_inbound`] (and [`new_conversation_outcome`], the rule a new chat meets) |
+//! | staff start a conversation | [`staff_start`] | [`staff_start()`] |
+//! | staff reply | [`reply`] | [`staff_reply`] |
+//! | staff end a conversation | [`end`] | [`end_conversation`] |
+//! | staff transfer a conversation | [`transfer`] | [`transfer_conversation`] |
+//! | staff list and open conversations | [`read`] | [`list_conversations`], [`conversation_detail`] |
+//!
+//! What the flows share is written once in `common.rs`: the message body rule, the messages of one write
+//! (a message and its auto-replies), the retry of a write that lost a race. The behaviour is the HTTP API's
+//! "Inbound messages" and "Conversations" (docs/api.md); the stores they call are [`crate::store`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{id_type, DepartmentId, PracticeId};
+
+mod common;
+pub mod end;
+pub mod inbound;
+pub mod read;
+pub mod reply;
+pub mod staff_start;
+pub mod transfer;
+
+pub use common::{text_sender, MAX_MESSAGE_CHARS};
+pub use end::end_conversation;
+pub use inbound::{
+    admit, inbound_from_caller, new_conversation_outcome, route_inbound, Admission, Inbound,
+    InboundInput, Routed, MAX_IDEMPOTENCY_KEY_CHARS,
+};
+pub use read::{conversation_detail, list_conversations};
+pub use reply::staff_reply;
+pub use staff_start::{staff_start, StartInput};
+pub use transfer::{transfer_conversation, TransferInput};
+
+id_type!(
+    /// A conversation between a client and the practice.
+    ConversationId
+);
+id_type!(
+    /// A message of a conversation.
+    MessageId
+);
+id_type!(
+    /// A pending alert (the transactional outbox record).
+    AlertId
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    App,
+    Web,
+    Sms,
+    Whatsapp,
+}
+
+impl Channel {
+    /// Texts cannot choose a department and are always taken, whatever the hours or the switch.
+    pub fn is_text(self) -> bool {
+        matches!(self, Channel::Sms | Channel::Whatsapp)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::App => "app",
+            Channel::Web => "web",
+            Channel::Sms => "sms",
+            Channel::Whatsapp => "whatsapp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    Open,
+    Resolved,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub practice_id: PracticeId,
+    pub department_id: DepartmentId,
+    pub client_id: String,
+    pub channel: Channel,
+    pub status: ConversationStatus,
+    pub started_at: DateTime<Utc>,
+    pub last_message_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl Conversation {
+    /// A conversation that starts now: open, its first message at `now`.
+    pub fn start(
+        id: ConversationId,
+        practice_id: PracticeId,
+        department_id: DepartmentId,
+        client_id: String,
+        channel: Channel,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Conversation {
+            id,
+            practice_id,
+            department_id,
+            client_id,
+            channel,
+            status: ConversationStatus::Open,
+            started_at: now,
+            last_message_at: now,
+            resolved_at: None,
+        }
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Author {
+    Client {
+        id: String,
+    },
+    Staff {
+        id: String,
+    },
+    /// An automatic reply of the department (greeting, after-hours message).
+    Auto {
+        reply: AutoReplyKind,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub at: DateTime<Utc>,
+    pub author: Author,
+    pub channel: Channel,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub from: DepartmentId,
+    pub to: DepartmentId,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoReplyKind {
+    Greeting,
+    AfterHours,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoReply {
+    pub kind: AutoReplyKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The department is open: staff see it now.
+    Delivered,
+    /// The department is closed but takes messages after hours.
+    AfterHoursMessageLeft,
+}
