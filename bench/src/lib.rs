@@ -43,12 +43,8 @@ pub struct Api {
 
 impl Api {
     pub fn new(store: Arc<dyn Store>) -> Api {
-        let recorder = RecordingSender::new();
-        let services = local::LocalServices {
-            recorder: recorder.clone(),
-            sender: Arc::new(recorder.clone()),
-            dashboard_url: DASHBOARD.to_owned(),
-        };
+        let services = local::LocalServices::recording(DASHBOARD, "ws://127.0.0.1:3000/ws");
+        let recorder = services.recorder.clone();
         Api {
             app: local::app(store.clone(), SECRET, services),
             store,

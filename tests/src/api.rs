@@ -54,12 +54,13 @@ impl Reply {
 
 impl Api {
     pub fn with_store(store: Arc<dyn Store>) -> Api {
-        let recorder = RecordingSender::new();
-        let services = local::LocalServices {
-            recorder: recorder.clone(),
-            sender: Arc::new(recorder.clone()),
-            dashboard_url: DASHBOARD.to_owned(),
-        };
+        let services = local::LocalServices::recording(DASHBOARD, "ws://127.0.0.1:3000/ws");
+        Api::with_services(store, services)
+    }
+
+    /// On `store` with the local-only services given (a live server's sockets and WebSocket URL).
+    pub fn with_services(store: Arc<dyn Store>, services: local::LocalServices) -> Api {
+        let recorder = services.recorder.clone();
         Api {
             app: local::app(store.clone(), SECRET, services),
             store,
@@ -166,6 +167,26 @@ impl Api {
         body: Option<Value>,
     ) -> Reply {
         let auth = format!("Bearer {}", Api::token(practice, role));
+        self.raw(
+            method,
+            path,
+            &[("authorization", &auth)],
+            body.map(|b| b.to_string()),
+        )
+        .await
+    }
+
+    /// A call as the user `sub` with `role` of `practice` (a given pet owner, a given staff member).
+    pub async fn call_as(
+        &self,
+        practice: &str,
+        role: Role,
+        sub: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let auth = format!("Bearer {}", Api::token_as(practice, role, sub));
         self.raw(
             method,
             path,

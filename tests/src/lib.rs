@@ -2,7 +2,9 @@
 //! embedded one) and [`on_every_store!`], which runs a test on each; sample records; request logs.
 
 pub mod api;
+pub mod fake_connections;
 pub mod fault_proxy;
+pub mod live;
 pub mod local_server;
 pub mod openapi_check;
 pub mod runtime_api;

@@ -328,6 +328,8 @@ fn conversation(p: &Practice, d: &Department, n: usize) -> Conversation {
         started_at: at,
         last_message_at: at,
         resolved_at: None,
+        department_name: d.settings.name.clone(),
+        last_seq: 1,
     }
 }
 

@@ -381,19 +381,20 @@ async fn api_operations(client: &aws_sdk_dynamodb::Client, probe: &CapacityProbe
     .await;
     let chat =
         json!({"channel": "app", "department_id": grooming_id, "body": "Can I book a bath?"});
-    b.measure(
-        "POST /inbound (app chat, starts a conversation, greeting)",
-        Budget::ReadTransaction,
-        G_CONV,
-        api.expect(
-            StatusCode::CREATED,
-            Method::POST,
-            "/inbound",
-            &owner,
-            Some(&chat),
-        ),
-    )
-    .await;
+    let chat_started = b
+        .measure(
+            "POST /inbound (app chat, starts a conversation, greeting)",
+            Budget::ReadTransaction,
+            G_CONV,
+            api.expect(
+                StatusCode::CREATED,
+                Method::POST,
+                "/inbound",
+                &owner,
+                Some(&chat),
+            ),
+        )
+        .await;
     b.measure(
         "POST /inbound (app chat, into the open conversation)",
         Budget::ReadWrite,
@@ -455,14 +456,55 @@ async fn api_operations(client: &aws_sdk_dynamodb::Client, probe: &CapacityProbe
     let started = id(&started, "id");
     b.measure(
         "POST /conversations/{id}/messages (staff reply)",
-        Budget::None,
-        "",
+        Budget::ReadTransaction,
+        G_CONV,
         api.expect(
             StatusCode::CREATED,
             Method::POST,
             &format!("/conversations/{started}/messages"),
             &staff,
             Some(&json!({"body": "See you at 5"})),
+        ),
+    )
+    .await;
+    // The client's own view: one Query each (issue #15).
+    let chat_id = id(&chat_started, "conversation_id");
+    b.measure(
+        "GET /client/conversations",
+        Budget::Query,
+        G_CONV,
+        api.expect(
+            StatusCode::OK,
+            Method::GET,
+            "/client/conversations",
+            &owner,
+            None,
+        ),
+    )
+    .await;
+    b.measure(
+        "GET /client/conversations/{id}/messages?after=1",
+        Budget::Query,
+        G_CONV,
+        api.expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/client/conversations/{chat_id}/messages?after=1"),
+            &owner,
+            None,
+        ),
+    )
+    .await;
+    b.measure(
+        "POST /realtime/tickets",
+        Budget::None,
+        "",
+        api.expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/realtime/tickets",
+            &owner,
+            None,
         ),
     )
     .await;

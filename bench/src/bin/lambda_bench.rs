@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use adapters::store::DynamoStore;
 use chrono::{Days, Utc};
 use domain::identity::Role;
+use domain::store::{ConnectionStore, TicketStore};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use vetchat_bench::{mib, ms, quantile, read_event, rss_kib, table, Api};
@@ -38,6 +39,8 @@ const ALL: &[&str] = &[
     "transfer-alerts",
     "alert-dispatcher",
     "eod-reminder",
+    "realtime-connections",
+    "realtime-fanout",
 ];
 
 struct Args {
@@ -99,6 +102,8 @@ struct Workload {
     growth: &'static str,
     next: NextEvent,
     check: fn(&Value) -> Result<(), String>,
+    /// Environment beyond the table and the AWS settings (the fanout's `@connections` endpoint).
+    env: Vec<(String, String)>,
 }
 
 fn http_ok(out: &Value) -> Result<(), String> {
@@ -223,6 +228,7 @@ async fn workload(
             growth: "none",
             next: Box::new(|_| json!({})),
             check: hello_ok,
+            env: Vec::new(),
         };
     }
     let s = seed(client).await;
@@ -237,6 +243,7 @@ async fn workload(
                 growth: "none",
                 next: Box::new(move |_| event.clone()),
                 check: http_ok,
+                env: Vec::new(),
             }
         }
         "inbound-router" => {
@@ -250,6 +257,7 @@ async fn workload(
                 growth: "one message item per invocation",
                 next: Box::new(move |_| event.clone()),
                 check: http_ok,
+                env: Vec::new(),
             }
         }
         "inbound-sms" => {
@@ -269,6 +277,7 @@ async fn workload(
                     e
                 }),
                 check: sns_ok,
+                env: Vec::new(),
             }
         }
         "transfer-alerts" => {
@@ -295,6 +304,7 @@ async fn workload(
                     e
                 }),
                 check: http_ok,
+                env: Vec::new(),
             }
         }
         "alert-dispatcher" => {
@@ -320,6 +330,7 @@ async fn workload(
                 growth: "delivery outcomes on the alerts (seeded beforehand)",
                 next: Box::new(move |i| stream_insert(&ids[i % ids.len()], i)),
                 check: stream_ok,
+                env: Vec::new(),
             }
         }
         "eod-reminder" => {
@@ -351,6 +362,97 @@ async fn workload(
                     e
                 }),
                 check: reminder_ok,
+                env: Vec::new(),
+            }
+        }
+        "realtime-connections" => {
+            // A ticket per invocation, sold to the practice's staff (each $connect takes one).
+            let staff = domain::realtime::Subscriber {
+                practice_id: domain::identity::PracticeId(s.practice.clone()),
+                sub: "bench-staff".into(),
+                role: Role::Staff,
+                department_id: None,
+            };
+            let mut secrets = Vec::with_capacity(needed);
+            for _ in 0..needed {
+                let secret = adapters::new_ticket_secret();
+                let ticket = domain::realtime::Ticket {
+                    subscriber: staff.clone(),
+                    expires_at: Utc::now() + chrono::Duration::hours(6),
+                };
+                s.store
+                    .put_ticket(&secret, &ticket)
+                    .await
+                    .expect("seed a ticket");
+                secrets.push(secret);
+            }
+            let event = read_event("realtime-connections", "connect.json");
+            Workload {
+                binary,
+                table,
+                event: "events/realtime-connections/connect.json ($connect), a fresh ticket and connection \
+                        id each time (the ticket taken, the connection recorded)"
+                    .into(),
+                growth: "one connection item per invocation (tickets seeded beforehand)",
+                next: Box::new(move |i| {
+                    let mut e = event.clone();
+                    let secret = &secrets[i % secrets.len()];
+                    e["queryStringParameters"]["ticket"] = json!(secret);
+                    e["multiValueQueryStringParameters"]["ticket"] = json!([secret]);
+                    e["requestContext"]["connectionId"] = json!(format!("conn-bench-{i}"));
+                    e
+                }),
+                check: http_ok,
+                env: Vec::new(),
+            }
+        }
+        "realtime-fanout" => {
+            // Three staff connections of the practice, alive at a fake `@connections`.
+            let fake = vetchat_tests::fake_connections::FakeConnections::start().await;
+            for n in 0..3 {
+                let id = format!("conn-bench-desk-{n}");
+                fake.set(&id, vetchat_tests::fake_connections::Behaviour::Alive);
+                s.store
+                    .put_connection(&domain::realtime::Connection {
+                        id: domain::realtime::ConnectionId(id),
+                        subscriber: domain::realtime::Subscriber {
+                            practice_id: domain::identity::PracticeId(s.practice.clone()),
+                            sub: format!("bench-staff-{n}"),
+                            role: Role::Staff,
+                            department_id: None,
+                        },
+                        connected_at: Utc::now(),
+                        expires_at: Utc::now() + chrono::Duration::hours(6),
+                    })
+                    .await
+                    .expect("seed a connection");
+            }
+            let event = read_event(
+                "realtime-fanout",
+                "dynamodb-stream-message-and-transfer.json",
+            );
+            let practice = s.practice.clone();
+            Workload {
+                binary,
+                table,
+                event: "events/realtime-fanout/dynamodb-stream-message-and-transfer.json (a reply's INSERT and \
+                        a transfer's MODIFY), posted to 3 connections at a fake @connections"
+                    .into(),
+                growth: "none (frames go to the fake)",
+                next: Box::new(move |i| {
+                    let mut e = event.clone();
+                    for record in e["Records"].as_array_mut().into_iter().flatten() {
+                        for image in ["NewImage", "OldImage"] {
+                            if record["dynamodb"][image].is_object() {
+                                record["dynamodb"][image]["practice_id"] = json!({"S": practice});
+                            }
+                        }
+                        record["eventID"] = json!(format!("{i:032x}"));
+                    }
+                    e
+                }),
+                check: stream_ok,
+                env: vec![("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".into(), fake.url.clone())],
             }
         }
         other => panic!("no workload for {other}"),
@@ -436,6 +538,7 @@ async fn spawn(args: &Args, w: &Workload) -> FunctionProcess {
     }
     env.push(("SENDER_EMAIL".into(), SENDER.into()));
     env.push(("DASHBOARD_URL".into(), vetchat_bench::DASHBOARD.into()));
+    env.extend(w.env.iter().cloned());
     let binary = args.bin_dir.join(w.binary);
     assert!(binary.is_file(), "no binary at {}", binary.display());
     let api = RuntimeApi::start().await.expect("start the Runtime API");

@@ -1,5 +1,6 @@
-//! The inbound-router function: inbound messages and the conversation lifecycle. `router` is mounted by this
-//! function's Lambda entry and by the local server; `sms` handles texts arriving through SNS.
+//! The inbound-router function: inbound messages, the conversation lifecycle, the client's own view of its
+//! conversations, and the tickets for live updates. `router` is mounted by this function's Lambda entry and
+//! by the local server; `sms` handles texts arriving through SNS.
 
 use std::sync::Arc;
 
@@ -13,18 +14,28 @@ use serde::Deserialize;
 
 use adapters::auth::Authenticated;
 use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, Body};
-use adapters::{now, UlidIds};
+use adapters::{new_ticket_secret, now, UlidIds};
+use domain::client_view::{self, message_range};
 use domain::conversation::{self, ConversationId, ConversationStatus, InboundInput, StartInput};
 use domain::identity::DepartmentId;
-use domain::store::{ConversationFilter, ConversationStore};
+use domain::realtime::{self, TicketInput};
+use domain::store::{ConversationFilter, InboundRouterStore, MessageRange};
 use domain::{DomainError, InvalidCode};
 
 pub mod sms;
 
 /// The inbound-router function's state: the conversation store, as its IAM policy allows.
-type AppState = adapters::http::AppState<dyn ConversationStore>;
+type AppState = adapters::http::AppState<dyn InboundRouterStore>;
 
-pub fn router(store: Arc<dyn ConversationStore>) -> Router {
+/// `websocket_url`: where the connections of the tickets this router sells go (the WebSocket API's URL on
+/// AWS, `ws://…/ws` locally).
+pub fn router(store: Arc<dyn InboundRouterStore>, websocket_url: &str) -> Router {
+    let tickets = Router::new()
+        .route("/realtime/tickets", post(buy_ticket))
+        .with_state((
+            AppState::new(store.clone()),
+            Arc::<str>::from(websocket_url),
+        ));
     Router::new()
         .route("/inbound", post(inbound))
         .route(
@@ -34,8 +45,11 @@ pub fn router(store: Arc<dyn ConversationStore>) -> Router {
         .route("/conversations/{id}", get(conversation_detail))
         .route("/conversations/{id}/messages", post(reply))
         .route("/conversations/{id}/end", post(end_conversation))
-        .method_not_allowed_fallback(method_not_allowed)
+        .route("/client/conversations", get(client_conversations))
+        .route("/client/conversations/{id}/messages", get(client_messages))
         .with_state(AppState::new(store))
+        .merge(tickets)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn inbound(
@@ -122,13 +136,73 @@ async fn start_conversation(
     Ok(json_response(StatusCode::CREATED, conversation))
 }
 
+/// `?after=<seq>&limit=<n>` of a message page.
+#[derive(Deserialize)]
+struct PageQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+impl PageQuery {
+    fn range(query: Result<Query<PageQuery>, QueryRejection>) -> ApiResult<MessageRange> {
+        let Query(q) = query?;
+        Ok(message_range(q.after.as_deref(), q.limit.as_deref())?)
+    }
+}
+
 async fn conversation_detail(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    let detail = conversation::conversation_detail(&*s.store, &caller, &ConversationId(id)).await?;
+    let range = PageQuery::range(query)?;
+    let detail =
+        conversation::conversation_detail(&*s.store, &caller, &ConversationId(id), range).await?;
     Ok(json_response(StatusCode::OK, detail))
+}
+
+async fn client_conversations(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Response> {
+    let list = client_view::list_client_conversations(&*s.store, &caller).await?;
+    Ok(json_response(StatusCode::OK, list))
+}
+
+async fn client_messages(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let range = PageQuery::range(query)?;
+    let page = client_view::client_messages(&*s.store, &caller, &ConversationId(id), range).await?;
+    Ok(json_response(StatusCode::OK, page))
+}
+
+/// `POST /realtime/tickets`, the body optional (`{"department_id"}` for staff).
+async fn buy_ticket(
+    State((s, websocket_url)): State<(AppState, Arc<str>)>,
+    Authenticated(caller): Authenticated,
+    Body(body): Body,
+) -> ApiResult<Response> {
+    let input: TicketInput = if body.iter().all(u8::is_ascii_whitespace) {
+        TicketInput::default()
+    } else {
+        parse_json(&body)?
+    };
+    let issued = realtime::buy_ticket(
+        &*s.store,
+        &*s.store,
+        &caller,
+        input,
+        new_ticket_secret(),
+        &websocket_url,
+        now(),
+    )
+    .await?;
+    Ok(json_response(StatusCode::CREATED, issued))
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,9 @@ use adapters::lambda::{ColdStart, Error};
 async fn main() -> Result<(), Error> {
     let start = ColdStart::new().await?;
     start
-        .serve_http(inbound_router::router(start.store()))
+        .serve_http(inbound_router::router(
+            start.store(),
+            &start.config.websocket_url,
+        ))
         .await
 }

@@ -1,7 +1,9 @@
 //! The all-in-one local server: every HTTP route of every function on one port, with the same handlers the
 //! Lambda functions run. It verifies HS256 tokens (`LOCAL_JWT_SECRET`) and hands the functions the claims
-//! exactly where API Gateway's JWT authorizer puts them. It also serves the staff pages of `web/` ([`web`]).
+//! exactly where API Gateway's JWT authorizer puts them. It also serves the staff pages of `web/` ([`web`])
+//! and the live updates at `/ws` ([`live`]).
 
+pub mod live;
 pub mod web;
 
 use std::sync::Arc;
@@ -21,27 +23,35 @@ pub use adapters::auth::{sign_token, LocalClaims, TokenVerifier, LOCAL_ISSUER};
 use adapters::config::{Config, LocalStore, StoreFlags};
 use adapters::http::{ApiError, Body};
 use adapters::senders::{RecordingSender, SentAlert};
-use adapters::store::EmbeddedStore;
+use adapters::store::{ChangeFeed, EmbeddedStore};
 use domain::alert::dispatch::dispatch_alert;
 use domain::alert::AlertSender;
 use domain::identity::{plausible_id, PracticeId, Role};
+use domain::realtime::Change;
 use domain::store::Store;
 use domain::{DomainError, InvalidCode};
 
+/// The changes a store commits, for the local fanout ([`live::spawn_fanout`]).
+pub type Changes = tokio::sync::mpsc::UnboundedReceiver<Vec<Change>>;
+
 /// The store the local server runs on ([`Config::local_store`]): the embedded store on a file in the data
 /// directory (the default), or in memory (`--in-memory`), or DynamoDB when `DYNAMODB_TABLE` is set (the
-/// table is created if missing). Says at start where the data is.
+/// table is created if missing); with the feed of the changes it commits. Says at start where the data is.
+/// On DynamoDB the feed carries the writes this process makes (the local stand-in for the table's stream,
+/// which another process's writes would need).
 pub async fn build_store(
     config: &Config,
     flags: &StoreFlags,
-) -> Result<Arc<dyn Store>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(Arc<dyn Store>, Changes), Box<dyn std::error::Error + Send + Sync>> {
+    let (feed, changes) = ChangeFeed::channel();
     match config.local_store(flags)? {
         LocalStore::Dynamo(table) => {
             let sdk = adapters::aws::sdk_config(config).await?;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             adapters::store::ensure_table(&client, &table).await?;
             tracing::info!(table, "using DynamoDB");
-            Ok(Arc::new(adapters::store::DynamoStore::new(client, table)))
+            let store = adapters::store::DynamoStore::new(client, table);
+            Ok((Arc::new(store.with_change_feed(feed)), changes))
         }
         LocalStore::File(dir) => {
             let store = EmbeddedStore::open(&dir)?;
@@ -50,13 +60,16 @@ pub async fn build_store(
                  --in-memory for a throwaway run)",
                 store.file().unwrap_or(&dir).display()
             );
-            Ok(Arc::new(store))
+            Ok((Arc::new(store.with_change_feed(feed)), changes))
         }
         LocalStore::InMemory => {
             tracing::info!(
                 "keeping the data in memory only (--in-memory): it is gone when the server stops"
             );
-            Ok(Arc::new(EmbeddedStore::in_memory()))
+            Ok((
+                Arc::new(EmbeddedStore::in_memory().with_change_feed(feed)),
+                changes,
+            ))
         }
     }
 }
@@ -69,6 +82,24 @@ pub struct LocalServices {
     /// Where alerts and reminders go: the recorder, or SES/SNS with `ALERT_SENDER=aws`.
     pub sender: Arc<dyn AlertSender>,
     pub dashboard_url: String,
+    /// Where the tickets of `POST /realtime/tickets` send their connections.
+    pub websocket_url: String,
+    /// The open sockets of `/ws`, where the local fanout posts.
+    pub sockets: live::LocalSockets,
+}
+
+impl LocalServices {
+    /// Alerts recorded (shown at `GET /_local/sent`), no socket open yet.
+    pub fn recording(dashboard_url: &str, websocket_url: &str) -> LocalServices {
+        let recorder = RecordingSender::new();
+        LocalServices {
+            sender: Arc::new(recorder.clone()),
+            recorder,
+            dashboard_url: dashboard_url.to_owned(),
+            websocket_url: websocket_url.to_owned(),
+            sockets: live::LocalSockets::default(),
+        }
+    }
 }
 
 /// Every route of every function, plus the local-only ones, behind local token verification and request
@@ -78,9 +109,12 @@ pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Rou
     let reminder = Router::new()
         .route("/_local/eod-reminder", post(eod_reminder))
         .with_state((store.clone(), local.clone()));
+    let live = Router::new()
+        .route("/ws", get(live::connect))
+        .with_state((store.clone(), local.sockets.clone()));
     let routes = Router::new()
         .merge(config_api::router(store.clone()))
-        .merge(inbound_router::router(store.clone()))
+        .merge(inbound_router::router(store.clone(), &local.websocket_url))
         .merge(transfer_alerts::router(store))
         .route("/_local/sent", get(sent).with_state(local.recorder.clone()))
         .route(
@@ -88,6 +122,7 @@ pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Rou
             post(local_token).with_state(Arc::<str>::from(jwt_secret)),
         )
         .merge(reminder)
+        .merge(live)
         .fallback(web::serve);
     LocalTokens::for_local_server(jwt_secret)
         .layer(routes)

@@ -80,8 +80,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 data_dir: cli.data_dir,
                 in_memory: cli.in_memory,
             };
-            let store = match local::build_store(&config, &flags).await {
-                Ok(store) => store,
+            let (store, changes) = match local::build_store(&config, &flags).await {
+                Ok(built) => built,
                 Err(e) => {
                     // Said plainly (it names the directory and what to do), not as a debug dump.
                     eprintln!("error: {e}");
@@ -106,16 +106,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 config.dashboard_url.clone(),
                 Duration::from_millis(500),
             );
+            let sockets = local::live::LocalSockets::default();
+            local::live::spawn_fanout(store.clone(), sockets.clone(), changes);
             let services = local::LocalServices {
                 recorder,
                 sender,
                 dashboard_url: config.dashboard_url.clone(),
+                websocket_url: config.websocket_url.clone(),
+                sockets,
             };
             local::spawn_reminder_timer(store.clone(), services.clone(), Duration::from_secs(60));
             let app = local::app(store, config.local_server_jwt_secret(), services);
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            tracing::info!("listening on http://{addr}");
+            tracing::info!("listening on http://{addr} (live updates: ws://{addr}/ws)");
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown())
                 .await?;

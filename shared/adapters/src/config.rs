@@ -71,6 +71,13 @@ pub struct Config {
     pub credentials_in_environment: bool,
     /// `AWS_REGION` or `AWS_DEFAULT_REGION` is set (always, in Lambda).
     pub region_in_environment: bool,
+    /// `WEBSOCKET_URL`: where clients connect for live updates (the tickets name it). Default: the local
+    /// server's `ws://127.0.0.1:$PORT/ws`.
+    pub websocket_url: String,
+    /// `WEBSOCKET_CALLBACK_URL`: the WebSocket API's `@connections` endpoint (`https://…/<stage>`), which the
+    /// fanout posts frames to. The SDK's own `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, when set, wins
+    /// (tests point it at a fake).
+    pub websocket_callback_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +142,12 @@ impl Config {
                 && var("AWS_SECRET_ACCESS_KEY").is_some(),
             region_in_environment: var("AWS_REGION").is_some()
                 || var("AWS_DEFAULT_REGION").is_some(),
+            websocket_url: var("WEBSOCKET_URL")
+                .unwrap_or_else(|| format!("ws://127.0.0.1:{port}/ws")),
+            websocket_callback_url: match var("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI") {
+                Some(_) => None,
+                None => var("WEBSOCKET_CALLBACK_URL"),
+            },
         })
     }
 

@@ -6,6 +6,7 @@ pub mod aws;
 pub mod config;
 pub mod http;
 pub mod lambda;
+pub mod realtime;
 pub mod senders;
 pub mod store;
 pub mod telemetry;
@@ -21,6 +22,17 @@ pub fn now() -> DateTime<Utc> {
 /// that are never secrets).
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// A ticket's secret: 256 random bits from the system's generator, base64url (43 characters).
+pub fn new_ticket_secret() -> String {
+    use aws_lc_rs::rand::SecureRandom;
+    use base64::Engine;
+    let mut bytes = [0u8; domain::realtime::TICKET_SECRET_BYTES];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system's random generator works");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The id source handed to the domain.

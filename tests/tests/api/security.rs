@@ -33,6 +33,8 @@ struct Side {
     grooming: String,
     back_office: String,
     open_conversation: String,
+    /// The pet owner's app conversation.
+    app_conversation: String,
     /// Ids, names, addresses, numbers, greetings and message texts of this practice.
     strings: Vec<String>,
 }
@@ -174,7 +176,7 @@ async fn side(api: &Api, word: &'static str, n: u32) -> Side {
         owner,
         app_body,
         open_conversation.clone(),
-        app_conversation,
+        app_conversation.clone(),
         format!("{lower}-vets.example"),
         word.to_owned(),
     ];
@@ -185,6 +187,7 @@ async fn side(api: &Api, word: &'static str, n: u32) -> Side {
         grooming,
         back_office,
         open_conversation,
+        app_conversation,
         strings,
     }
 }
@@ -255,6 +258,9 @@ enum Endpoint {
     Reply,
     Transfer,
     EndConversation,
+    ClientConversations,
+    ClientMessages,
+    BuyTicket,
 }
 
 const ENDPOINTS: &[Endpoint] = &[
@@ -278,6 +284,9 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint::Reply,
     Endpoint::Transfer,
     Endpoint::EndConversation,
+    Endpoint::ClientConversations,
+    Endpoint::ClientMessages,
+    Endpoint::BuyTicket,
 ];
 
 const ADMIN: &[Role] = &[Role::Admin];
@@ -324,6 +333,16 @@ fn rule(endpoint: Endpoint) -> Rule {
         E::Reply => (DASHBOARD, CREATED, not_found),
         E::Transfer => (DASHBOARD, OK, not_found),
         E::EndConversation => (DASHBOARD, OK, not_found),
+        // The caller's own conversations: another practice's client just gets its own (none).
+        E::ClientConversations => (&[Role::Client][..], OK, (OK, "")),
+        // The matrix's client is a fresh pet owner, not this conversation's: another client's conversation
+        // is answered as one that does not exist. (The owner's own read: `http_client_view`.)
+        E::ClientMessages => (&[Role::Client][..], StatusCode::NOT_FOUND, not_found),
+        E::BuyTicket => (
+            &[Role::Admin, Role::Staff, Role::Client][..],
+            CREATED,
+            (CREATED, ""),
+        ),
     };
     Rule {
         roles,
@@ -533,6 +552,16 @@ async fn request(
             let id = fresh_conversation(api, a).await;
             (Method::POST, format!("/conversations/{id}/end"), None)
         }
+        E::ClientConversations => (Method::GET, "/client/conversations".into(), None),
+        E::ClientMessages => (
+            Method::GET,
+            format!(
+                "/client/conversations/{}/messages?after=0",
+                a.app_conversation
+            ),
+            None,
+        ),
+        E::BuyTicket => (Method::POST, "/realtime/tickets".into(), None),
     }
 }
 

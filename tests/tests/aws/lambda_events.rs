@@ -32,8 +32,9 @@ use domain::conversation::{
     self, AlertId, Author, Channel, ConversationId, ConversationStatus, Inbound,
 };
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
+use domain::realtime::{Connection, ConnectionId, Subscriber, Ticket};
 use domain::settings;
-use domain::store::{ConversationFilter, ConversationStore, Store};
+use domain::store::{ConnectionStore, ConversationFilter, ConversationStore, Store, TicketStore};
 use serde_json::{json, Map, Value};
 use vetchat_tests::local_server::workspace_root;
 use vetchat_tests::runtime_api::{
@@ -80,6 +81,12 @@ enum Seed {
     /// Every item an `INSERT` record of the entry's events carries (`dynamodb.NewImage`), put into the table:
     /// the dispatcher reads the alert the record names back from the table.
     StreamInserts,
+    /// The ticket `connect.json` carries, sold to the demo practice's staff member a moment ago.
+    Ticket,
+    /// The fake `@connections` endpoint (the function reaches it through
+    /// `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`) and the demo practice's connections: the desk's (alive),
+    /// one that is gone (410), Bella's owner's (a texting client: told nothing); one of another practice.
+    Connections,
 }
 
 /// The `SENDER_EMAIL` of an entry: a new address for each story, so moto's identities from other runs
@@ -106,6 +113,13 @@ enum After {
     StreamAlertLeftPending,
     /// The reminder run emailed the default department's desk once, listing Bella's conversation.
     ReminderEmailedOnce,
+    /// The ticket opened one connection, bound to the staff member who bought it.
+    ConnectionRecorded,
+    /// The connection was forgotten on `$disconnect`.
+    NoConnection,
+    /// The desk got the reply and the transfer as staff frames, once each; the gone connection was posted
+    /// to once and deleted (and only it); the texting client and the other practice got nothing.
+    FramesPosted,
 }
 
 impl After {
@@ -283,6 +297,64 @@ const FUNCTIONS: &[Function] = &[
             expect: Expect::Output(the_alert_record_failed),
         }],
         after: &[After::StreamAlertLeftPending],
+    },
+    Function {
+        binary: "realtime-connections",
+        events_dir: "realtime-connections",
+        env: &[],
+        seed: &[Seed::DemoPractice, Seed::Ticket],
+        sender: Sender::None,
+        steps: &[
+            Step {
+                file: "connect.json",
+                expect: Expect::Output(connection_accepted),
+            },
+            // A ticket works once.
+            Step {
+                file: "connect.json",
+                expect: Expect::Output(connection_refused),
+            },
+            Step {
+                file: "default.json",
+                expect: Expect::Output(connection_accepted),
+            },
+        ],
+        after: &[After::ConnectionRecorded],
+    },
+    Function {
+        binary: "realtime-connections",
+        events_dir: "realtime-connections",
+        env: &[],
+        seed: &[Seed::DemoPractice, Seed::Ticket],
+        sender: Sender::None,
+        steps: &[
+            Step {
+                file: "connect.json",
+                expect: Expect::Output(connection_accepted),
+            },
+            Step {
+                file: "disconnect.json",
+                expect: Expect::Output(connection_accepted),
+            },
+            // API Gateway may report a disconnect twice: nothing to forget the second time.
+            Step {
+                file: "disconnect.json",
+                expect: Expect::Output(connection_accepted),
+            },
+        ],
+        after: &[After::NoConnection],
+    },
+    Function {
+        binary: "realtime-fanout",
+        events_dir: "realtime-fanout",
+        env: &[],
+        seed: &[Seed::DemoPractice, Seed::Connections],
+        sender: Sender::None,
+        steps: &[Step {
+            file: "dynamodb-stream-message-and-transfer.json",
+            expect: Expect::Output(no_batch_item_failures),
+        }],
+        after: &[After::FramesPosted],
     },
     Function {
         binary: "eod-reminder",
@@ -518,6 +590,14 @@ fn text_skipped(output: &Value) {
 const STREAM_ALERT: &str = "alr_01kaqd9x7m3v5t8r2n6b4c1wyz";
 const STREAM_SEQUENCE: &str = "4421584500000000017450439091";
 
+fn connection_accepted(output: &Value) {
+    assert_eq!(output, &json!({"statusCode": 200}));
+}
+
+fn connection_refused(output: &Value) {
+    assert_eq!(output, &json!({"statusCode": 401}));
+}
+
 fn no_batch_item_failures(output: &Value) {
     assert_eq!(output, &json!({"batchItemFailures": []}));
 }
@@ -566,6 +646,8 @@ struct Story {
     sender: Option<String>,
     /// Texts moto had received for `groomer_sms` before the first event.
     groomer_sms_before: usize,
+    /// The fake `@connections` endpoint, for the fanout.
+    connections: Option<vetchat_tests::fake_connections::FakeConnections>,
 }
 
 impl Story {
@@ -590,11 +672,14 @@ impl Story {
                 )),
             },
             groomer_sms_before: 0,
+            connections: None,
         };
         for seed in f.seed {
             match seed {
                 Seed::DemoPractice => seed_demo_practice(&story).await,
                 Seed::StreamInserts => put_stream_inserts(f, &story.store).await,
+                Seed::Ticket => seed_ticket(f, &story.store).await,
+                Seed::Connections => story.connections = Some(seed_connections(&story.store).await),
             }
         }
         if let (Sender::Verified, Some(sender)) = (f.sender, &story.sender) {
@@ -616,7 +701,13 @@ impl Story {
             .sender
             .iter()
             .map(|s| ("SENDER_EMAIL".to_owned(), s.clone()));
-        spawn_with(f, Some(self.table()), sender.collect()).await
+        let connections = self.connections.iter().map(|c| {
+            (
+                "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".to_owned(),
+                c.url.clone(),
+            )
+        });
+        spawn_with(f, Some(self.table()), sender.chain(connections).collect()).await
     }
 }
 
@@ -707,6 +798,78 @@ async fn seed_demo_practice(story: &Story) {
         .await
         .expect("seed Bella's conversation");
     assert_eq!(routed.conversation_id.as_str(), BELLA);
+}
+
+const DESK_CONNECTION: &str = "conn-desk-demo";
+const GONE_CONNECTION: &str = "conn-gone-demo";
+
+/// The ticket of the entry's `connect.json`, sold to `usr_staff_demo` of the demo practice: valid for a
+/// minute from now (the function reads the real clock).
+async fn seed_ticket(f: &Function, store: &DynamoStore) {
+    let event = read_event(f.events_dir, "connect.json");
+    let secret = event["queryStringParameters"]["ticket"]
+        .as_str()
+        .expect("connect.json carries a ticket");
+    let ticket = Ticket {
+        subscriber: demo_staff(),
+        expires_at: Utc::now() + chrono::Duration::seconds(60),
+    };
+    store
+        .put_ticket(secret, &ticket)
+        .await
+        .expect("seed the ticket");
+}
+
+fn demo_staff() -> Subscriber {
+    Subscriber {
+        practice_id: demo_practice_id(),
+        sub: "usr_staff_demo".to_owned(),
+        role: Role::Staff,
+        department_id: None,
+    }
+}
+
+async fn seed_connections(store: &DynamoStore) -> vetchat_tests::fake_connections::FakeConnections {
+    let fake = vetchat_tests::fake_connections::FakeConnections::start().await;
+    fake.set(
+        DESK_CONNECTION,
+        vetchat_tests::fake_connections::Behaviour::Alive,
+    );
+    let bella = Subscriber {
+        sub: BELLA_OWNER.to_owned(),
+        role: Role::Client,
+        ..demo_staff()
+    };
+    let other = Subscriber {
+        practice_id: PracticeId("prc_other".to_owned()),
+        ..demo_staff()
+    };
+    // Alive, so that a post to them would be recorded as delivered: none may come.
+    fake.set(
+        "conn-bella-demo",
+        vetchat_tests::fake_connections::Behaviour::Alive,
+    );
+    fake.set(
+        "conn-other-practice",
+        vetchat_tests::fake_connections::Behaviour::Alive,
+    );
+    for (id, subscriber) in [
+        (DESK_CONNECTION, demo_staff()),
+        (GONE_CONNECTION, demo_staff()),
+        ("conn-bella-demo", bella),
+        ("conn-other-practice", other),
+    ] {
+        store
+            .put_connection(&Connection {
+                id: ConnectionId(id.to_owned()),
+                subscriber,
+                connected_at: Utc::now(),
+                expires_at: Utc::now() + chrono::Duration::hours(2),
+            })
+            .await
+            .expect("seed a connection");
+    }
+    fake
 }
 
 /// Puts the `NewImage` of every `INSERT` record of the entry's events into the table.
@@ -883,7 +1046,7 @@ async fn check_after(after: After, story: &Story) {
                 "Bella's and Luna's; the text to an unknown number started nothing: {page:?}"
             );
             let detail = store
-                .conversation_detail(&practice, &luna[0].id)
+                .conversation_detail(&practice, &luna[0].id, domain::store::MessageRange::ALL)
                 .await
                 .expect("conversation detail")
                 .expect("the conversation");
@@ -981,6 +1144,62 @@ async fn check_after(after: After, story: &Story) {
                 );
                 assert!(emails.is_empty(), "SES took nothing: {emails:?}");
             }
+        }
+        After::ConnectionRecorded => {
+            let connections = store
+                .practice_connections(&practice)
+                .await
+                .expect("connections");
+            assert_eq!(connections.len(), 1, "{connections:?}");
+            assert_eq!(connections[0].id.as_str(), "Tq0ZcdPzoAMCJiA=");
+            assert_eq!(
+                connections[0].subscriber,
+                demo_staff(),
+                "bound to the buyer"
+            );
+        }
+        After::NoConnection => {
+            assert_eq!(store.practice_connections(&practice).await, Ok(vec![]));
+        }
+        After::FramesPosted => {
+            let fake = story.connections.as_ref().expect("the fake @connections");
+            let posts = fake.posts();
+            let to = |id: &str| -> Vec<Value> {
+                posts
+                    .iter()
+                    .filter(|(c, _)| c == id)
+                    .map(|(_, f)| serde_json::from_str(f).expect("a JSON frame"))
+                    .collect()
+            };
+            let desk = to(DESK_CONNECTION);
+            assert_eq!(desk.len(), 2, "{desk:?}");
+            assert_eq!(desk[0]["type"], "message.created");
+            assert_eq!(desk[0]["seq"], 2);
+            assert_eq!(
+                desk[0]["message"]["author"],
+                json!({"kind": "staff", "id": "usr_staff_demo"})
+            );
+            assert_eq!(desk[1]["type"], "conversation.updated");
+            assert_eq!(desk[1]["conversation"]["department_id"], GROOMING);
+            assert_eq!(to(GONE_CONNECTION).len(), 1, "posted to once, then deleted");
+            assert_eq!(
+                fake.posted_to(),
+                [DESK_CONNECTION, GONE_CONNECTION].map(str::to_owned).into(),
+                "nobody else"
+            );
+            assert_eq!(fake.unsigned(), 0, "every post is signed");
+            let left: Vec<String> = store
+                .practice_connections(&practice)
+                .await
+                .expect("connections")
+                .into_iter()
+                .map(|c| c.id.0)
+                .collect();
+            assert_eq!(
+                left,
+                ["conn-bella-demo", DESK_CONNECTION],
+                "exactly the gone one deleted"
+            );
         }
         After::ReminderEmailedOnce => {
             let data = moto_data().await;

@@ -8,5 +8,6 @@
 mod alerts_moto;
 mod lambda_events;
 mod lambda_watch;
+mod realtime_fanout;
 mod senders;
 mod template_drift;

@@ -20,8 +20,8 @@ use domain::alert::{
     PendingAlert,
 };
 use domain::conversation::{
-    self, AlertId, Channel, Conversation, ConversationId, ConversationStatus, Inbound, Transfer,
-    TransferInput,
+    self, transfer_notice, AlertId, Author, Channel, Conversation, ConversationId,
+    ConversationStatus, Inbound, Message, MessageId, Transfer, TransferInput,
 };
 use domain::department::Department;
 use domain::error::{ConflictCode, DomainError, InvalidCode};
@@ -215,7 +215,7 @@ async fn transfers_of(
     id: &ConversationId,
 ) -> Vec<Transfer> {
     store
-        .conversation_detail(practice_id, id)
+        .conversation_detail(practice_id, id, domain::store::MessageRange::ALL)
         .await
         .expect("conversation_detail")
         .expect("the conversation exists")
@@ -237,11 +237,12 @@ async fn open_count(
 }
 
 /// The client's open-conversation claim, as routing reads it.
+/// The client's open-conversation claim, as routing reads it: the conversation and its department.
 async fn claim(
     store: &DynStore,
     practice_id: &PracticeId,
     client_id: &str,
-) -> Option<OpenConversation> {
+) -> Option<(ConversationId, DepartmentId)> {
     store
         .routing_context(
             practice_id,
@@ -251,6 +252,7 @@ async fn claim(
         .await
         .expect("routing_context")
         .open_conversation
+        .map(|o: OpenConversation| (o.conversation_id, o.department_id))
 }
 
 async fn alert(store: &DynStore, id: &AlertId) -> AlertRecord {
@@ -457,6 +459,8 @@ async fn a_transfer_moves_the_conversation_its_count_claim_and_history_and_alert
         moved,
         Conversation {
             department_id: surgery.id.clone(),
+            department_name: "Surgery".into(),
+            last_seq: started.last_seq + 1,
             ..started.clone()
         }
     );
@@ -473,10 +477,7 @@ async fn a_transfer_moves_the_conversation_its_count_claim_and_history_and_alert
     assert_eq!(open_count(&store, p, &surgery.id).await, Some(1));
     assert_eq!(
         claim(&store, p, "client-1").await,
-        Some(OpenConversation {
-            conversation_id: c.clone(),
-            department_id: surgery.id.clone(),
-        })
+        Some((c.clone(), surgery.id.clone()))
     );
     // Lists by department follow it.
     let in_surgery = store
@@ -555,7 +556,7 @@ async fn a_transfer_moves_the_conversation_its_count_claim_and_history_and_alert
     assert_eq!(open_count(&store, p, &default.id).await, Some(1));
     assert_eq!(open_count(&store, p, &surgery.id).await, Some(0));
     assert_eq!(
-        claim(&store, p, "client-1").await.map(|o| o.department_id),
+        claim(&store, p, "client-1").await.map(|o| o.1),
         Some(default.id.clone())
     );
     let alerts = alerts_of(&t, &c).await;
@@ -616,10 +617,7 @@ async fn transfers_that_make_no_sense_are_refused_and_change_nothing(t: TestStor
             );
             assert_eq!(
                 claim(&store, &p, "client-1").await,
-                Some(OpenConversation {
-                    conversation_id: c.clone(),
-                    department_id: default.clone(),
-                }),
+                Some((c.clone(), default.clone())),
                 "{what}: claim"
             );
             assert_eq!(
@@ -712,9 +710,21 @@ async fn a_transfer_from_where_the_conversation_no_longer_is_is_a_version_mismat
     let alert = |to: &DepartmentId| {
         PendingAlert::transfer(&TestIds, &stale, move_(to), "", t0() + Duration::minutes(2))
     };
+    // The system message a transfer writes, the seq after what the caller read.
+    let notice = |c: &Conversation, to: &DepartmentId| Message {
+        id: MessageId(id("msg")),
+        conversation_id: c.id.clone(),
+        seq: c.last_seq + 1,
+        at: t0() + Duration::minutes(2),
+        author: Author::System,
+        channel: c.channel,
+        body: transfer_notice("Beta"),
+        department_id: to.clone(),
+        department_name: "Beta".into(),
+    };
     assert_eq!(
         store
-            .transfer_conversation(&stale, &move_(&b.id), &alert(&b.id))
+            .transfer_conversation(&stale, &move_(&b.id), &notice(&stale, &b.id), &alert(&b.id))
             .await,
         Err(StoreError::VersionMismatch)
     );
@@ -724,6 +734,7 @@ async fn a_transfer_from_where_the_conversation_no_longer_is_is_a_version_mismat
             .transfer_conversation(
                 &stale,
                 &move_(&DepartmentId(id("dep"))),
+                &notice(&stale, &DepartmentId(id("dep"))),
                 &alert(&DepartmentId(id("dep")))
             )
             .await,
@@ -746,7 +757,7 @@ async fn a_transfer_from_where_the_conversation_no_longer_is_is_a_version_mismat
     };
     assert_eq!(
         store
-            .transfer_conversation(&current, &from_a, &alert(&b.id))
+            .transfer_conversation(&current, &from_a, &notice(&current, &b.id), &alert(&b.id))
             .await,
         Err(StoreError::VersionMismatch)
     );
@@ -912,10 +923,7 @@ async fn transfers_racing_each_other_leave_a_consistent_chain(t: TestStore) {
         );
         assert_eq!(
             claim(&store, &p, &client).await,
-            Some(OpenConversation {
-                conversation_id: c.clone(),
-                department_id: read.department_id.clone(),
-            }),
+            Some((c.clone(), read.department_id.clone())),
             "round {round}"
         );
         assert_counts_are_the_truth(&store, &p, &departments).await;
@@ -939,6 +947,8 @@ async fn stored_alert(store: &DynStore, created_at: DateTime<Utc>) -> PendingAle
         started_at: created_at,
         last_message_at: created_at,
         resolved_at: None,
+        department_name: default.settings.name.clone(),
+        last_seq: 0,
     };
     let alert = PendingAlert::new_conversation(&TestIds, &c, "hello", created_at);
     store
@@ -1616,7 +1626,7 @@ async fn dynamo_transfer_and_dispatch_stay_within_budget() {
     assert!(r.is_ok(), "{r:?}");
     assert_eq!(
         n,
-        counts(&[("Query", 1), ("TransactWriteItems", 1)]),
+        counts(&[("BatchGetItem", 1), ("TransactWriteItems", 1)]),
         "transfer"
     );
     let alert_id = only_alert_of(&t, &c).await;
@@ -1693,7 +1703,8 @@ async fn dynamo_alert_items_are_where_the_layout_says() {
     assert_eq!(item.get("outcomes"), Some(&empty));
     assert_eq!(item.get("claims"), Some(&empty));
 
-    // The transfer record sorts by its instant, named by its alert.
+    // The transfer is kept on the conversation item (one read serves the next transfer), and its system
+    // message takes the next seq.
     let moved_at = at + Duration::minutes(1);
     transfer(&store, p, &c, &desk.id, None, moved_at)
         .await
@@ -1703,24 +1714,33 @@ async fn dynamo_alert_items_are_where_the_layout_says() {
         .into_iter()
         .find(|a| a.kind() == AlertKind::Transfer)
         .expect("a transfer alert");
-    let xfer = vetchat_tests::dynamo_raw_item(
-        &dynamo,
-        &format!("CONV#{p}#{c}"),
-        &format!("XFER#2026-03-02T14:31:00.123456789Z#{}", transfer_alert.id),
-    )
-    .await
-    .expect("transfer item");
+    let head = vetchat_tests::dynamo_raw_item(&dynamo, &format!("CONV#{p}#{c}"), "MSG~")
+        .await
+        .expect("conversation item");
+    let transfers = head
+        .get("transfers")
+        .and_then(|v| v.as_l().ok())
+        .expect("a list of transfers");
+    let xfer = transfers[0].as_m().expect("a transfer");
     assert_eq!(
-        (
-            string(&xfer, "from"),
-            string(&xfer, "to"),
-            string(&xfer, "by")
-        ),
+        (string(xfer, "from"), string(xfer, "to"), string(xfer, "by")),
         (
             default.id.to_string(),
             desk.id.to_string(),
             "staff-1".into()
         )
+    );
+    assert_eq!(head.get("last_seq"), Some(&AttributeValue::N("2".into())));
+    let notice = vetchat_tests::dynamo_raw_item(
+        &dynamo,
+        &format!("CONV#{p}#{c}"),
+        "MSG#00000000000000000002",
+    )
+    .await
+    .expect("the transfer's system message");
+    assert_eq!(
+        string(&notice, "body"),
+        "You are now chatting with Front Desk"
     );
     let claim_item = vetchat_tests::dynamo_raw_item(&dynamo, &format!("OPEN#{p}#client-1"), "OPEN")
         .await

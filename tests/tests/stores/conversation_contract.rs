@@ -14,16 +14,16 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use domain::alert::{AlertKind, PendingAlert};
 use domain::conversation::{
-    self, Author, Channel, Conversation, ConversationId, ConversationStatus, Inbound, Message,
-    MessageId, Routed,
+    self, transfer_notice, Author, Channel, Conversation, ConversationId, ConversationStatus,
+    Inbound, Message, MessageId, Routed,
 };
 use domain::department::Department;
 use domain::error::{DomainError, InvalidCode};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::Practice;
 use domain::store::{
-    ConversationDetail, ConversationFilter, ConversationPage, NewConversation, OpenConversation,
-    RoutingContext, Store, StoreError,
+    ConversationDetail, ConversationFilter, ConversationPage, MessageRange, NewConversation,
+    OpenConversation, RoutingContext, Store, StoreError,
 };
 use tokio::sync::Barrier;
 use vetchat_tests::{
@@ -105,25 +105,40 @@ fn conversation(
         started_at: at,
         last_message_at: at,
         resolved_at: None,
+        department_name: "Reception".into(),
+        last_seq: 0,
     }
 }
 
+/// The client's next message in `c`: the `seq` after `c.last_seq`.
 fn client_message(c: &Conversation, at: DateTime<Utc>, body: &str) -> Message {
     Message {
         id: MessageId(id("msg")),
         conversation_id: c.id.clone(),
+        seq: c.last_seq + 1,
         at,
         author: Author::Client {
             id: c.client_id.clone(),
         },
         channel: c.channel,
         body: body.to_owned(),
+        department_id: c.department_id.clone(),
+        department_name: c.department_name.clone(),
+    }
+}
+
+/// `c` as it is once its messages reach `last_seq`.
+fn at_seq(c: &Conversation, last_seq: u64) -> Conversation {
+    Conversation {
+        last_seq,
+        ..c.clone()
     }
 }
 
 /// A new conversation with its first message and its new-conversation alert.
-fn new_conversation(c: Conversation, body: &str, dedup_key: Option<&str>) -> NewConversation {
+fn new_conversation(mut c: Conversation, body: &str, dedup_key: Option<&str>) -> NewConversation {
     let messages = vec![client_message(&c, c.started_at, body)];
+    c.last_seq = 1;
     let alert = PendingAlert::new_conversation(&TestIds, &c, body, c.started_at);
     NewConversation {
         conversation: c,
@@ -154,10 +169,7 @@ async fn start(
 }
 
 fn open_of(c: &Conversation) -> OpenConversation {
-    OpenConversation {
-        conversation_id: c.id.clone(),
-        department_id: c.department_id.clone(),
-    }
+    OpenConversation::of(c)
 }
 
 /// The department's `open_conversations`, `None` if it is gone.
@@ -197,7 +209,7 @@ async fn detail(
     id: &ConversationId,
 ) -> ConversationDetail {
     store
-        .conversation_detail(practice_id, id)
+        .conversation_detail(practice_id, id, MessageRange::ALL)
         .await
         .expect("conversation_detail")
         .expect("the conversation exists")
@@ -371,6 +383,7 @@ async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
             conversation: c.clone(),
             messages: new.messages.clone(),
             transfers: vec![],
+            next_after: None,
         }
     );
     assert_eq!(
@@ -381,14 +394,15 @@ async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
     );
     assert_eq!(
         store
-            .conversation_detail(&practice.id, &ConversationId(id("cnv")))
+            .conversation_detail(&practice.id, &ConversationId(id("cnv")), MessageRange::ALL)
             .await,
         Ok(None)
     );
 
-    // A batch given out of time order is stored in time order; the activity moves to its latest message.
+    // A batch is stored in seq order (the order it was written in), whatever the times say; the activity
+    // moves to its latest message.
     let later = client_message(&c, t0() + Duration::minutes(6), "still there?");
-    let earlier = client_message(&c, t0() + Duration::minutes(5), "it was blue");
+    let earlier = client_message(&at_seq(&c, 2), t0() + Duration::minutes(5), "it was blue");
     store
         .append_messages(
             &practice.id,
@@ -400,14 +414,26 @@ async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
         .expect("append");
     // Within one microsecond, by nanoseconds.
     let close = client_message(
-        &c,
+        &at_seq(&c, 3),
         t0() + Duration::minutes(6) + Duration::nanoseconds(500),
         "hello?",
+    );
+    // A writer that read an older seq is refused, and writes nothing.
+    assert_eq!(
+        store
+            .append_messages(
+                &practice.id,
+                &open_of(&c),
+                &[client_message(&c, t0(), "stale")],
+                None
+            )
+            .await,
+        Err(StoreError::VersionMismatch)
     );
     store
         .append_messages(
             &practice.id,
-            &open_of(&c),
+            &open_of(&at_seq(&c, 3)),
             std::slice::from_ref(&close),
             None,
         )
@@ -417,10 +443,15 @@ async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
     let read = detail(&store, &practice.id, &c.id).await;
     assert_eq!(
         read.messages,
-        vec![new.messages[0].clone(), earlier, later, close.clone()]
+        vec![new.messages[0].clone(), later, earlier, close.clone()]
+    );
+    assert_eq!(
+        read.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
     );
     let moved = Conversation {
         last_message_at: close.at,
+        last_seq: 4,
         ..c.clone()
     };
     assert_eq!(read.conversation, moved);
@@ -520,7 +551,7 @@ async fn starting_in_a_deleted_department_is_not_found_and_writes_nothing(t: Tes
     );
     assert_eq!(
         store
-            .conversation_detail(&practice.id, &new.conversation.id)
+            .conversation_detail(&practice.id, &new.conversation.id, MessageRange::ALL)
             .await,
         Ok(None)
     );
@@ -590,10 +621,15 @@ async fn a_redelivered_inbound_message_is_stored_once(t: TestStore) {
         )
         .await
         .expect("a new message");
-    let m2_again = client_message(&c, t0() + Duration::minutes(2), "second");
+    let m2_again = client_message(&at_seq(&c, 2), t0() + Duration::minutes(2), "second");
     assert_eq!(
         store
-            .append_messages(&practice.id, &open_of(&c), &[m2_again], Some("gw-2"))
+            .append_messages(
+                &practice.id,
+                &open_of(&at_seq(&c, 2)),
+                &[m2_again],
+                Some("gw-2")
+            )
             .await,
         Err(StoreError::DuplicateInbound(c.id.clone()))
     );
@@ -850,6 +886,7 @@ async fn lists_newest_activity_first_with_filters(t: TestStore) {
         .await
         .expect("append");
     truth[0].last_message_at = minutes(20);
+    truth[0].last_seq = 2;
 
     let expect = |keep: &dyn Fn(&Conversation) -> bool| {
         newest_first(truth.iter().filter(|c| keep(c)).cloned().collect())
@@ -1050,7 +1087,12 @@ async fn another_practice_never_sees_a_conversation(t: TestStore) {
     let c = new.conversation.clone();
 
     assert_eq!(store.get_conversation(&b.id, &c.id).await, Ok(None));
-    assert_eq!(store.conversation_detail(&b.id, &c.id).await, Ok(None));
+    assert_eq!(
+        store
+            .conversation_detail(&b.id, &c.id, MessageRange::ALL)
+            .await,
+        Ok(None)
+    );
     assert_eq!(
         list_all(&store, &b.id, &ConversationFilter::default()).await,
         vec![]
@@ -1515,9 +1557,71 @@ async fn dynamo_conversation_requests_stay_within_budget() {
     let (r, n) = requests(d, store.get_conversation(&practice.id, &c.id)).await;
     assert!(matches!(r, Ok(Some(_))));
     assert_eq!(n, counts(&[("GetItem", 1)]), "get_conversation");
-    let (r, n) = requests(d, store.conversation_detail(&practice.id, &c.id)).await;
+    let (r, n) = requests(
+        d,
+        store.conversation_detail(&practice.id, &c.id, MessageRange::ALL),
+    )
+    .await;
     assert_eq!(r.expect("detail").expect("exists").messages.len(), 2);
     assert_eq!(n, counts(&[("Query", 1)]), "conversation_detail");
+    // A page that stops short of the last message: the Query, and the conversation item read on its own.
+    let one = MessageRange { after: 0, limit: 1 };
+    let (r, n) = requests(d, store.conversation_detail(&practice.id, &c.id, one)).await;
+    assert_eq!(r.expect("detail").expect("exists").next_after, Some(1));
+    assert_eq!(
+        n,
+        counts(&[("GetItem", 1), ("Query", 1)]),
+        "a first page of two"
+    );
+    // The client's read is one Query, whatever the page, and so is a refusal.
+    for range in [
+        MessageRange::ALL,
+        one,
+        MessageRange {
+            after: 2,
+            limit: 100,
+        },
+    ] {
+        let (r, n) = requests(
+            d,
+            store.client_messages(&practice.id, "client-1", &c.id, range),
+        )
+        .await;
+        assert!(matches!(r, Ok(Some(_))), "{r:?}");
+        assert_eq!(n, counts(&[("Query", 1)]), "client_messages {range:?}");
+        let (r, n) = requests(
+            d,
+            store.client_messages(&practice.id, "client-2", &c.id, range),
+        )
+        .await;
+        assert_eq!(r, Ok(None), "another client");
+        assert_eq!(
+            n,
+            counts(&[("Query", 1)]),
+            "client_messages of another client {range:?}"
+        );
+    }
+    let (r, n) = requests(d, store.client_conversations(&practice.id, "client-1", 100)).await;
+    assert_eq!(r.expect("list").len(), 1);
+    assert_eq!(n, counts(&[("Query", 1)]), "client_conversations");
+
+    // A staff reply: the conversation read, one transaction.
+    let staff = Caller {
+        sub: "staff-1".into(),
+        practice_id: practice.id.clone(),
+        role: Role::Staff,
+    };
+    let (r, n) = requests(
+        d,
+        conversation::staff_reply(store.as_ref(), &staff, &c.id, "on our way", t0(), &TestIds),
+    )
+    .await;
+    assert_eq!(r.expect("reply").seq, 3);
+    assert_eq!(
+        n,
+        counts(&[("GetItem", 1), ("TransactWriteItems", 1)]),
+        "a staff reply"
+    );
 
     let open = filter(Some(ConversationStatus::Open), None);
     let (r, n) = requests(d, store.list_conversations(&practice.id, &open, None, 20)).await;
@@ -1608,7 +1712,8 @@ async fn dynamo_conversation_items_are_where_the_layout_says() {
             .unwrap_or_else(|| panic!("no string {name} in {item:?}"))
     };
     let conversation_pk = format!("CONV#{}#{}", practice.id, c.id);
-    let item = get(conversation_pk.clone(), "CONV".into())
+    // The conversation item sorts right after its messages.
+    let item = get(conversation_pk.clone(), "MSG~".into())
         .await
         .expect("conversation item");
     assert_eq!(
@@ -1619,13 +1724,21 @@ async fn dynamo_conversation_items_are_where_the_layout_says() {
         string(&item, "GSI1SK"),
         format!("2026-03-02T14:30:00.123456789Z#{}", c.id)
     );
-    let message = &new.messages[0];
-    assert!(get(
-        conversation_pk.clone(),
-        format!("MSG#2026-03-02T14:30:00.123456789Z#{}", message.id)
-    )
-    .await
-    .is_some());
+    // Messages by seq, each naming the conversation's client (a page that stops short of the conversation
+    // item still says whose it is).
+    let message = get(conversation_pk.clone(), "MSG#00000000000000000001".into())
+        .await
+        .expect("message item");
+    assert_eq!(string(&message, "id"), new.messages[0].id.to_string());
+    assert_eq!(string(&message, "client_id"), "client-1");
+    assert_eq!(
+        (string(&item, "GSI2PK"), string(&item, "GSI2SK")),
+        (
+            format!("CLIENT#{}#client-1", practice.id),
+            format!("2026-03-02T14:30:00.123456789Z#{}", c.id)
+        ),
+        "an app conversation is in its client's list"
+    );
     let claim_item = get(format!("OPEN#{}#client-1", practice.id), "OPEN".into())
         .await
         .expect("claim item");
@@ -1635,6 +1748,14 @@ async fn dynamo_conversation_items_are_where_the_layout_says() {
             string(&claim_item, "department_id")
         ),
         (c.id.to_string(), default.id.to_string())
+    );
+    assert_eq!(
+        (claim_item.get("last_seq"), item.get("last_seq")),
+        (
+            Some(&AttributeValue::N("1".into())),
+            Some(&AttributeValue::N("1".into()))
+        ),
+        "the claim holds the conversation's last seq"
     );
     let dedup = get(format!("INBOUND#{}#gw-1", practice.id), "INBOUND".into())
         .await
@@ -1673,7 +1794,7 @@ async fn dynamo_conversation_items_are_where_the_layout_says() {
         .end_conversation(&c, t0() + Duration::hours(1))
         .await
         .expect("end");
-    let item = get(conversation_pk, "CONV".into())
+    let item = get(conversation_pk, "MSG~".into())
         .await
         .expect("conversation item");
     assert_eq!(
@@ -1702,7 +1823,8 @@ async fn dynamo_conversation_items_are_where_the_layout_says() {
 
 /// The file closed and opened again (a restart of `cargo run`): every aggregate reads back as it was
 /// written, indexes included: settings, the reminder's due instant, a conversation with its messages and
-/// transfer, the client's claim, an inbound message seen, the alert outbox with a delivery's outcome.
+/// transfer (and its notice, the seq after), the client's claim and view, an inbound message seen, the alert
+/// outbox with a delivery's outcome.
 /// (`tests/tests/api/durability.rs` does it with `kill -9` under load.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_everything_reads_back_after_the_file_is_reopened() {
@@ -1745,15 +1867,20 @@ async fn file_everything_reads_back_after_the_file_is_reopened() {
         at: t0() + Duration::minutes(2),
         note: Some("for the groomer".into()),
     };
-    let transfer_alert = PendingAlert::transfer(
-        &TestIds,
-        &c,
-        transfer.clone(),
-        "for the groomer",
-        transfer.at,
-    );
-    store
-        .transfer_conversation(&c, &transfer, &transfer_alert)
+    // As the transfer reads it: after the client's second message.
+    let c = at_seq(&c, 2);
+    let transfer_alert =
+        PendingAlert::transfer(&TestIds, &c, transfer.clone(), "Still there?", transfer.at);
+    let notice = Message {
+        seq: 3,
+        author: Author::System,
+        body: transfer_notice("Grooming"),
+        department_id: grooming.id.clone(),
+        department_name: "Grooming".into(),
+        ..client_message(&c, transfer.at, "")
+    };
+    let c = store
+        .transfer_conversation(&c, &transfer, &notice, &transfer_alert)
         .await
         .expect("transfer");
 
@@ -1765,9 +1892,17 @@ async fn file_everything_reads_back_after_the_file_is_reopened() {
     ) -> String {
         let far = t0() + Duration::days(2);
         format!(
-            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
             store.practice_config(&practice.id).await,
-            store.conversation_detail(&practice.id, &c.id).await,
+            store
+                .conversation_detail(&practice.id, &c.id, MessageRange::ALL)
+                .await,
+            store
+                .client_messages(&practice.id, &c.client_id, &c.id, MessageRange::ALL)
+                .await,
+            store
+                .client_conversations(&practice.id, &c.client_id, 10)
+                .await,
             store
                 .routing_context(&practice.id, &c.client_id, &practice.default_department_id)
                 .await,
@@ -1784,7 +1919,9 @@ async fn file_everything_reads_back_after_the_file_is_reopened() {
     }
     let before = snapshot(&store, &practice, &c, &alert).await;
     assert!(
-        before.contains("Still there?") && before.contains("for the groomer"),
+        before.contains("Still there?")
+            && before.contains("for the groomer")
+            && before.contains("You are now chatting with Grooming"),
         "{before}"
     );
     drop(store);
@@ -1794,15 +1931,7 @@ async fn file_everything_reads_back_after_the_file_is_reopened() {
     let again = client_message(&c, t0() + Duration::minutes(3), "Still there?");
     assert_eq!(
         store
-            .append_messages(
-                &practice.id,
-                &OpenConversation {
-                    conversation_id: c.id.clone(),
-                    department_id: grooming.id.clone(),
-                },
-                &[again],
-                Some("gw-1")
-            )
+            .append_messages(&practice.id, &open_of(&c), &[again], Some("gw-1"))
             .await,
         Err(StoreError::DuplicateInbound(c.id.clone())),
         "the inbound message seen is still known"

@@ -6,5 +6,6 @@
 
 mod alert_contract;
 mod conversation_contract;
+mod realtime_contract;
 mod reminder;
 mod store_contract;

@@ -4,7 +4,8 @@
 //! | aggregate | traits | DynamoDB | embedded (redb) |
 //! |---|---|---|---|
 //! | settings | `SettingsLookup`, `SettingsStore` | `dynamo/settings.rs` | `embedded/settings.rs` |
-//! | conversations | `ConversationIntake`, `ConversationHistory`, `ConversationStore`, `TransferStore` | `dynamo/conversations.rs` | `embedded/conversations.rs` |
+//! | conversations | `ConversationIntake`, `ConversationHistory`, `ConversationStore`, `TransferStore`, `ClientConversations` | `dynamo/conversations.rs` | `embedded/conversations.rs` |
+//! | realtime | `TicketStore`, `ConnectionStore` | `dynamo/realtime.rs` | `embedded/realtime.rs` |
 //! | alerts | `AlertOutbox`, `PendingAlerts` | `dynamo/alerts.rs` | `embedded/alerts.rs` |
 //! | reminders | `ReminderStore` | `dynamo/reminders.rs` | `embedded/reminders.rs` |
 //!
@@ -28,10 +29,11 @@
 //! | department | `PRACTICE#{practice_id}` | `DEPT#{department_id}` | `settings` (one map), `name_key`, `is_default`, `open_conversations`, `version`, timestamps |
 //! | department name | `DEPTNAME#{practice_id}#{name_key}` | `DEPTNAME` | `department_id`: the name is taken |
 //! | texting number | `SMSNUMBER#{e164}` | `SMSNUMBER` | `practice_id`: the owner |
-//! | conversation | `CONV#{practice_id}#{conversation_id}` | `CONV` | the `Conversation` fields; `GSI1PK = CONVS#{practice_id}#{status}`, `GSI1SK = {last_message_at}#{conversation_id}` |
-//! | message | `CONV#{practice_id}#{conversation_id}` | `MSG#{at}#{message_id}` | the `Message` fields |
-//! | transfer | `CONV#{practice_id}#{conversation_id}` | `XFER#{at}#{alert_id}` | the `Transfer` fields (one alert per transfer makes the key unique) |
-//! | client's open conversation | `OPEN#{practice_id}#{client_id}` | `OPEN` | `conversation_id`, `department_id`: the claim |
+//! | conversation | `CONV#{practice_id}#{conversation_id}` | `MSG~` (right after its messages) | the `Conversation` fields (with `last_seq`, `department_name`); `transfers` (the `Transfer`s, a list); `preview` (the last message a person wrote); `GSI1PK = CONVS#{practice_id}#{status}`, `GSI1SK = {last_message_at}#{conversation_id}`; app and web ones also `GSI2PK = CLIENT#{practice_id}#{client_id}`, `GSI2SK` as `GSI1SK` |
+//! | message | `CONV#{practice_id}#{conversation_id}` | `MSG#{seq:020}` | the `Message` fields; `client_id` (the conversation's), `practice_id` |
+//! | client's open conversation | `OPEN#{practice_id}#{client_id}` | `OPEN` | the `OpenConversation` fields (`conversation_id`, `department_id`, `department_name`, `client_id`, `channel`, `last_seq`): the claim |
+//! | ticket | `TICKET#{sha256 of the secret}` | `TICKET` | the `Subscriber` fields; `expires_at` (TTL, epoch seconds: 60 s) |
+//! | connection | `CONN#{connection_id}` | `CONN` | `id`, the `Subscriber` fields, `connected_at`; `expires_at` (TTL: 2 h); `GSI2PK = CONNS#{practice_id}`, `GSI2SK = {connection_id}` |
 //! | inbound message seen | `INBOUND#{practice_id}#{dedup_key}` | `INBOUND` | `conversation_id`; `expires_at` (TTL, 7 days) |
 //! | alert (outbox) | `ALERT#{alert_id}` | `ALERT` | the `PendingAlert` fields; `status` (`pending`, then `done`); `outcomes` (map: idempotency key → `DeliveryOutcome`); `claims` (map: idempotency key → lease end `{at}`); while pending, `GSI1PK = ALERTS#pending`, `GSI1SK = {created_at}#{alert_id}` |
 //!
@@ -43,8 +45,9 @@
 //! transaction as the change that claims or releases them, each with a condition, so uniqueness holds under
 //! concurrency.
 //!
-//! A conversation, its messages and transfers share one item collection keyed by the practice too, so
-//! another practice's conversation is unreachable and `conversation_detail` is one Query. Routing reads the
+//! A conversation and its messages share one item collection keyed by the practice too, so another practice's
+//! conversation is unreachable, and "the messages after seq n" is one Query that ends with the conversation
+//! item (`docs/architecture.md`: `seq`, and why the client's read is one Query). Routing reads the
 //! practice, the department and the client's claim in one BatchGetItem; starting a conversation is one
 //! transaction (claim put if absent, conversation, messages, `ADD 1` to the department's
 //! `open_conversations` if the department exists, the pending alert, the dedup record put if absent);
@@ -72,10 +75,13 @@ mod dynamo;
 pub mod embedded;
 
 use chrono::{DateTime, Utc};
+use domain::realtime::Change;
 
 #[cfg(feature = "test-support")]
 pub use dynamo::RequestCounter;
-pub use dynamo::{ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, TableSpec};
+pub use dynamo::{
+    change_of_record, ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, TableSpec,
+};
 pub use embedded::EmbeddedStore;
 
 /// An instant as a fixed-width UTC string (nanoseconds, `Z`), so strings sort as instants do: the instants
@@ -89,4 +95,35 @@ pub(crate) fn parse_sortable(raw: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(raw)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// The key a ticket is stored under: SHA-256 of its secret, hex. Only the buyer ever holds the secret; a
+/// copy of the table holds hashes, which open no connection.
+pub(crate) fn ticket_hash(secret: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The local stand-in for the table's stream: a store given a feed hands it the changes of every write it
+/// commits (conversations started, messages, transfers, ends), for the local server's fanout. Without one
+/// (every Lambda function; on AWS the stream carries them) nothing is sent.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFeed(Option<tokio::sync::mpsc::UnboundedSender<Vec<Change>>>);
+
+impl ChangeFeed {
+    /// A feed and the receiving end the fanout reads.
+    pub fn channel() -> (
+        ChangeFeed,
+        tokio::sync::mpsc::UnboundedReceiver<Vec<Change>>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (ChangeFeed(Some(tx)), rx)
+    }
+
+    pub(crate) fn publish(&self, changes: Vec<Change>) {
+        if let Some(tx) = &self.0 {
+            // The receiver gone (the server shutting down): frames are nudges, nothing to keep.
+            let _ = tx.send(changes);
+        }
+    }
 }

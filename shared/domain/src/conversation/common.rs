@@ -6,17 +6,19 @@ use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Author, AutoReply, Channel, ConversationId, Message, MessageId};
+use super::{Author, AutoReply, ConversationId, Message, MessageId};
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{plausible_id, DepartmentId, Ids};
+use crate::store::OpenConversation;
 use crate::validate;
 
 /// The longest message, in characters (`/inbound`, staff start and reply; longer texts are cut to it).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
-/// How often a write that lost a race (the client's conversation started, moved or ended meanwhile) is
-/// planned again from a fresh read.
-const RACE_RETRIES: usize = 5;
+/// How often a write that lost a race (the client's conversation started, moved or ended meanwhile, or
+/// another message took the next `seq`) is planned again from a fresh read. Every lost race is another
+/// writer's commit, so 32 writers to one conversation at once each lose at most 31 times.
+const RACE_RETRIES: usize = 64;
 
 /// A message's body: trimmed, not empty, at most [`MAX_MESSAGE_CHARS`].
 pub(super) fn message_body(raw: &str) -> DomainResult<String> {
@@ -52,33 +54,43 @@ pub fn text_sender(raw: Option<&str>) -> DomainResult<String> {
     Ok(validate::e164(&number))
 }
 
-/// Messages of one write: the author's, then the auto-replies just after it (so they sort after it).
-pub(super) fn messages_for(
-    conversation_id: &ConversationId,
+/// A message of the conversation `to`, taking the `seq` after `to.last_seq + index`.
+pub(super) fn message_in(
+    to: &OpenConversation,
+    index: usize,
     author: Author,
-    channel: Channel,
+    body: String,
+    at: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> Message {
+    Message {
+        id: MessageId(ids.next("msg")),
+        conversation_id: to.conversation_id.clone(),
+        seq: to.last_seq + 1 + index as u64,
+        at,
+        author,
+        channel: to.channel,
+        body,
+        department_id: to.department_id.clone(),
+        department_name: to.department_name.clone(),
+    }
+}
+
+/// Messages of one write into `to`: the author's, then the auto-replies just after it (the `seq`s after
+/// `to.last_seq`, in this order; the instants a microsecond apart, so they sort after it by time too).
+pub(super) fn messages_for(
+    to: &OpenConversation,
+    author: Author,
     body: String,
     auto_replies: &[AutoReply],
     now: DateTime<Utc>,
     ids: &dyn Ids,
 ) -> Vec<Message> {
-    let mut out = vec![Message {
-        id: MessageId(ids.next("msg")),
-        conversation_id: conversation_id.clone(),
-        at: now,
-        author,
-        channel,
-        body,
-    }];
+    let mut out = vec![message_in(to, 0, author, body, now, ids)];
     for (i, reply) in auto_replies.iter().enumerate() {
-        out.push(Message {
-            id: MessageId(ids.next("msg")),
-            conversation_id: conversation_id.clone(),
-            at: now + Duration::microseconds(i as i64 + 1),
-            author: Author::Auto { reply: reply.kind },
-            channel,
-            body: reply.text.clone(),
-        });
+        let at = now + Duration::microseconds(i as i64 + 1);
+        let author = Author::Auto { reply: reply.kind };
+        out.push(message_in(to, i + 1, author, reply.text.clone(), at, ids));
     }
     out
 }
@@ -118,7 +130,8 @@ pub(super) fn not_set_up() -> DomainError {
 /// What one attempt of a flow's read-then-write came to.
 pub(super) enum Attempt<T> {
     Done(T),
-    /// The write found the conversation changed since the read (started, moved, ended): read again.
+    /// The write found the conversation changed since the read (started, moved, ended, another message
+    /// took the next `seq`): read again.
     LostRace,
 }
 

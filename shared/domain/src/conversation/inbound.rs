@@ -47,10 +47,10 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    /// The client's message, then `auto_replies`, for conversation `id`.
+    /// The client's message, then `auto_replies`, written into `to` (the channel the message came in on).
     fn messages(
         &self,
-        id: &ConversationId,
+        to: &OpenConversation,
         auto_replies: &[AutoReply],
         now: DateTime<Utc>,
         ids: &dyn Ids,
@@ -58,15 +58,12 @@ impl Inbound {
         let author = Author::Client {
             id: self.client_id.clone(),
         };
-        messages_for(
-            id,
-            author,
-            self.channel,
-            self.body.clone(),
-            auto_replies,
-            now,
-            ids,
-        )
+        // The message says where it came from (a web message may join the client's app chat).
+        let arrived = OpenConversation {
+            channel: self.channel,
+            ..to.clone()
+        };
+        messages_for(&arrived, author, self.body.clone(), auto_replies, now, ids)
     }
 }
 
@@ -185,7 +182,7 @@ async fn join(
     now: DateTime<Utc>,
     ids: &dyn Ids,
 ) -> DomainResult<Attempt<Routed>> {
-    let messages = inbound.messages(&open.conversation_id, &[], now, ids);
+    let messages = inbound.messages(&open, &[], now, ids);
     let joined = |conversation_id: ConversationId| Routed {
         conversation_id,
         department_id: open.department_id.clone(),
@@ -206,8 +203,9 @@ async fn join(
         Err(StoreError::DuplicateInbound(conversation_id)) => {
             Ok(Attempt::Done(joined(conversation_id)))
         }
-        // Ended between the read and the write: the message starts a new conversation.
-        Err(StoreError::NotFound) => Ok(Attempt::LostRace),
+        // Ended between the read and the write (the message starts a new conversation), or another
+        // message took the next seq: read again.
+        Err(StoreError::NotFound) | Err(StoreError::VersionMismatch) => Ok(Attempt::LostRace),
         Err(e) => Err(e.into()),
     }
 }
@@ -222,15 +220,17 @@ async fn start(
     ids: &dyn Ids,
 ) -> DomainResult<Attempt<Routed>> {
     let admission = admit(practice, &department, inbound.channel, now)?;
-    let conversation = Conversation::start(
+    let mut conversation = Conversation::start(
         ConversationId(ids.next("cnv")),
         practice.id.clone(),
-        department.id.clone(),
+        &department,
         inbound.client_id.clone(),
         inbound.channel,
         now,
     );
-    let messages = inbound.messages(&conversation.id, &admission.auto_replies, now, ids);
+    let to = OpenConversation::of(&conversation);
+    let messages = inbound.messages(&to, &admission.auto_replies, now, ids);
+    conversation.opened_with(&messages);
     let alert = PendingAlert::new_conversation(ids, &conversation, &inbound.body, now);
     let new = NewConversation {
         conversation,

@@ -16,6 +16,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::department::Department;
 use crate::identity::{id_type, DepartmentId, PracticeId};
 
 mod common;
@@ -93,14 +94,20 @@ pub struct Conversation {
     pub started_at: DateTime<Utc>,
     pub last_message_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The name of `department_id` when the conversation entered it (what the client's view shows).
+    #[serde(default)]
+    pub department_name: String,
+    /// The `seq` of the conversation's last message (0 before the first).
+    #[serde(default)]
+    pub last_seq: u64,
 }
 
 impl Conversation {
-    /// A conversation that starts now: open, its first message at `now`.
+    /// A conversation that starts now in `department`: open, its first message at `now`, no message yet.
     pub fn start(
         id: ConversationId,
         practice_id: PracticeId,
-        department_id: DepartmentId,
+        department: &Department,
         client_id: String,
         channel: Channel,
         now: DateTime<Utc>,
@@ -108,14 +115,21 @@ impl Conversation {
         Conversation {
             id,
             practice_id,
-            department_id,
+            department_id: department.id.clone(),
             client_id,
             channel,
             status: ConversationStatus::Open,
             started_at: now,
             last_message_at: now,
             resolved_at: None,
+            department_name: department.settings.name.clone(),
+            last_seq: 0,
         }
+    }
+
+    /// Its first messages were written: its `last_seq` becomes theirs.
+    pub(crate) fn opened_with(&mut self, messages: &[Message]) {
+        self.last_seq = messages.last().map_or(0, |m| m.seq);
     }
 }
 
@@ -133,16 +147,36 @@ pub enum Author {
     Auto {
         reply: AutoReplyKind,
     },
+    /// The service's own notice in the conversation: a transfer to another department.
+    System,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub id: MessageId,
     pub conversation_id: ConversationId,
+    /// 1, 2, 3, … within the conversation, in commit order: no gap, no repeat.
+    pub seq: u64,
     pub at: DateTime<Utc>,
     pub author: Author,
     pub channel: Channel,
     pub body: String,
+    /// The department the conversation was in when the message was stored, and its name then: a staff or
+    /// automatic reply is shown to the client under this name.
+    pub department_id: DepartmentId,
+    pub department_name: String,
+}
+
+impl Message {
+    /// Written by a person (the client or staff), not by the service: what an alert quotes.
+    pub fn by_a_person(&self) -> bool {
+        matches!(self.author, Author::Client { .. } | Author::Staff { .. })
+    }
+}
+
+/// What the system message of a transfer says to the client.
+pub fn transfer_notice(department_name: &str) -> String {
+    format!("You are now chatting with {department_name}")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,19 +6,20 @@ use crate::error::{DomainError, DomainResult, InvalidCode};
 use crate::identity::{plausible_id, Caller, DASHBOARD};
 use crate::store::{
     ConversationDetail, ConversationFilter, ConversationHistory, ConversationPage,
-    ConversationStore, StoreError,
+    ConversationStore, MessageRange, StoreError,
 };
 
-/// `GET /conversations/{id}`: the conversation with its messages and transfers.
+/// `GET /conversations/{id}`: the conversation with the messages of `range` and its transfers.
 pub async fn conversation_detail(
     store: &dyn ConversationHistory,
     caller: &Caller,
     id: &ConversationId,
+    range: MessageRange,
 ) -> DomainResult<ConversationDetail> {
     caller.require(DASHBOARD)?;
     known_conversation(id)?;
     store
-        .conversation_detail(&caller.practice_id, id)
+        .conversation_detail(&caller.practice_id, id, range)
         .await?
         .ok_or(DomainError::NotFound("conversation"))
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::common::{known_conversation, message_body, messages_for, resolved};
+use super::common::{known_conversation, message_body, message_in, resolved, retry_races, Attempt};
 use super::{Author, ConversationId, ConversationStatus, Message};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::{Caller, Ids, DASHBOARD};
@@ -21,6 +21,19 @@ pub async fn staff_reply(
     caller.require(DASHBOARD)?;
     let body = message_body(body)?;
     known_conversation(id)?;
+    let body = &body;
+    retry_races(|| reply_once(store, caller, id, body, now, ids)).await
+}
+
+/// One read (the conversation, for its next `seq`), then one write.
+async fn reply_once(
+    store: &dyn ConversationStore,
+    caller: &Caller,
+    id: &ConversationId,
+    body: &str,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> DomainResult<Attempt<Message>> {
     let conversation = store
         .get_conversation(&caller.practice_id, id)
         .await?
@@ -28,28 +41,25 @@ pub async fn staff_reply(
     if conversation.status == ConversationStatus::Resolved {
         return Err(resolved());
     }
-    let open = OpenConversation {
-        conversation_id: conversation.id.clone(),
-        department_id: conversation.department_id.clone(),
+    let open = OpenConversation::of(&conversation);
+    let author = Author::Staff {
+        id: caller.sub.clone(),
     };
-    let messages = messages_for(
-        &conversation.id,
-        Author::Staff {
-            id: caller.sub.clone(),
-        },
-        conversation.channel,
-        body,
-        &[],
-        now,
-        ids,
-    );
+    let message = message_in(&open, 0, author, body.to_owned(), now, ids);
     match store
-        .append_messages(&caller.practice_id, &open, &messages, None)
+        .append_messages(
+            &caller.practice_id,
+            &open,
+            std::slice::from_ref(&message),
+            None,
+        )
         .await
     {
-        Ok(()) => Ok(messages.into_iter().next().expect("one message")),
+        Ok(()) => Ok(Attempt::Done(message)),
         // Ended between the read and the write.
         Err(StoreError::NotFound) => Err(resolved()),
+        // Another message took the next seq: read again.
+        Err(StoreError::VersionMismatch) => Ok(Attempt::LostRace),
         Err(e) => Err(e.into()),
     }
 }

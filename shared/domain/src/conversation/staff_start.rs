@@ -11,7 +11,7 @@ use super::common::{
 use super::{Author, Channel, Conversation, ConversationId};
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{plausible_id, Caller, DepartmentId, Ids, DASHBOARD, MAX_ID_BYTES};
-use crate::store::{ConversationIntake, NewConversation, StoreError};
+use crate::store::{ConversationIntake, NewConversation, OpenConversation, StoreError};
 
 /// `POST /conversations` body.
 #[derive(Debug, Clone, Deserialize)]
@@ -93,25 +93,20 @@ async fn start_once(
             details: Some(json!({"conversation_id": open.conversation_id})),
         });
     }
-    let conversation = Conversation::start(
+    let mut conversation = Conversation::start(
         ConversationId(ids.next("cnv")),
         practice_id.clone(),
-        department.id,
+        &department,
         start.client_id.to_owned(),
         start.channel,
         now,
     );
-    let messages = messages_for(
-        &conversation.id,
-        Author::Staff {
-            id: start.caller.sub.clone(),
-        },
-        start.channel,
-        start.body.to_owned(),
-        &[],
-        now,
-        ids,
-    );
+    let author = Author::Staff {
+        id: start.caller.sub.clone(),
+    };
+    let to = OpenConversation::of(&conversation);
+    let messages = messages_for(&to, author, start.body.to_owned(), &[], now, ids);
+    conversation.opened_with(&messages);
     // Staff started it themselves: their own department needs no alert.
     let new = NewConversation {
         conversation,

@@ -5,12 +5,14 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use super::common::{known_conversation, known_department, resolved, retry_races, Attempt};
-use super::{Author, Conversation, ConversationId, ConversationStatus, Transfer};
+use super::common::{
+    known_conversation, known_department, message_in, resolved, retry_races, Attempt,
+};
+use super::{transfer_notice, Author, Conversation, ConversationId, ConversationStatus, Transfer};
 use crate::alert::PendingAlert;
 use crate::error::{DomainError, DomainResult, InvalidCode};
 use crate::identity::{Caller, DepartmentId, Ids, DASHBOARD};
-use crate::store::{StoreError, TransferStore};
+use crate::store::{OpenConversation, StoreError, TransferStore};
 use crate::validate;
 
 /// `POST /conversations/{id}/transfer` body.
@@ -48,7 +50,7 @@ pub async fn transfer_conversation(
     retry_races(|| transfer_once(store, caller, id, to, note, now, ids)).await
 }
 
-/// One read (the conversation with its messages and transfers), then one transaction.
+/// One read (the conversation, the target department, what the alert quotes), then one transaction.
 async fn transfer_once(
     store: &dyn TransferStore,
     caller: &Caller,
@@ -58,11 +60,10 @@ async fn transfer_once(
     now: DateTime<Utc>,
     ids: &dyn Ids,
 ) -> DomainResult<Attempt<Conversation>> {
-    let detail = store
-        .conversation_detail(&caller.practice_id, id)
-        .await?
+    let ctx = store.transfer_context(&caller.practice_id, id, to).await?;
+    let conversation = ctx
+        .conversation
         .ok_or(DomainError::NotFound("conversation"))?;
-    let conversation = detail.conversation;
     if conversation.status == ConversationStatus::Resolved {
         return Err(resolved());
     }
@@ -73,9 +74,10 @@ async fn transfer_once(
             "the conversation is already in this department",
         ));
     }
+    let target = ctx.target.ok_or(DomainError::NotFound("department"))?;
     // The history is ordered by `at`: a transfer that commits after another (the version check makes this
     // read the latest) is never dated before it, whatever the two requests' clocks said.
-    let at = match detail.transfers.iter().map(|t| t.at).max() {
+    let at = match ctx.last_transfer_at {
         Some(previous) if previous >= now => previous + Duration::milliseconds(1),
         _ => now,
     };
@@ -87,24 +89,27 @@ async fn transfer_once(
         note: note.clone(),
     };
     // The alert quotes the last message a person wrote.
-    let last = detail
-        .messages
-        .iter()
-        .rev()
-        .find(|m| !matches!(m.author, Author::Auto { .. }));
     let alert = PendingAlert::transfer(
         ids,
         &conversation,
         transfer.clone(),
-        last.map(|m| m.body.as_str()).unwrap_or_default(),
+        ctx.preview.as_deref().unwrap_or_default(),
         now,
     );
+    // The client is told, in the conversation, under the new department's name.
+    let into = OpenConversation {
+        department_id: target.id.clone(),
+        department_name: target.settings.name.clone(),
+        ..OpenConversation::of(&conversation)
+    };
+    let notice = transfer_notice(&target.settings.name);
+    let notice = message_in(&into, 0, Author::System, notice, at, ids);
     match store
-        .transfer_conversation(&conversation, &transfer, &alert)
+        .transfer_conversation(&conversation, &transfer, &notice, &alert)
         .await
     {
         Ok(moved) => Ok(Attempt::Done(moved)),
-        // Ended or moved meanwhile: look again.
+        // Ended or moved meanwhile, or another message took the next seq: look again.
         Err(StoreError::VersionMismatch) => Ok(Attempt::LostRace),
         Err(StoreError::NotFound) => Err(DomainError::NotFound("department")),
         Err(e) => Err(e.into()),

@@ -7,16 +7,47 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreResult;
 use crate::alert::PendingAlert;
-use crate::conversation::{Conversation, ConversationId, ConversationStatus, Message, Transfer};
+use crate::conversation::{
+    Channel, Conversation, ConversationId, ConversationStatus, Message, Transfer,
+};
 use crate::department::Department;
 use crate::identity::{DepartmentId, PracticeId};
 use crate::practice::Practice;
 
-/// A client's open conversation, as the practice-wide uniqueness record holds it.
+/// A client's open conversation, as the practice-wide uniqueness record (the claim) holds it: enough to
+/// append a message without reading the conversation. The claim and the conversation both hold `last_seq`,
+/// and every write that appends changes both in one atomic write, so they are always equal; an append
+/// names the `last_seq` it read and fails (`VersionMismatch`) if another append came first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenConversation {
     pub conversation_id: ConversationId,
     pub department_id: DepartmentId,
+    #[serde(default)]
+    pub department_name: String,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default = "app_channel")]
+    pub channel: Channel,
+    #[serde(default)]
+    pub last_seq: u64,
+}
+
+fn app_channel() -> Channel {
+    Channel::App
+}
+
+impl OpenConversation {
+    /// The claim of an open conversation.
+    pub fn of(c: &Conversation) -> OpenConversation {
+        OpenConversation {
+            conversation_id: c.id.clone(),
+            department_id: c.department_id.clone(),
+            department_name: c.department_name.clone(),
+            client_id: c.client_id.clone(),
+            channel: c.channel,
+            last_seq: c.last_seq,
+        }
+    }
 }
 
 /// What routing an inbound message needs, read in one request.
@@ -40,13 +71,71 @@ pub struct NewConversation {
     pub dedup_key: Option<String>,
 }
 
-/// A conversation with its messages (oldest first) and transfers (oldest first).
+/// A conversation with a page of its messages (in `seq` order, after a `seq`) and its transfers (oldest
+/// first).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConversationDetail {
     #[serde(flatten)]
     pub conversation: Conversation,
     pub messages: Vec<Message>,
     pub transfers: Vec<Transfer>,
+    /// The `seq` to ask after for the next page, or null when this page reaches the last message.
+    pub next_after: Option<u64>,
+}
+
+/// Which messages of a conversation to read: those after `after`, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageRange {
+    pub after: u64,
+    pub limit: usize,
+}
+
+impl MessageRange {
+    /// Every message (stores and tests reading a conversation whole).
+    pub const ALL: MessageRange = MessageRange {
+        after: 0,
+        limit: usize::MAX,
+    };
+
+    /// The page of `messages` (in `seq` order) this range selects, and the `next_after` to answer.
+    pub fn page<'a>(
+        &self,
+        messages: impl IntoIterator<Item = &'a Message>,
+    ) -> (Vec<Message>, Option<u64>) {
+        let mut out: Vec<Message> = messages
+            .into_iter()
+            .filter(|m| m.seq > self.after)
+            .take(self.limit.saturating_add(1))
+            .cloned()
+            .collect();
+        let more = out.len() > self.limit;
+        out.truncate(self.limit);
+        let next_after = if more {
+            out.last().map(|m| m.seq)
+        } else {
+            None
+        };
+        (out, next_after)
+    }
+}
+
+/// A page of one conversation's messages, as its client reads them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    pub next_after: Option<u64>,
+}
+
+/// What a transfer reads before it moves a conversation, in one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferContext {
+    pub conversation: Option<Conversation>,
+    /// The department asked for, if it exists.
+    pub target: Option<Department>,
+    /// The body of the last message a person wrote (client or staff), which the alert quotes.
+    pub preview: Option<String>,
+    /// When the conversation was last transferred.
+    pub last_transfer_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,8 +168,10 @@ pub trait ConversationIntake: Send + Sync {
     /// if the department is gone), the pending alert, and the inbound dedup record (`DuplicateInbound`).
     async fn start_conversation(&self, new: &NewConversation) -> StoreResult<()>;
 
-    /// Appends messages to a conversation that is still open (`NotFound` otherwise) and moves its
-    /// `last_message_at` to the last message's `at`; with `dedup_key`, `DuplicateInbound` if seen before.
+    /// Appends messages (their `seq` following `open.last_seq`) to a conversation that is still open
+    /// (`NotFound` otherwise) whose `last_seq` is still `open.last_seq` (`VersionMismatch` otherwise: read
+    /// again), and moves its `last_message_at` to the last message's `at` and its `last_seq` (and the
+    /// claim's) to the last message's; with `dedup_key`, `DuplicateInbound` if seen before.
     async fn append_messages(
         &self,
         practice_id: &PracticeId,
@@ -93,11 +184,13 @@ pub trait ConversationIntake: Send + Sync {
 /// One conversation read whole: what staff open, and what a transfer reads before it moves one.
 #[async_trait]
 pub trait ConversationHistory: Send + Sync {
-    /// The conversation with its messages and transfers (one query on DynamoDB).
+    /// The conversation with the messages of `range` and its transfers (on DynamoDB one query, and one
+    /// read more when messages remain after the page).
     async fn conversation_detail(
         &self,
         practice_id: &PracticeId,
         id: &ConversationId,
+        range: MessageRange,
     ) -> StoreResult<Option<ConversationDetail>>;
 }
 
@@ -131,15 +224,48 @@ pub trait ConversationStore: ConversationIntake + ConversationHistory {
 
 /// Handing a conversation to another department (transfer-alerts).
 #[async_trait]
-pub trait TransferStore: ConversationHistory {
+pub trait TransferStore: Send + Sync {
+    /// The conversation, the target department and what the alert quotes: one read.
+    async fn transfer_context(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+        to: &DepartmentId,
+    ) -> StoreResult<TransferContext>;
+
     /// Moves an open conversation from `transfer.from` to `transfer.to`, atomically: the conversation
-    /// (`VersionMismatch` unless still open in `transfer.from`), the transfer record, −1/+1 on the two
-    /// departments' `open_conversations` (`NotFound` if the target department is gone), the client's claim,
-    /// and the target department's pending alert. Returns the moved conversation.
+    /// (`VersionMismatch` unless still open in `transfer.from` with `last_seq` as read), the transfer record,
+    /// the system message `notice` (the next `seq`), −1/+1 on the two departments' `open_conversations`
+    /// (`NotFound` if the target department is gone), the client's claim, and the target department's
+    /// pending alert. Returns the moved conversation.
     async fn transfer_conversation(
         &self,
         conversation: &Conversation,
         transfer: &Transfer,
+        notice: &Message,
         alert: &PendingAlert,
     ) -> StoreResult<Conversation>;
+}
+
+/// The client's own view of its conversations (inbound-router's `/client/...` routes).
+#[async_trait]
+pub trait ClientConversations: Send + Sync {
+    /// The client's app and web conversations in the practice, newest activity first (at most `limit`):
+    /// one query.
+    async fn client_conversations(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Conversation>>;
+
+    /// The messages of `range` of the client's app or web conversation `id`: one query. `None` when the
+    /// conversation is not this client's (another client's, a texted one, another practice's, none).
+    async fn client_messages(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        id: &ConversationId,
+        range: MessageRange,
+    ) -> StoreResult<Option<MessagePage>>;
 }

@@ -9,8 +9,13 @@
 //! | [`SettingsStore`]: `SettingsLookup` | settings | config-api |
 //! | [`ConversationIntake`] | conversations (a message arrives) | through `ConversationStore`, `TextIntakeStore` |
 //! | [`ConversationHistory`] | conversations (one read whole) | through `ConversationStore`, `TransferStore` |
-//! | [`ConversationStore`]: `ConversationIntake + ConversationHistory` | conversations | inbound-router |
-//! | [`TransferStore`]: `ConversationHistory` | conversations (transfer) | transfer-alerts (its HTTP route) |
+//! | [`ConversationStore`]: `ConversationIntake + ConversationHistory` | conversations | through `InboundRouterStore` |
+//! | [`TransferStore`] | conversations (transfer) | transfer-alerts (its HTTP route) |
+//! | [`ClientConversations`] | conversations (the client's view) | through `InboundRouterStore` |
+//! | [`TicketStore`] | realtime (tickets) | through `InboundRouterStore`, `RealtimeStore` |
+//! | [`ConnectionStore`] | realtime (connections) | through `RealtimeStore`; realtime-fanout |
+//! | [`InboundRouterStore`]: `ConversationStore + ClientConversations + TicketStore + SettingsLookup` | | inbound-router |
+//! | [`RealtimeStore`]: `TicketStore + ConnectionStore` | | realtime-connections (`$connect`, `$disconnect`) |
 //! | [`AlertOutbox`] | alerts (delivery) | through `DispatchStore` |
 //! | [`PendingAlerts`] | alerts (sweep) | the local server's alert worker |
 //! | [`ReminderStore`] | reminders | through `ReminderRunStore` |
@@ -25,15 +30,17 @@
 
 mod alerts;
 mod conversations;
+mod realtime;
 mod reminders;
 mod settings;
 
 pub use alerts::{AlertOutbox, PendingAlerts};
 pub use conversations::{
-    ConversationDetail, ConversationFilter, ConversationHistory, ConversationIntake,
-    ConversationPage, ConversationStore, NewConversation, OpenConversation, RoutingContext,
-    TransferStore,
+    ClientConversations, ConversationDetail, ConversationFilter, ConversationHistory,
+    ConversationIntake, ConversationPage, ConversationStore, MessagePage, MessageRange,
+    NewConversation, OpenConversation, RoutingContext, TransferContext, TransferStore,
 };
+pub use realtime::{ConnectionStore, TicketStore};
 pub use reminders::{ReminderClaim, ReminderStore};
 pub use settings::{sort_departments, PracticeConfig, SettingsLookup, SettingsStore};
 
@@ -87,25 +94,43 @@ impl<T: ReminderStore + DispatchStore + ?Sized> ReminderRunStore for T {}
 pub trait TextIntakeStore: SettingsLookup + ConversationIntake {}
 impl<T: SettingsLookup + ConversationIntake + ?Sized> TextIntakeStore for T {}
 
+/// What the conversation routes touch: conversations, the client's view of them, tickets for live updates
+/// and the department a staff ticket names (inbound-router).
+pub trait InboundRouterStore:
+    ConversationStore + ClientConversations + TicketStore + SettingsLookup
+{
+}
+impl<T: ConversationStore + ClientConversations + TicketStore + SettingsLookup + ?Sized>
+    InboundRouterStore for T
+{
+}
+
+/// What the WebSocket routes touch: a ticket taken on `$connect`, the connection recorded and deleted
+/// (realtime-connections).
+pub trait RealtimeStore: TicketStore + ConnectionStore {}
+impl<T: TicketStore + ConnectionStore + ?Sized> RealtimeStore for T {}
+
 /// Every store trait: what the local server holds (it runs every function in one process) and the tests.
 /// A new aggregate's trait joins this list.
 pub trait Store:
     SettingsStore
-    + ConversationStore
+    + InboundRouterStore
     + TransferStore
     + PendingAlerts
     + ReminderRunStore
     + TextIntakeStore
+    + RealtimeStore
     + 'static
 {
 }
 impl<T> Store for T where
     T: SettingsStore
-        + ConversationStore
+        + InboundRouterStore
         + TransferStore
         + PendingAlerts
         + ReminderRunStore
         + TextIntakeStore
+        + RealtimeStore
         + 'static
         + ?Sized
 {

@@ -1,6 +1,13 @@
-//! Conversations on DynamoDB: a conversation, its messages and transfers in one item collection keyed by
-//! the practice (so another practice's conversation is unreachable), the client's open-conversation claim,
-//! the inbound messages seen, and `GSI1`'s lists per status.
+//! Conversations on DynamoDB: a conversation and its messages in one item collection keyed by the practice
+//! (so another practice's conversation is unreachable), messages keyed by `seq` and the conversation item
+//! sorting right after them; the client's open-conversation claim, the inbound messages seen, `GSI1`'s lists
+//! per status and `GSI2`'s list of a client's app and web conversations.
+//!
+//! `seq`: the conversation item holds `last_seq`, and so does the claim (the inbound path reads the claim,
+//! not the conversation). Every write that appends messages updates both in one transaction, so the two are
+//! always equal, and conditions the conversation item on `last_seq` being what the writer read: of writers
+//! that read the same `last_seq`, one commits and the others re-read. Each message is put only if its
+//! `seq` key is free, too.
 //!
 //! | method | requests |
 //! |---|---|
@@ -8,10 +15,13 @@
 //! | `start_conversation` | one `TransactWriteItems` |
 //! | `append_messages` | one `TransactWriteItems` |
 //! | `get_conversation` | one `GetItem` |
-//! | `conversation_detail` | one `Query` on the conversation's collection (more pages only past 1 MB) |
+//! | `conversation_detail` | one `Query` (the messages after `seq`, then the conversation item); one `GetItem` more when messages remain after the page |
 //! | `end_conversation` | one `TransactWriteItems` |
 //! | `list_conversations` | `Query` on `GSI1`: one per status partition read, more when a filter thins pages |
-//! | `transfer_conversation` | one `TransactWriteItems` (conversation, transfer record, −1/+1 on the departments, the client's claim, the alert) |
+//! | `transfer_context` | one `BatchGetItem` (the conversation, the target department) |
+//! | `transfer_conversation` | one `TransactWriteItems` (conversation with its transfer, the system message, −1/+1 on the departments, the client's claim, the alert) |
+//! | `client_conversations` | one `Query` on `GSI2` |
+//! | `client_messages` | one `Query` (each message names its client, and so does the conversation item read last) |
 //!
 //! Every transaction's conflicts are retried by [`DynamoStore::transact`]; a cancellation is a rule only when
 //! the old image shows it.
@@ -26,27 +36,30 @@ use aws_sdk_dynamodb::types::{
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
+use domain::client_view::in_client_view;
 use domain::conversation::{
-    AlertId, Conversation, ConversationId, ConversationStatus, Message, Transfer,
+    Channel, Conversation, ConversationId, ConversationStatus, Message, Transfer,
 };
 use domain::identity::{DepartmentId, PracticeId};
+use domain::realtime::Change;
 use domain::store::{
-    ConversationDetail, ConversationFilter, ConversationHistory, ConversationIntake,
-    ConversationPage, ConversationStore, NewConversation, OpenConversation, RoutingContext,
-    StoreError, StoreResult, TransferStore,
+    ClientConversations, ConversationDetail, ConversationFilter, ConversationHistory,
+    ConversationIntake, ConversationPage, ConversationStore, MessagePage, MessageRange,
+    NewConversation, OpenConversation, RoutingContext, StoreError, StoreResult, TransferContext,
+    TransferStore,
 };
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
 use super::alerts::alert_item;
 use super::codec::{
-    build_failed, decoding_failed, delete, encoding_failed, put, put_item, s, sort_key,
-    string_attribute, Item, ABSENT,
+    build_failed, decoding_failed, delete, encoding_failed, n, number_attribute, put, put_item, s,
+    sort_key, string_attribute, Item, ABSENT,
 };
 use super::keys::{
-    activity_sk, claim_key, conversation_key, conversation_pk, department_key, inbound_key, key,
-    list_pk, message_sk, practice_key, status_str, transfer_sk, CLAIM_SK, CONVERSATION_SK, GSI1,
-    GSI1PK, GSI1SK, MESSAGE_SK_PREFIX, TRANSFER_SK_PREFIX,
+    activity_sk, claim_key, client_list_pk, conversation_key, conversation_pk, department_key,
+    inbound_key, key, list_pk, message_sk, practice_key, status_str, CLAIM_SK, CONVERSATION_SK,
+    GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, MESSAGE_SK_PREFIX,
 };
 use super::settings::read_collection;
 use super::{exists_in, failed, sdk_unavailable, DynamoStore, Verdict};
@@ -61,28 +74,103 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 // Items
 // ---------------------------------------------------------------------------------------------------------
 
-fn conversation_item(c: &Conversation) -> StoreResult<Item> {
+/// The conversation item's own attributes beside the `Conversation` fields: its transfers (a list: a
+/// conversation is moved a few times at most) and the last message a person wrote (what a transfer's alert
+/// quotes), so a transfer reads one item.
+const TRANSFERS: &str = "transfers";
+const PREVIEW: &str = "preview";
+/// On each message item: the conversation's client, so a page of messages that does not reach the
+/// conversation item still says whose it is.
+const OWNER: &str = "client_id";
+
+fn conversation_item(c: &Conversation, messages: &[Message]) -> StoreResult<Item> {
     let mut item = to_item(c).map_err(encoding_failed)?;
     item.extend(conversation_key(&c.practice_id, &c.id));
     item.insert(GSI1PK.into(), s(list_pk(&c.practice_id, c.status)));
     item.insert(GSI1SK.into(), s(activity_sk(c.last_message_at, &c.id)));
+    if in_client_view(c.channel) {
+        item.insert(
+            GSI2PK.into(),
+            s(client_list_pk(&c.practice_id, &c.client_id)),
+        );
+        item.insert(GSI2SK.into(), s(activity_sk(c.last_message_at, &c.id)));
+    }
+    item.insert(TRANSFERS.into(), AttributeValue::L(Vec::new()));
+    if let Some(preview) = preview_of(messages) {
+        item.insert(PREVIEW.into(), s(preview));
+    }
     Ok(item)
 }
 
-fn message_item(practice_id: &PracticeId, m: &Message) -> StoreResult<Item> {
+fn preview_of(messages: &[Message]) -> Option<&str> {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.by_a_person())
+        .map(|m| m.body.as_str())
+}
+
+fn message_item(practice_id: &PracticeId, client_id: &str, m: &Message) -> StoreResult<Item> {
     let mut item = to_item(m).map_err(encoding_failed)?;
     item.extend(key(
         conversation_pk(practice_id, &m.conversation_id),
-        &message_sk(m),
+        &message_sk(m.seq),
     ));
+    item.insert(OWNER.into(), s(client_id));
+    item.insert("practice_id".into(), s(practice_id.as_str()));
     Ok(item)
 }
 
-fn claim_item(practice_id: &PracticeId, client_id: &str, open: &OpenConversation) -> Item {
-    let mut item = claim_key(practice_id, client_id);
-    item.insert("conversation_id".into(), s(open.conversation_id.as_str()));
-    item.insert("department_id".into(), s(open.department_id.as_str()));
-    item
+/// A message put only where its `seq` is free.
+fn message_put(
+    table: &str,
+    practice_id: &PracticeId,
+    client_id: &str,
+    m: &Message,
+) -> StoreResult<TransactWriteItem> {
+    put(
+        table,
+        message_item(practice_id, client_id, m)?,
+        ABSENT,
+        vec![],
+    )
+}
+
+fn claim_item(practice_id: &PracticeId, open: &OpenConversation) -> StoreResult<Item> {
+    let mut item = to_item(open).map_err(encoding_failed)?;
+    item.extend(claim_key(practice_id, &open.client_id));
+    Ok(item)
+}
+
+/// The `last_seq` an old image holds (0 when it has none).
+fn last_seq_in(item: &Item) -> u64 {
+    number_attribute(item, "last_seq").unwrap_or(0)
+}
+
+/// The claim of `open`'s client moved to `last_seq` (and to another department, for a transfer), if it is
+/// still this conversation's.
+fn claim_update(
+    table: &str,
+    practice_id: &PracticeId,
+    open: &OpenConversation,
+    last_seq: u64,
+) -> StoreResult<TransactWriteItem> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(claim_key(practice_id, &open.client_id)))
+        .update_expression("SET #seq = :seq, #department = :department, #name = :name")
+        .condition_expression("conversation_id = :conversation")
+        .expression_attribute_names("#seq", "last_seq")
+        .expression_attribute_names("#department", "department_id")
+        .expression_attribute_names("#name", "department_name")
+        .expression_attribute_values(":seq", n(last_seq))
+        .expression_attribute_values(":department", s(open.department_id.as_str()))
+        .expression_attribute_values(":name", s(open.department_name.as_str()))
+        .expression_attribute_values(":conversation", s(open.conversation_id.as_str()))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(build_failed)?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 /// The record of an inbound message seen, kept a week from when it arrived (the table's TTL then deletes
@@ -153,17 +241,21 @@ fn too_many_items(count: usize) -> StoreResult<()> {
     Ok(())
 }
 
-fn transfer_item(
-    conversation: &Conversation,
-    transfer: &Transfer,
-    alert_id: &AlertId,
-) -> StoreResult<Item> {
-    let mut item = to_item(transfer).map_err(encoding_failed)?;
-    item.extend(key(
-        conversation_pk(&conversation.practice_id, &conversation.id),
-        &transfer_sk(transfer, alert_id),
-    ));
-    Ok(item)
+/// The transfers a conversation item holds, oldest first.
+fn transfers_in(item: &Item) -> StoreResult<Vec<Transfer>> {
+    match item.get(TRANSFERS) {
+        Some(value) => serde_dynamo::from_attribute_value(value.clone()).map_err(decoding_failed),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// What one Query of a conversation's collection read: the messages after a `seq` (at most one more than
+/// the page), then the conversation item if the read got that far.
+struct Collection {
+    messages: Vec<Item>,
+    conversation: Option<Item>,
+    /// Messages may follow: the page is full, or DynamoDB cut it at 1 MB.
+    more: bool,
 }
 
 /// What a list cursor holds: the caller's practice and the index sort key of the last conversation
@@ -240,10 +332,7 @@ impl ConversationIntake for DynamoStore {
 
     async fn start_conversation(&self, new: &NewConversation) -> StoreResult<()> {
         let c = &new.conversation;
-        let open = OpenConversation {
-            conversation_id: c.id.clone(),
-            department_id: c.department_id.clone(),
-        };
+        let open = OpenConversation::of(c);
         // Items in this order; the cancellation reasons come back in it.
         let messages_at = 2;
         let department_at = messages_at + new.messages.len();
@@ -260,14 +349,22 @@ impl ConversationIntake for DynamoStore {
             let mut items = vec![
                 put(
                     &self.table,
-                    claim_item(&c.practice_id, &c.client_id, &open),
+                    claim_item(&c.practice_id, &open)?,
                     ABSENT,
                     vec![],
                 )?,
-                put(&self.table, conversation_item(c)?, ABSENT, vec![])?,
+                put(
+                    &self.table,
+                    conversation_item(c, &new.messages)?,
+                    ABSENT,
+                    vec![],
+                )?,
             ];
             for m in &new.messages {
-                items.push(put_item(&self.table, message_item(&c.practice_id, m)?)?);
+                items.push(put_item(
+                    &self.table,
+                    message_item(&c.practice_id, &c.client_id, m)?,
+                )?);
             }
             items.push(count_open(
                 &self.table,
@@ -302,7 +399,9 @@ impl ConversationIntake for DynamoStore {
                 Verdict::Retry
             }
         };
-        self.transact(build, interpret).await
+        self.transact(build, interpret).await?;
+        self.feed.publish(Change::started(new));
+        Ok(())
     }
 
     async fn append_messages(
@@ -312,29 +411,36 @@ impl ConversationIntake for DynamoStore {
         messages: &[Message],
         dedup_key: Option<&str>,
     ) -> StoreResult<()> {
-        let dedup_at = dedup_key.map(|_| 1 + messages.len());
-        too_many_items(1 + messages.len() + usize::from(dedup_at.is_some()))?;
+        // Items in this order: the conversation, the claim, the messages, the dedup record.
+        let messages_at = 2;
+        let dedup_at = dedup_key.map(|_| messages_at + messages.len());
+        too_many_items(messages_at + messages.len() + usize::from(dedup_at.is_some()))?;
         let conversation = conversation_key(practice_id, &open.conversation_id);
-        const OPEN_NOW: &str = "attribute_exists(PK) AND #status = :open";
+        const OPEN_AT_SEQ: &str = "attribute_exists(PK) AND #status = :open AND #seq = :read";
         // The inbound message a dedup key names comes first (auto-replies follow it).
         let received_at = messages.first().map(|m| m.at);
+        let last_seq = messages.last().map_or(open.last_seq, |m| m.seq);
 
         let build = || {
-            // The conversation must still be open; its activity moves to the last message.
+            // The conversation must still be open at the seq read; its activity and seq move to the last
+            // message's.
             let first = match messages.iter().map(|m| m.at).max() {
                 Some(last) => {
-                    let update = Update::builder()
+                    let mut set = vec!["#last = :last", "#gsi1sk = :gsi1sk", "#seq = :seq"];
+                    let mut update = Update::builder()
                         .table_name(&self.table)
                         .set_key(Some(conversation.clone()))
-                        .update_expression("SET #last = :last, #gsi1sk = :gsi1sk")
-                        .condition_expression(OPEN_NOW)
+                        .condition_expression(OPEN_AT_SEQ)
                         .expression_attribute_names("#status", "status")
+                        .expression_attribute_names("#seq", "last_seq")
                         .expression_attribute_names("#last", "last_message_at")
                         .expression_attribute_names("#gsi1sk", GSI1SK)
                         .expression_attribute_values(
                             ":open",
                             s(status_str(ConversationStatus::Open)),
                         )
+                        .expression_attribute_values(":read", n(open.last_seq))
+                        .expression_attribute_values(":seq", n(last_seq))
                         .expression_attribute_values(
                             ":last",
                             to_attribute_value(last).map_err(encoding_failed)?,
@@ -345,7 +451,19 @@ impl ConversationIntake for DynamoStore {
                         )
                         .return_values_on_condition_check_failure(
                             ReturnValuesOnConditionCheckFailure::AllOld,
-                        )
+                        );
+                    if in_client_view(open.channel) {
+                        set.push("#gsi2sk = :gsi1sk");
+                        update = update.expression_attribute_names("#gsi2sk", GSI2SK);
+                    }
+                    if let Some(preview) = preview_of(messages) {
+                        set.push("#preview = :preview");
+                        update = update
+                            .expression_attribute_names("#preview", PREVIEW)
+                            .expression_attribute_values(":preview", s(preview));
+                    }
+                    let update = update
+                        .update_expression(format!("SET {}", set.join(", ")))
                         .build()
                         .map_err(build_failed)?;
                     TransactWriteItem::builder().update(update).build()
@@ -354,12 +472,14 @@ impl ConversationIntake for DynamoStore {
                     let check = ConditionCheck::builder()
                         .table_name(&self.table)
                         .set_key(Some(conversation.clone()))
-                        .condition_expression(OPEN_NOW)
+                        .condition_expression(OPEN_AT_SEQ)
                         .expression_attribute_names("#status", "status")
+                        .expression_attribute_names("#seq", "last_seq")
                         .expression_attribute_values(
                             ":open",
                             s(status_str(ConversationStatus::Open)),
                         )
+                        .expression_attribute_values(":read", n(open.last_seq))
                         .return_values_on_condition_check_failure(
                             ReturnValuesOnConditionCheckFailure::AllOld,
                         )
@@ -368,9 +488,12 @@ impl ConversationIntake for DynamoStore {
                     TransactWriteItem::builder().condition_check(check).build()
                 }
             };
-            let mut items = vec![first];
+            let mut items = vec![
+                first,
+                claim_update(&self.table, practice_id, open, last_seq)?,
+            ];
             for m in messages {
-                items.push(put_item(&self.table, message_item(practice_id, m)?)?);
+                items.push(message_put(&self.table, practice_id, &open.client_id, m)?);
             }
             if let Some(dedup_key) = dedup_key {
                 items.push(put(
@@ -382,23 +505,42 @@ impl ConversationIntake for DynamoStore {
             }
             Ok(items)
         };
-        // The same order of rules as the embedded store: open conversation, then dedup.
+        // The same order of rules as the embedded store: open conversation, its seq, then dedup.
         let interpret = |reasons: &[CancellationReason]| {
             if let Some(old) = failed(reasons, 0) {
-                let still_open = old
-                    .filter(|item| !item.is_empty())
-                    .and_then(|item| string_attribute(item, "status"))
-                    == Some(status_str(ConversationStatus::Open));
-                if !still_open {
+                let Some(item) = old.filter(|item| !item.is_empty()) else {
+                    return Verdict::Fail(StoreError::NotFound);
+                };
+                if string_attribute(item, "status") != Some(status_str(ConversationStatus::Open)) {
                     return Verdict::Fail(StoreError::NotFound);
                 }
+                if last_seq_in(item) != open.last_seq {
+                    return Verdict::Fail(StoreError::VersionMismatch);
+                }
+            }
+            if let Some(old) = failed(reasons, 1) {
+                let ours = old.and_then(|item| string_attribute(item, "conversation_id"))
+                    == Some(open.conversation_id.as_str());
+                if !ours {
+                    // The claim went with the conversation's end, which the conversation's own
+                    // condition sees on the next attempt.
+                    return Verdict::Fail(StoreError::NotFound);
+                }
+            }
+            if (messages_at..messages_at + messages.len())
+                .any(|i| failed(reasons, i).is_some_and(exists_in))
+            {
+                return Verdict::Fail(StoreError::VersionMismatch);
             }
             match duplicate_inbound(reasons, dedup_at) {
                 Some(error) => Verdict::Fail(error),
                 None => Verdict::Retry,
             }
         };
-        self.transact(build, interpret).await
+        self.transact(build, interpret).await?;
+        self.feed
+            .publish(Change::appended(practice_id, open, messages));
+        Ok(())
     }
 }
 
@@ -408,38 +550,96 @@ impl ConversationHistory for DynamoStore {
         &self,
         practice_id: &PracticeId,
         id: &ConversationId,
+        range: MessageRange,
     ) -> StoreResult<Option<ConversationDetail>> {
-        // One Query on the conversation's collection: the conversation, then its messages and transfers in
-        // sort-key (time) order; a further page only past 1 MB.
-        let request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(conversation_pk(practice_id, id)))
-            .consistent_read(true);
-        let items = self.query(request, None, |item| Ok(Some(item))).await?;
-        let mut conversation = None;
-        let mut messages = Vec::new();
-        let mut transfers = Vec::new();
-        for item in items {
-            match sort_key(&item) {
-                Some(CONVERSATION_SK) => {
-                    conversation = Some(from_item::<Conversation>(item).map_err(decoding_failed)?)
+        let read = self.read_collection(practice_id, id, range).await?;
+        let head = match read.conversation {
+            Some(item) => item,
+            // The page ended before the conversation item: one read more for it.
+            None if !read.messages.is_empty() => {
+                match self.get_item(conversation_key(practice_id, id)).await? {
+                    Some(item) => item,
+                    None => return Ok(None),
                 }
-                Some(sk) if sk.starts_with(MESSAGE_SK_PREFIX) => {
-                    messages.push(from_item::<Message>(item).map_err(decoding_failed)?)
-                }
-                Some(sk) if sk.starts_with(TRANSFER_SK_PREFIX) => {
-                    transfers.push(from_item::<Transfer>(item).map_err(decoding_failed)?)
-                }
-                _ => {}
             }
-        }
-        Ok(conversation.map(|conversation| ConversationDetail {
+            None => return Ok(None),
+        };
+        let (messages, next_after) = page_of(read.messages, read.more, range)?;
+        let transfers = transfers_in(&head)?;
+        let conversation = from_item::<Conversation>(head).map_err(decoding_failed)?;
+        Ok(Some(ConversationDetail {
             conversation,
             messages,
             transfers,
+            next_after,
+        }))
+    }
+}
+
+/// The messages of a page read, decoded, and the `next_after` to answer.
+fn page_of(
+    items: Vec<Item>,
+    more: bool,
+    range: MessageRange,
+) -> StoreResult<(Vec<Message>, Option<u64>)> {
+    let mut messages = items
+        .into_iter()
+        .map(|item| from_item::<Message>(item).map_err(decoding_failed))
+        .collect::<StoreResult<Vec<Message>>>()?;
+    messages.truncate(range.limit);
+    let next_after = if more {
+        messages.last().map(|m| m.seq).or(Some(range.after))
+    } else {
+        None
+    };
+    Ok((messages, next_after))
+}
+
+#[async_trait]
+impl ClientConversations for DynamoStore {
+    async fn client_conversations(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Conversation>> {
+        let request = self
+            .index_query(GSI2, GSI2PK, client_list_pk(practice_id, client_id))
+            .scan_index_forward(false);
+        self.query(request, Some(limit), |item| {
+            from_item::<Conversation>(item)
+                .map(Some)
+                .map_err(decoding_failed)
+        })
+        .await
+    }
+
+    async fn client_messages(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        id: &ConversationId,
+        range: MessageRange,
+    ) -> StoreResult<Option<MessagePage>> {
+        let read = self.read_collection(practice_id, id, range).await?;
+        // Whose it is: the conversation item when the page reached it, else every message's own mark.
+        let theirs = |item: &Item| {
+            string_attribute(item, OWNER) == Some(client_id)
+                && string_attribute(item, "channel")
+                    .and_then(|c| serde_json::from_value::<Channel>(c.into()).ok())
+                    .is_some_and(in_client_view)
+        };
+        let known = match &read.conversation {
+            Some(head) => theirs(head) && read.messages.iter().all(theirs),
+            None => !read.messages.is_empty() && read.messages.iter().all(theirs),
+        };
+        if !known {
+            return Ok(None);
+        }
+        let (messages, next_after) = page_of(read.messages, read.more, range)?;
+        Ok(Some(MessagePage {
+            messages,
+            next_after,
         }))
     }
 }
@@ -545,11 +745,13 @@ impl ConversationStore for DynamoStore {
             Verdict::Retry
         };
         self.transact(build, interpret).await?;
-        Ok(Conversation {
+        let ended = Conversation {
             status: ConversationStatus::Resolved,
             resolved_at: Some(at),
             ..conversation.clone()
-        })
+        };
+        self.feed.publish(Change::ended(&ended));
+        Ok(ended)
     }
 
     async fn list_conversations(
@@ -628,16 +830,53 @@ impl ConversationStore for DynamoStore {
 
 #[async_trait]
 impl TransferStore for DynamoStore {
+    async fn transfer_context(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+        to: &DepartmentId,
+    ) -> StoreResult<TransferContext> {
+        let items = self
+            .batch_get([
+                conversation_key(practice_id, id),
+                department_key(practice_id.as_str(), to.as_str()),
+            ])
+            .await?;
+        let (heads, settings): (Vec<Item>, Vec<Item>) = items
+            .into_iter()
+            .partition(|item| sort_key(item) == Some(CONVERSATION_SK));
+        let (_, departments) = read_collection(settings)?;
+        let mut context = TransferContext {
+            conversation: None,
+            target: departments.into_iter().find(|d| &d.id == to),
+            preview: None,
+            last_transfer_at: None,
+        };
+        if let Some(head) = heads.into_iter().next() {
+            context.preview = string_attribute(&head, PREVIEW).map(str::to_owned);
+            context.last_transfer_at = transfers_in(&head)?.iter().map(|t| t.at).max();
+            context.conversation = Some(from_item(head).map_err(decoding_failed)?);
+        }
+        Ok(context)
+    }
+
     async fn transfer_conversation(
         &self,
         conversation: &Conversation,
         transfer: &Transfer,
+        notice: &Message,
         alert: &PendingAlert,
     ) -> StoreResult<Conversation> {
         let practice_id = &conversation.practice_id;
+        let moved_to = OpenConversation {
+            department_id: transfer.to.clone(),
+            department_name: notice.department_name.clone(),
+            ..OpenConversation::of(conversation)
+        };
         // Items in this order; the cancellation reasons come back in it. A "transfer" into the department it
         // is in changes no count: one `ADD 0` (two updates of one item cannot share a transaction).
         let same = transfer.from == transfer.to;
+        let notice_at = 1;
         let from_at = (!same).then_some(2);
         let to_at = if same { 2 } else { 3 };
         let claim_at = to_at + 1;
@@ -646,28 +885,29 @@ impl TransferStore for DynamoStore {
             let moved = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(conversation_key(practice_id, &conversation.id)))
-                .update_expression("SET #department = :to")
+                .update_expression(
+                    "SET #department = :to, #name = :name, #seq = :seq, \
+                     #transfers = list_append(if_not_exists(#transfers, :none), :transfer)",
+                )
                 .condition_expression(
-                    "attribute_exists(PK) AND #status = :open AND #department = :from",
+                    "attribute_exists(PK) AND #status = :open AND #department = :from AND #seq = :read",
                 )
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_names("#department", "department_id")
+                .expression_attribute_names("#name", "department_name")
+                .expression_attribute_names("#seq", "last_seq")
+                .expression_attribute_names("#transfers", TRANSFERS)
                 .expression_attribute_values(":open", s(status_str(ConversationStatus::Open)))
                 .expression_attribute_values(":from", s(transfer.from.as_str()))
                 .expression_attribute_values(":to", s(transfer.to.as_str()))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
+                .expression_attribute_values(":name", s(notice.department_name.as_str()))
+                .expression_attribute_values(":read", n(conversation.last_seq))
+                .expression_attribute_values(":seq", n(notice.seq))
+                .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+                .expression_attribute_values(
+                    ":transfer",
+                    AttributeValue::L(vec![to_attribute_value(transfer).map_err(encoding_failed)?]),
                 )
-                .build()
-                .map_err(build_failed)?;
-            let claim = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(claim_key(practice_id, &conversation.client_id)))
-                .update_expression("SET #department = :to")
-                .condition_expression("conversation_id = :conversation")
-                .expression_attribute_names("#department", "department_id")
-                .expression_attribute_values(":to", s(transfer.to.as_str()))
-                .expression_attribute_values(":conversation", s(conversation.id.as_str()))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
@@ -675,10 +915,7 @@ impl TransferStore for DynamoStore {
                 .map_err(build_failed)?;
             let mut items = vec![
                 TransactWriteItem::builder().update(moved).build(),
-                put_item(
-                    &self.table,
-                    transfer_item(conversation, transfer, &alert.id)?,
-                )?,
+                message_put(&self.table, practice_id, &conversation.client_id, notice)?,
             ];
             if same {
                 items.push(count_open(&self.table, practice_id, &transfer.to, 0)?);
@@ -686,7 +923,12 @@ impl TransferStore for DynamoStore {
                 items.push(count_open(&self.table, practice_id, &transfer.from, -1)?);
                 items.push(count_open(&self.table, practice_id, &transfer.to, 1)?);
             }
-            items.push(TransactWriteItem::builder().update(claim).build());
+            items.push(claim_update(
+                &self.table,
+                practice_id,
+                &moved_to,
+                notice.seq,
+            )?);
             items.push(put_item(&self.table, alert_item(alert)?)?);
             Ok(items)
         };
@@ -697,10 +939,14 @@ impl TransferStore for DynamoStore {
                 let holds = old.filter(|item| !item.is_empty()).is_some_and(|item| {
                     string_attribute(item, "status") == Some(status_str(ConversationStatus::Open))
                         && string_attribute(item, "department_id") == Some(transfer.from.as_str())
+                        && last_seq_in(item) == conversation.last_seq
                 });
                 if !holds {
                     return Verdict::Fail(StoreError::VersionMismatch);
                 }
+            }
+            if failed(reasons, notice_at).is_some_and(exists_in) {
+                return Verdict::Fail(StoreError::VersionMismatch);
             }
             if failed(reasons, to_at).is_some_and(|old| !exists_in(old)) {
                 return Verdict::Fail(StoreError::NotFound);
@@ -726,14 +972,73 @@ impl TransferStore for DynamoStore {
             Verdict::Retry
         };
         self.transact(build, interpret).await?;
-        Ok(Conversation {
+        let moved = Conversation {
             department_id: transfer.to.clone(),
+            department_name: notice.department_name.clone(),
+            last_seq: notice.seq,
             ..conversation.clone()
-        })
+        };
+        self.feed
+            .publish(Change::transferred(&moved, &transfer.from, notice));
+        Ok(moved)
     }
 }
 
 impl DynamoStore {
+    /// One Query of a conversation's collection: the messages after `range.after` in `seq` order, then the
+    /// conversation item, stopping at one more message than the page (or at 1 MB: then fewer, and `more`).
+    async fn read_collection(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+        range: MessageRange,
+    ) -> StoreResult<Collection> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :conversation")
+            .expression_attribute_values(":pk", s(conversation_pk(practice_id, id)))
+            .expression_attribute_values(":from", s(message_sk(range.after.saturating_add(1))))
+            .expression_attribute_values(":conversation", s(CONVERSATION_SK))
+            .consistent_read(true);
+        if let Ok(limit) = i32::try_from(range.limit.saturating_add(1)) {
+            request = request.limit(limit);
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|e| sdk_unavailable("Query", &e))?;
+        let cut = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        let mut read = Collection {
+            messages: Vec::new(),
+            conversation: None,
+            more: false,
+        };
+        for item in out.items.unwrap_or_default() {
+            match sort_key(&item) {
+                Some(CONVERSATION_SK) => read.conversation = Some(item),
+                Some(sk) if sk.starts_with(MESSAGE_SK_PREFIX) => read.messages.push(item),
+                _ => {}
+            }
+        }
+        read.more = read.messages.len() > range.limit || (cut && read.conversation.is_none());
+        Ok(read)
+    }
+
+    async fn get_item(&self, key: Item) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_unavailable("GetItem", &e))?;
+        Ok(out.item)
+    }
+
     /// One page of a status partition into its buffer (possibly empty when the filter drops everything).
     async fn read_page(
         &self,

@@ -2,8 +2,9 @@
 //! one place, and the fixed-width instants that keys and lease ends are written with.
 
 use chrono::{DateTime, Utc};
-use domain::conversation::{AlertId, ConversationId, ConversationStatus, Message, Transfer};
+use domain::conversation::{AlertId, ConversationId, ConversationStatus};
 use domain::identity::PracticeId;
+use domain::realtime::ConnectionId;
 
 use super::codec::{s, Item};
 
@@ -15,6 +16,12 @@ pub(super) const GSI1: &str = "GSI1";
 pub(super) const GSI1PK: &str = "GSI1PK";
 pub(super) const GSI1SK: &str = "GSI1SK";
 
+/// The second overloaded index: a client's app and web conversations by activity (`CLIENT#…`), and a
+/// practice's WebSocket connections (`CONNS#…`). Sparse: only those items carry its keys.
+pub(super) const GSI2: &str = "GSI2";
+pub(super) const GSI2PK: &str = "GSI2PK";
+pub(super) const GSI2SK: &str = "GSI2SK";
+
 /// The sparse index of departments by their next reminder instant (`DUE_PK`, `DUE_AT`).
 pub(super) const DUE_INDEX: &str = "DUE";
 /// The one partition of the due index: it holds only departments with the reminder on, each written once a
@@ -23,10 +30,13 @@ pub(super) const DUE_PARTITION: &str = "DUE";
 
 pub(super) const PRACTICE_SK: &str = "PRACTICE";
 pub(super) const DEPT_SK_PREFIX: &str = "DEPT#";
-pub(super) const CONVERSATION_SK: &str = "CONV";
 pub(super) const MESSAGE_SK_PREFIX: &str = "MSG#";
-pub(super) const TRANSFER_SK_PREFIX: &str = "XFER#";
+/// The conversation item sorts right after its messages (`~` after `#`), so one Query of "the messages after
+/// seq n" reads them in order and then the conversation itself, when the page reaches the end.
+pub(super) const CONVERSATION_SK: &str = "MSG~";
 pub(super) const CLAIM_SK: &str = "OPEN";
+pub(super) const TICKET_SK: &str = "TICKET";
+pub(super) const CONNECTION_SK: &str = "CONN";
 
 /// The `GSI1` partition that lists the alerts still pending. It is sparse: an alert enters it when it is
 /// written and leaves it when it is completed, so it only ever holds the alerts in flight (normally a
@@ -71,14 +81,28 @@ pub(super) fn conversation_key(practice_id: &PracticeId, id: &ConversationId) ->
     key(conversation_pk(practice_id, id), CONVERSATION_SK)
 }
 
-pub(super) fn message_sk(message: &Message) -> String {
-    format!("{MESSAGE_SK_PREFIX}{}#{}", sortable(message.at), message.id)
+/// A message's sort key: its `seq`, fixed width, so keys sort as seqs do.
+pub(super) fn message_sk(seq: u64) -> String {
+    format!("{MESSAGE_SK_PREFIX}{seq:020}")
 }
 
-/// A transfer's sort key in its conversation's collection: in time order, made unique by the alert the
-/// transfer wrote (one alert per transfer).
-pub(super) fn transfer_sk(transfer: &Transfer, alert_id: &AlertId) -> String {
-    format!("{TRANSFER_SK_PREFIX}{}#{alert_id}", sortable(transfer.at))
+/// The `GSI2` partition of a client's app and web conversations in a practice.
+pub(super) fn client_list_pk(practice_id: &PracticeId, client_id: &str) -> String {
+    format!("CLIENT#{practice_id}#{client_id}")
+}
+
+/// A ticket, under the hash of its secret ([`crate::store::ticket_hash`]).
+pub(super) fn ticket_key(secret_hash: &str) -> Item {
+    key(format!("TICKET#{secret_hash}"), TICKET_SK)
+}
+
+pub(super) fn connection_key(id: &ConnectionId) -> Item {
+    key(format!("CONN#{id}"), CONNECTION_SK)
+}
+
+/// The `GSI2` partition of a practice's connections.
+pub(super) fn connections_pk(practice_id: &PracticeId) -> String {
+    format!("CONNS#{practice_id}")
 }
 
 /// The client's open-conversation claim.

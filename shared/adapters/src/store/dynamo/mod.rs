@@ -15,11 +15,13 @@
 //! which the old image shows to hold.
 
 mod alerts;
+mod changes;
 mod codec;
 mod conversations;
 #[cfg(feature = "test-support")]
 mod counter;
 mod keys;
+mod realtime;
 mod reminders;
 mod settings;
 mod table;
@@ -38,6 +40,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use domain::store::{StoreError, StoreResult};
 
+use super::ChangeFeed;
+pub use changes::change_of_record;
 use codec::{build_failed, Item};
 #[cfg(feature = "test-support")]
 pub use counter::RequestCounter;
@@ -52,6 +56,7 @@ pub struct DynamoStore {
     table: String,
     #[cfg(feature = "test-support")]
     counter: RequestCounter,
+    feed: ChangeFeed,
 }
 
 impl DynamoStore {
@@ -76,7 +81,15 @@ impl DynamoStore {
             client: Client::from_conf(config),
             table: table.into(),
             counter,
+            feed: ChangeFeed::default(),
         }
+    }
+
+    /// The store, handing the changes of the writes it commits to `feed`: the local server's fanout on
+    /// DynamoDB (the writes this process makes; on AWS the table's stream carries every writer's).
+    pub fn with_change_feed(mut self, feed: ChangeFeed) -> Self {
+        self.feed = feed;
+        self
     }
 
     pub fn table_name(&self) -> &str {
@@ -390,6 +403,17 @@ impl DynamoStore {
                 }
             }
         }
+    }
+
+    /// A Query of one partition of a secondary index (`pk_attribute = pk`), ready for more conditions.
+    fn index_query(&self, index: &str, pk_attribute: &str, pk: String) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_attribute)
+            .expression_attribute_values(":pk", codec::s(pk))
     }
 
     /// What `request` finds, page after page (DynamoDB ends a page at 1 MB, or at the page size asked):

@@ -52,8 +52,9 @@ fn key(name: &str) -> KeyAttribute {
 }
 
 /// The table every function uses: `PK`/`SK`; `GSI1` (a practice's conversations per status by activity,
-/// and the sparse `ALERTS#pending` partition of alerts in flight) and `DUE` (the sparse reminder index), both
-/// projecting everything; a stream with both images; TTL on `expires_at`.
+/// and the sparse `ALERTS#pending` partition of alerts in flight), `GSI2` (a client's app and web
+/// conversations by activity, and a practice's WebSocket connections) and `DUE` (the sparse reminder index),
+/// all projecting everything; a stream with both images; TTL on `expires_at`.
 pub fn table_spec() -> TableSpec {
     TableSpec {
         hash_key: key("PK"),
@@ -69,6 +70,12 @@ pub fn table_spec() -> TableSpec {
                 name: "GSI1".to_owned(),
                 hash_key: key("GSI1PK"),
                 range_key: key("GSI1SK"),
+                projection: "ALL".to_owned(),
+            },
+            IndexSpec {
+                name: "GSI2".to_owned(),
+                hash_key: key("GSI2PK"),
+                range_key: key("GSI2SK"),
                 projection: "ALL".to_owned(),
             },
         ],

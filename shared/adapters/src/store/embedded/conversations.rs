@@ -1,17 +1,22 @@
-//! Conversations on redb: each with its messages and transfers, the activity index the dashboard lists
-//! from (DynamoDB's GSI1), the clients' open-conversation claims and the inbound messages seen. Each change
-//! is one write transaction, its checks in the DynamoDB transaction's order before any write.
+//! Conversations on redb: each with its messages (by `seq`) and transfers, the activity index the dashboard
+//! lists from (DynamoDB's GSI1), each client's conversations (the client's view, GSI2), the clients'
+//! open-conversation claims and the inbound messages seen. Each change is one write transaction, its checks
+//! in the DynamoDB transaction's order before any write; once committed, its changes go to the change feed
+//! (the local stand-in for the table's stream).
 
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
+use domain::client_view::in_client_view;
 use domain::conversation::{Conversation, ConversationId, ConversationStatus, Message, Transfer};
 use domain::identity::{DepartmentId, PracticeId};
+use domain::realtime::Change;
 use domain::store::{
-    ConversationDetail, ConversationFilter, ConversationHistory, ConversationIntake,
-    ConversationPage, ConversationStore, NewConversation, OpenConversation, RoutingContext,
-    StoreError, StoreResult, TransferStore,
+    ClientConversations, ConversationDetail, ConversationFilter, ConversationHistory,
+    ConversationIntake, ConversationPage, ConversationStore, MessagePage, MessageRange,
+    NewConversation, OpenConversation, RoutingContext, StoreError, StoreResult, TransferContext,
+    TransferStore,
 };
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -21,8 +26,8 @@ use super::{decode, engine, get, past, put, EmbeddedStore, Json};
 use crate::store::sortable;
 
 const CONVERSATIONS: TableDefinition<(&str, &str), Json> = TableDefinition::new("conversations");
-/// (practice, conversation, `at`, message).
-const MESSAGES: TableDefinition<(&str, &str, &str, &str), Json> = TableDefinition::new("messages");
+/// (practice, conversation, `seq`): a page is a key range, as on DynamoDB.
+const MESSAGES: TableDefinition<(&str, &str, u64), Json> = TableDefinition::new("messages");
 /// (practice, conversation, `at`, the transfer's alert): one alert per transfer makes the key unique.
 const TRANSFERS: TableDefinition<(&str, &str, &str, &str), Json> =
     TableDefinition::new("transfers");
@@ -31,6 +36,9 @@ const TRANSFERS: TableDefinition<(&str, &str, &str, &str), Json> =
 const ACTIVITY: TableDefinition<(&str, &str, &str, &str), &str> =
     TableDefinition::new("conversation_activity");
 const OPEN_CLAIMS: TableDefinition<(&str, &str), Json> = TableDefinition::new("open_claims");
+/// (practice, client, conversation): the client's app and web conversations (the client's view).
+const CLIENT_CONVERSATIONS: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("client_conversations");
 /// (practice, dedup key) → the conversation the inbound message was stored in. Kept, where DynamoDB lets
 /// its TTL remove them after a week: a few bytes per text, and a redelivery is refused however late.
 const INBOUND: TableDefinition<(&str, &str), &str> = TableDefinition::new("inbound_seen");
@@ -41,6 +49,7 @@ pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), redb::Error> {
     tx.open_table(TRANSFERS)?;
     tx.open_table(ACTIVITY)?;
     tx.open_table(OPEN_CLAIMS)?;
+    tx.open_table(CLIENT_CONVERSATIONS)?;
     tx.open_table(INBOUND)?;
     Ok(())
 }
@@ -52,8 +61,8 @@ fn status_str(status: ConversationStatus) -> &'static str {
     }
 }
 
-/// Writes a conversation over what is stored (`before`) and moves its row in the activity index: the one
-/// place both are written.
+/// Writes a conversation over what is stored (`before`), moves its row in the activity index and, for a new
+/// app or web conversation, lists it among its client's: the one place these are written.
 fn store_conversation(
     tx: &WriteTransaction,
     before: Option<&Conversation>,
@@ -87,6 +96,12 @@ fn store_conversation(
             after.department_id.0.as_str(),
         )
         .map_err(engine)?;
+    if before.is_none() && in_client_view(after.channel) {
+        tx.open_table(CLIENT_CONVERSATIONS)
+            .map_err(engine)?
+            .insert((p, after.client_id.as_str(), id), ())
+            .map_err(engine)?;
+    }
     Ok(())
 }
 
@@ -106,16 +121,52 @@ fn put_messages(
 ) -> StoreResult<()> {
     let mut table = tx.open_table(MESSAGES).map_err(engine)?;
     for m in messages {
-        let at = sortable(m.at);
-        let key = (
-            practice_id.0.as_str(),
-            m.conversation_id.0.as_str(),
-            at.as_str(),
-            m.id.0.as_str(),
-        );
+        let key = (practice_id.0.as_str(), m.conversation_id.0.as_str(), m.seq);
         put(&mut table, key, m)?;
     }
     Ok(())
+}
+
+/// The messages of `range` (in `seq` order) and the `next_after` to answer: one range read, one row past
+/// the page to tell whether there is more.
+fn messages_in(
+    tx: &ReadTransaction,
+    practice_id: &PracticeId,
+    id: &ConversationId,
+    range: MessageRange,
+) -> StoreResult<(Vec<Message>, Option<u64>)> {
+    let table = tx.open_table(MESSAGES).map_err(engine)?;
+    let (p, c) = (practice_id.0.as_str(), id.0.as_str());
+    let rows = table
+        .range((p, c, range.after.saturating_add(1))..=(p, c, u64::MAX))
+        .map_err(engine)?;
+    let mut found = Vec::new();
+    for row in rows.take(range.limit.saturating_add(1)) {
+        found.push(decode::<Message>(row.map_err(engine)?.1.value())?);
+    }
+    Ok(range.page(&found))
+}
+
+/// The body of the conversation's last message written by a person (what a transfer's alert quotes),
+/// reading back from the newest.
+fn last_by_a_person(
+    tx: &ReadTransaction,
+    practice_id: &PracticeId,
+    id: &ConversationId,
+) -> StoreResult<Option<String>> {
+    let table = tx.open_table(MESSAGES).map_err(engine)?;
+    let (p, c) = (practice_id.0.as_str(), id.0.as_str());
+    for row in table
+        .range((p, c, 0)..=(p, c, u64::MAX))
+        .map_err(engine)?
+        .rev()
+    {
+        let m: Message = decode(row.map_err(engine)?.1.value())?;
+        if m.by_a_person() {
+            return Ok(Some(m.body));
+        }
+    }
+    Ok(None)
 }
 
 /// The inbound message `dedup_key` was stored before: `DuplicateInbound` naming its conversation.
@@ -151,14 +202,13 @@ fn mark_seen(
     Ok(())
 }
 
-/// Every row of a conversation's messages or transfers, oldest first.
-fn rows_of<T: serde::de::DeserializeOwned>(
+/// Every transfer of a conversation, oldest first.
+fn transfers_of(
     tx: &ReadTransaction,
-    table: TableDefinition<(&str, &str, &str, &str), Json>,
     practice_id: &PracticeId,
     id: &ConversationId,
-) -> StoreResult<Vec<T>> {
-    let table = tx.open_table(table).map_err(engine)?;
+) -> StoreResult<Vec<Transfer>> {
+    let table = tx.open_table(TRANSFERS).map_err(engine)?;
     let (p, c) = (practice_id.0.as_str(), id.0.as_str());
     let past_c = past(c);
     let mut out = Vec::new();
@@ -268,11 +318,11 @@ impl ConversationIntake for EmbeddedStore {
             }
             check_not_seen(tx, &c.practice_id, new.dedup_key.as_deref())?;
 
-            let claim = OpenConversation {
-                conversation_id: c.id.clone(),
-                department_id: c.department_id.clone(),
-            };
-            put(&mut claims, (p, c.client_id.as_str()), &claim)?;
+            put(
+                &mut claims,
+                (p, c.client_id.as_str()),
+                &OpenConversation::of(c),
+            )?;
             drop(claims);
             count_open(tx, &c.practice_id, &c.department_id, 1)?;
             mark_seen(tx, &c.practice_id, new.dedup_key.as_deref(), &c.id)?;
@@ -280,9 +330,11 @@ impl ConversationIntake for EmbeddedStore {
                 insert_alert(tx, alert)?;
             }
             store_conversation(tx, None, c)?;
-            put_messages(tx, &c.practice_id, &new.messages)
+            put_messages(tx, &c.practice_id, &new.messages)?;
+            Ok(Change::started(&new))
         })
         .await
+        .map(|changes| self.feed.publish(changes))
     }
 
     async fn append_messages(
@@ -299,6 +351,10 @@ impl ConversationIntake for EmbeddedStore {
                 Some(c) if c.status == ConversationStatus::Open => c,
                 _ => return Err(StoreError::NotFound),
             };
+            // Another message took the next seq since the read.
+            if current.last_seq != open.last_seq {
+                return Err(StoreError::VersionMismatch);
+            }
             check_not_seen(tx, &practice_id, dedup_key.as_deref())?;
 
             mark_seen(
@@ -311,10 +367,23 @@ impl ConversationIntake for EmbeddedStore {
             if let Some(last) = messages.iter().map(|m| m.at).max() {
                 next.last_message_at = last;
             }
+            if let Some(last) = messages.last() {
+                next.last_seq = last.seq;
+            }
             store_conversation(tx, Some(&current), &next)?;
-            put_messages(tx, &practice_id, &messages)
+            put_messages(tx, &practice_id, &messages)?;
+            // The claim's copy of `last_seq`, read by the next message of the client.
+            let claim_key = (practice_id.0.as_str(), next.client_id.as_str());
+            let mut claims = tx.open_table(OPEN_CLAIMS).map_err(engine)?;
+            let claim: Option<OpenConversation> = get(&claims, claim_key)?;
+            if let Some(mut claim) = claim.filter(|c| c.conversation_id == next.id) {
+                claim.last_seq = next.last_seq;
+                put(&mut claims, claim_key, &claim)?;
+            }
+            Ok(Change::appended(&practice_id, &open, &messages))
         })
         .await
+        .map(|changes| self.feed.publish(changes))
     }
 }
 
@@ -324,6 +393,7 @@ impl ConversationHistory for EmbeddedStore {
         &self,
         practice_id: &PracticeId,
         id: &ConversationId,
+        range: MessageRange,
     ) -> StoreResult<Option<ConversationDetail>> {
         self.read(|tx| {
             let conversations = tx.open_table(CONVERSATIONS).map_err(engine)?;
@@ -331,10 +401,12 @@ impl ConversationHistory for EmbeddedStore {
             else {
                 return Ok(None);
             };
+            let (messages, next_after) = messages_in(tx, practice_id, id, range)?;
             Ok(Some(ConversationDetail {
                 conversation,
-                messages: rows_of(tx, MESSAGES, practice_id, id)?,
-                transfers: rows_of(tx, TRANSFERS, practice_id, id)?,
+                messages,
+                transfers: transfers_of(tx, practice_id, id)?,
+                next_after,
             }))
         })
     }
@@ -397,6 +469,7 @@ impl ConversationStore for EmbeddedStore {
             Ok(ended)
         })
         .await
+        .inspect(|ended| self.feed.publish(Change::ended(ended)))
     }
 
     async fn list_conversations(
@@ -461,19 +534,56 @@ impl ConversationStore for EmbeddedStore {
 
 #[async_trait]
 impl TransferStore for EmbeddedStore {
+    async fn transfer_context(
+        &self,
+        practice_id: &PracticeId,
+        id: &ConversationId,
+        to: &DepartmentId,
+    ) -> StoreResult<TransferContext> {
+        self.read(|tx| {
+            let p = practice_id.0.as_str();
+            let conversations = tx.open_table(CONVERSATIONS).map_err(engine)?;
+            let departments = tx.open_table(DEPARTMENTS).map_err(engine)?;
+            let conversation: Option<Conversation> = get(&conversations, (p, id.0.as_str()))?;
+            let (preview, last_transfer_at) = match &conversation {
+                Some(_) => (
+                    last_by_a_person(tx, practice_id, id)?,
+                    transfers_of(tx, practice_id, id)?
+                        .iter()
+                        .map(|t| t.at)
+                        .max(),
+                ),
+                None => (None, None),
+            };
+            Ok(TransferContext {
+                conversation,
+                target: get(&departments, (p, to.0.as_str()))?,
+                preview,
+                last_transfer_at,
+            })
+        })
+    }
+
     async fn transfer_conversation(
         &self,
         conversation: &Conversation,
         transfer: &Transfer,
+        notice: &Message,
         alert: &PendingAlert,
     ) -> StoreResult<Conversation> {
-        let (conversation, transfer, alert) =
-            (conversation.clone(), transfer.clone(), alert.clone());
+        let (conversation, transfer, notice, alert) = (
+            conversation.clone(),
+            transfer.clone(),
+            notice.clone(),
+            alert.clone(),
+        );
         self.write(move |tx| {
             let practice_id = &conversation.practice_id;
             let current = match stored_conversation(tx, practice_id, &conversation.id)? {
                 Some(c)
-                    if c.status == ConversationStatus::Open && c.department_id == transfer.from =>
+                    if c.status == ConversationStatus::Open
+                        && c.department_id == transfer.from
+                        && c.last_seq == conversation.last_seq =>
                 {
                     c
                 }
@@ -494,6 +604,8 @@ impl TransferStore for EmbeddedStore {
             let claim: Option<OpenConversation> = get(&claims, claim_key)?;
             if let Some(mut claim) = claim.filter(|c| c.conversation_id == conversation.id) {
                 claim.department_id = transfer.to.clone();
+                claim.department_name = notice.department_name.clone();
+                claim.last_seq = notice.seq;
                 put(&mut claims, claim_key, &claim)?;
             }
             drop(claims);
@@ -509,12 +621,75 @@ impl TransferStore for EmbeddedStore {
                 ),
                 &transfer,
             )?;
+            put_messages(tx, practice_id, std::slice::from_ref(&notice))?;
             let mut moved = current.clone();
             moved.department_id = transfer.to.clone();
+            moved.department_name = notice.department_name.clone();
+            moved.last_seq = notice.seq;
             store_conversation(tx, Some(&current), &moved)?;
-            Ok(moved)
+            let changes = Change::transferred(&moved, &transfer.from, &notice);
+            Ok((moved, changes))
         })
         .await
+        .map(|(moved, changes)| {
+            self.feed.publish(changes);
+            moved
+        })
+    }
+}
+
+#[async_trait]
+impl ClientConversations for EmbeddedStore {
+    async fn client_conversations(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Conversation>> {
+        self.read(|tx| {
+            let p = practice_id.0.as_str();
+            let index = tx.open_table(CLIENT_CONVERSATIONS).map_err(engine)?;
+            let conversations = tx.open_table(CONVERSATIONS).map_err(engine)?;
+            let past_client = past(client_id);
+            let mut found = Vec::new();
+            for row in index
+                .range((p, client_id, "")..(p, past_client.as_str(), ""))
+                .map_err(engine)?
+            {
+                let (key, _) = row.map_err(engine)?;
+                let (_, _, id) = key.value();
+                if let Some(c) = get::<_, Conversation>(&conversations, (p, id))? {
+                    found.push(c);
+                }
+            }
+            found.sort_by(|a, b| (b.last_message_at, &b.id).cmp(&(a.last_message_at, &a.id)));
+            found.truncate(limit);
+            Ok(found)
+        })
+    }
+
+    async fn client_messages(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        id: &ConversationId,
+        range: MessageRange,
+    ) -> StoreResult<Option<MessagePage>> {
+        self.read(|tx| {
+            let conversations = tx.open_table(CONVERSATIONS).map_err(engine)?;
+            let conversation: Option<Conversation> =
+                get(&conversations, (practice_id.0.as_str(), id.0.as_str()))?;
+            // Another client's conversation, or a texted one, is not in this client's view.
+            if !conversation.is_some_and(|c| c.client_id == client_id && in_client_view(c.channel))
+            {
+                return Ok(None);
+            }
+            let (messages, next_after) = messages_in(tx, practice_id, id, range)?;
+            Ok(Some(MessagePage {
+                messages,
+                next_after,
+            }))
+        })
     }
 }
 

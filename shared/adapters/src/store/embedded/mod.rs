@@ -29,13 +29,17 @@
 //! | `sms_numbers` | E.164 | practice: the owner | `settings.rs` |
 //! | `due_reminders` | (`next_reminder_at`, department, practice) | — (the DUE index) | `settings.rs` |
 //! | `conversations` | (practice, conversation) | `Conversation` | `conversations.rs` |
-//! | `messages` | (practice, conversation, `at`, message) | `Message` | `conversations.rs` |
+//! | `messages` | (practice, conversation, `seq`) | `Message` | `conversations.rs` |
 //! | `transfers` | (practice, conversation, `at`, alert) | `Transfer` | `conversations.rs` |
 //! | `conversation_activity` | (practice, status, `last_message_at`, conversation) | department (the GSI1 index) | `conversations.rs` |
 //! | `open_claims` | (practice, client) | `OpenConversation` | `conversations.rs` |
+//! | `client_conversations` | (practice, client, conversation) | — (the client's view, GSI2) | `conversations.rs` |
 //! | `inbound_seen` | (practice, dedup key) | conversation | `conversations.rs` |
 //! | `alerts` | alert | `AlertRecord` with its delivery claims | `alerts.rs` |
 //! | `pending_alerts` | (`created_at`, alert) | — (the pending partition of GSI1) | `alerts.rs` |
+//! | `tickets` | SHA-256 of the secret | `Ticket` | `realtime.rs` |
+//! | `connections` | (practice, connection) | `Connection` | `realtime.rs` |
+//! | `connection_practice` | connection | practice | `realtime.rs` |
 //!
 //! Instants in keys are the fixed-width UTC strings of the DynamoDB keys ([`crate::store::sortable`]), so
 //! both stores order alike. An index row is written and removed by the one helper that writes its record.
@@ -49,6 +53,7 @@
 
 mod alerts;
 mod conversations;
+mod realtime;
 mod reminders;
 mod settings;
 
@@ -57,6 +62,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use domain::store::{StoreError, StoreResult};
+
+use super::ChangeFeed;
 use redb::{
     backends::InMemoryBackend, ConcurrencyMode, Database, DatabaseError, Durability,
     ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, TableHandle,
@@ -88,6 +95,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     /// The data file, `None` in memory.
     file: Option<PathBuf>,
+    /// Where committed conversation changes go (the local server's fanout); none by default.
+    feed: ChangeFeed,
 }
 
 impl fmt::Debug for EmbeddedStore {
@@ -163,6 +172,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             db: Arc::new(db),
             file: Some(file),
+            feed: ChangeFeed::default(),
         })
     }
 
@@ -175,7 +185,14 @@ impl EmbeddedStore {
         EmbeddedStore {
             db: Arc::new(db),
             file: None,
+            feed: ChangeFeed::default(),
         }
+    }
+
+    /// The store, handing the changes of every conversation write it commits to `feed` (the local
+    /// server's fanout, where the table's stream feeds it on AWS).
+    pub fn with_change_feed(self, feed: ChangeFeed) -> EmbeddedStore {
+        EmbeddedStore { feed, ..self }
     }
 
     /// The data file, `None` in memory.
@@ -294,6 +311,7 @@ fn prepare(db: &Database, migrations: &[Migration]) -> Result<(), PrepareError> 
     settings::create_tables(&tx)?;
     conversations::create_tables(&tx)?;
     alerts::create_tables(&tx)?;
+    realtime::create_tables(&tx)?;
     tx.commit().map_err(redb::Error::from)?;
     Ok(())
 }
