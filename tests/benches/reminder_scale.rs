@@ -1,4 +1,4 @@
-//! The reminder run at scale (DESIGN.md, "Budgets and figures"): many departments in DynamoDB Local, a few
+//! The reminder run at scale (docs/architecture.md, "Access patterns and their budgets"): many departments in DynamoDB Local, a few
 //! hundred of them due; ONE `run_reminders` measured beside a `Scan` of the table (what a run without the
 //! sparse `DUE` index would have to read just to find the due departments).
 //!
@@ -20,7 +20,7 @@
 //! (a transaction per department through the store takes minutes for 20,000 on DynamoDB Local). So every
 //! item has exactly the store's layout and due entry; the first practice is read back through the store as a
 //! check, and the run itself decodes every due one. Open conversations go through
-//! `domain::routing::staff_start`. Practices have 10 departments each (the default one, reminder off, and 9
+//! `domain::conversation::staff_start`. Practices have 10 departments each (the default one, reminder off, and 9
 //! more), all in New York; the run is for Monday 2031-06-09 17:30 EDT. A due department's reminder is at
 //! 16:00–17:30 that day; of the others, three in four have it on later that evening (18:00–23:30), one in
 //! four has it off (no due entry).
@@ -33,11 +33,11 @@ use adapters::senders::RecordingSender;
 use adapters::store::{ensure_table, DynamoStore};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, TimeZone, Utc};
+use domain::conversation::{self, StartInput};
 use domain::department::{name_key, Department, DepartmentSettings, UnresolvedReminder};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::Practice;
 use domain::reminder::{next_reminder, run_reminders};
-use domain::routing::{self, StartInput};
 use domain::schedule::TimeOfDay;
 use domain::store::{ReminderStore, SettingsStore};
 use tokio::sync::Semaphore;
@@ -92,7 +92,7 @@ fn variants() -> Vec<(UnresolvedReminder, bool)> {
 /// The variant of the `k`-th non-default department: every `stride`-th is due (until `due` are), the others
 /// are on later in the evening, one in four off.
 fn variant_of(k: usize, stride: usize, due: usize) -> usize {
-    if k % stride == 0 && k / stride < due {
+    if k.is_multiple_of(stride) && k / stride < due {
         (k / stride) % DUE_TIMES.len()
     } else if k % 4 == 3 {
         DUE_TIMES.len() + LATER_TIMES.len()
@@ -398,7 +398,7 @@ async fn seed(
             role: Role::Staff,
         };
         for c in 0..=(n % 3) {
-            routing::staff_start(
+            conversation::staff_start(
                 store.as_ref(),
                 &staff,
                 StartInput {
@@ -649,7 +649,7 @@ async fn main() {
     println!(
         "- table: {} items seeded in {:.1} s: a template practice written by `Store::create_practice`/`create_department` \
          (one department per reminder variant) and read back, then cloned with ids and names replaced, \
-         {} `BatchWriteItem` requests, {concurrency} at a time; open conversations through `routing::staff_start`",
+         {} `BatchWriteItem` requests, {concurrency} at a time; open conversations through `conversation::staff_start`",
         seeded.items,
         seeded.took.as_secs_f64(),
         seeded.requests

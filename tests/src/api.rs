@@ -69,7 +69,7 @@ impl Api {
     }
 
     pub async fn memory() -> Api {
-        Api::with_store(Arc::new(adapters::store::MemoryStore::new()))
+        Api::with_store(Arc::new(adapters::store::EmbeddedStore::in_memory()))
     }
 
     pub async fn dynamo() -> Api {

@@ -5,16 +5,17 @@ pub mod api;
 pub mod fake_connections;
 pub mod fault_proxy;
 pub mod live;
+pub mod local_server;
 pub mod openapi_check;
 pub mod runtime_api;
 
 use std::sync::Arc;
 
-use adapters::store::{DynamoStore, IndexSpec, KeyAttribute, MemoryStore, TableSpec};
+use adapters::store::{DynamoStore, EmbeddedStore, IndexSpec, KeyAttribute, TableSpec};
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::{AttributeValue, KeySchemaElement, KeyType};
 use chrono::{DateTime, TimeZone, Utc};
-use domain::alert::{AlertRecord, DeliveryOutcome, PendingAlert};
+use domain::alert::{AlertRecord, AlertStatus, DeliveryOutcome, PendingAlert};
 use domain::conversation::AlertId;
 use domain::department::{Department, DepartmentSettings};
 use domain::identity::{DepartmentId, PracticeId};
@@ -76,8 +77,17 @@ pub async fn dynamo_store_at(endpoint: &str) -> DynamoStore {
     DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table)
 }
 
-pub fn memory_store() -> MemoryStore {
-    MemoryStore::new()
+/// The embedded store in memory.
+pub fn memory_store() -> EmbeddedStore {
+    EmbeddedStore::in_memory()
+}
+
+/// The embedded store on a file in a temporary directory of its own, removed when the last clone of the
+/// returned handle goes.
+pub fn file_store() -> (EmbeddedStore, Arc<tempfile::TempDir>) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = EmbeddedStore::open(dir.path()).expect("open the embedded store on a file");
+    (store, Arc::new(dir))
 }
 
 /// What `DescribeTable` and `DescribeTimeToLive` report about a table, in [`TableSpec`] form.
@@ -246,14 +256,16 @@ pub fn next_version(
 /// variant here and in [`TestStore`], its arms in [`TestStore`]'s methods, its line in the macro.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
-    /// The embedded in-memory store.
+    /// The embedded store in memory (redb's in-memory backend).
     Memory,
+    /// The embedded store on a file (what `cargo run` keeps its data in), a temporary directory per test.
+    File,
     /// DynamoDB Local, a fresh table per test.
     Dynamo,
 }
 
-/// Runs each listed `async fn(store)` once on every store, as `memory::<name>` and `dynamo::<name>`, on a
-/// multi-threaded runtime so concurrent calls overlap. `store` is anything made from a [`TestStore`]
+/// Runs each listed `async fn(store)` once on every store, as `memory::<name>`, `file::<name>` and
+/// `dynamo::<name>`, on a multi-threaded runtime so concurrent calls overlap. `store` is anything made from a [`TestStore`]
 /// (`From<TestStore>`): the `TestStore` itself, an `Arc<dyn Store>`, or the in-process API client
 /// ([`api::Api`]).
 #[macro_export]
@@ -271,6 +283,7 @@ macro_rules! on_every_store {
     };
     ($($name:ident),* $(,)?) => {
         $crate::on_every_store!(@on memory Memory; $($name),*);
+        $crate::on_every_store!(@on file File; $($name),*);
         $crate::on_every_store!(@on dynamo Dynamo; $($name),*);
     };
 }
@@ -278,21 +291,29 @@ macro_rules! on_every_store {
 /// A store under test, with its concrete type kept for the checks the port has no method for.
 #[derive(Clone)]
 pub enum TestStore {
-    Memory(Arc<MemoryStore>),
+    /// The embedded store, in memory or on a file (with the temporary directory it lives in).
+    Embedded(Arc<EmbeddedStore>, Option<Arc<tempfile::TempDir>>),
     Dynamo(Arc<DynamoStore>),
 }
 
 impl TestStore {
-    /// A fresh store of `kind` (on DynamoDB Local, a table of its own).
+    /// A fresh store of `kind` (on a file, a directory of its own; on DynamoDB Local, a table of its own).
     pub async fn open(kind: StoreKind) -> TestStore {
         match kind {
             StoreKind::Memory => TestStore::memory(),
+            StoreKind::File => TestStore::file(),
             StoreKind::Dynamo => TestStore::dynamo().await,
         }
     }
 
     pub fn memory() -> TestStore {
-        TestStore::Memory(Arc::new(memory_store()))
+        TestStore::Embedded(Arc::new(memory_store()), None)
+    }
+
+    /// On a file in a fresh temporary directory.
+    pub fn file() -> TestStore {
+        let (store, dir) = file_store();
+        TestStore::Embedded(Arc::new(store), Some(dir))
     }
 
     /// On a fresh DynamoDB Local table.
@@ -302,7 +323,7 @@ impl TestStore {
 
     pub fn store(&self) -> Arc<dyn Store> {
         match self {
-            TestStore::Memory(s) => s.clone(),
+            TestStore::Embedded(s, _) => s.clone(),
             TestStore::Dynamo(s) => s.clone(),
         }
     }
@@ -310,19 +331,29 @@ impl TestStore {
     /// Every pending alert (transactional outbox record) the store holds, in no particular order.
     pub async fn pending_alerts(&self) -> Vec<PendingAlert> {
         match self {
-            TestStore::Memory(s) => s.pending_alerts(),
+            TestStore::Embedded(s, _) => embedded_alerts(s)
+                .into_iter()
+                .filter(|r| r.status == AlertStatus::Pending)
+                .map(|r| r.alert)
+                .collect(),
             TestStore::Dynamo(s) => dynamo_pending_alerts(s).await,
         }
     }
 
     /// Every alert (transactional outbox record) the store holds, whatever its status, in no particular
-    /// order. (The embedded store's `pending_alerts` keeps completed ones too; this agrees on both stores.)
+    /// order.
     pub async fn all_alerts(&self) -> Vec<PendingAlert> {
         match self {
-            TestStore::Memory(s) => s.pending_alerts(),
+            TestStore::Embedded(s, _) => embedded_alerts(s).into_iter().map(|r| r.alert).collect(),
             TestStore::Dynamo(s) => dynamo_all_alerts(s).await,
         }
     }
+}
+
+fn embedded_alerts(store: &EmbeddedStore) -> Vec<AlertRecord> {
+    store
+        .all_alerts()
+        .expect("read the embedded store's alerts")
 }
 
 impl From<TestStore> for Arc<dyn Store> {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::store::{ChangeFeed, MemoryStore};
+use adapters::store::ChangeFeed;
 use domain::identity::Role;
 use domain::store::Store;
 use futures_util::{SinkExt, StreamExt};
@@ -32,13 +32,14 @@ pub struct LiveServer {
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 impl LiveServer {
-    /// A server on `t`'s kind of store (a fresh embedded store, or `t`'s DynamoDB Local table), with its
-    /// change feed driving the local fanout.
-    pub async fn start(t: TestStore) -> LiveServer {
+    /// A server on `t`'s store (its embedded database, in memory or on its file, or its DynamoDB Local
+    /// table), with its change feed driving the local fanout. `t` must outlive the server (a file store's
+    /// directory goes with it).
+    pub async fn start(t: &TestStore) -> LiveServer {
         let (feed, changes) = ChangeFeed::channel();
         let store: Arc<dyn Store> = match t {
-            TestStore::Memory(_) => Arc::new(MemoryStore::with_change_feed(feed)),
-            TestStore::Dynamo(s) => Arc::new((*s).clone().with_change_feed(feed)),
+            TestStore::Embedded(s, _) => Arc::new((**s).clone().with_change_feed(feed)),
+            TestStore::Dynamo(s) => Arc::new((**s).clone().with_change_feed(feed)),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -127,14 +127,16 @@ def server(tmp_path_factory):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DYNAMODB_TABLE"}
     env.update(PORT=str(port), LOCAL_JWT_SECRET=secrets.token_hex(16), RUST_LOG="warn", LOG_FORMAT="text")
+    flags = []
     if store == "dynamo":
         assert env.get("AWS_ENDPOINT_URL_DYNAMODB"), "the dynamo run needs AWS_ENDPOINT_URL_DYNAMODB (scripts/test sets it)"
         env["DYNAMODB_TABLE"] = f"web-{int(time.time())}-{os.getpid()}"
     else:
         assert store == "memory", f"VETCHAT_WEB_STORE={store}: memory or dynamo"
+        flags = ["--in-memory"]  # the embedded store, nothing left in the user's data directory
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "w") as out:
-        process = subprocess.Popen([binary, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen([binary, "serve", *flags], env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

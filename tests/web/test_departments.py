@@ -505,7 +505,7 @@ def test_staff_see_the_settings_read_only_and_may_switch_a_department_offline(pa
 
 @pytest.mark.store
 def test_split_shifts_a_day_and_a_working_day_with_several_hours(page, api, practice):
-    """Split shifts (API.md "Departments"): a day of several windows is saved as a list and shown as such; a
+    """Split shifts (docs/api.md "Departments"): a day of several windows is saved as a list and shown as such; a
     refusal naming one window (hours.mon[1]) is shown at that window; a Working Day takes windows too."""
     api.setup_practice(practice)
     grooming_id = api.add_department(practice, {"name": "Grooming", "visible_in_app": True})["id"]

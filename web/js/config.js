@@ -6,7 +6,7 @@
 //   auth.issuer, auth.client_id, auth.scope, auth.token ("access_token" or "id_token"),
 //   auth.authorization_endpoint, auth.token_endpoint (else read from the issuer's discovery document),
 //   auth.logout_endpoint, auth.redirect_uri (default: this origin's /)
-//   max_windows_per_day  business-hours windows a day may hold in the editor (API.md: up to 4; 1 for an API
+//   max_windows_per_day  business-hours windows a day may hold in the editor (docs/api.md: up to 4; 1 for an API
 //                        of one window a day)
 //   refresh_seconds      how often the inbox re-reads while its live updates cannot connect (default 15)
 

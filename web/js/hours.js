@@ -1,6 +1,6 @@
 // The Conversation Business Hours editor: a row per weekday, ticked when the department takes chats that
 // day, each day with its hours as windows (opens–closes). A day is written to the API as null (not
-// ticked), one window {start, end}, or a list of windows (split shifts, API.md "Departments"); how many a
+// ticked), one window {start, end}, or a list of windows (split shifts, docs/api.md "Departments"); how many a
 // day may hold is config.max_windows_per_day. The same window list serves a Working Day's own hours
 // (overrides.js).
 

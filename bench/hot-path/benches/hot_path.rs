@@ -1,6 +1,6 @@
 //! The domain's hot path, per call: availability (what `GET /public/.../availability` computes per
 //! department, and what every new conversation's admission computes), the routing decision
-//! (`conversation::admit`) and alert composition (`dispatch::compose`).
+//! (`conversation::admit`) and alert composition (`alert::text::compose`).
 //!
 //! `cargo bench -p vetchat-hot-path` (criterion; `-- --quick` for a fast pass). Results in BENCHMARKS.md.
 
@@ -9,12 +9,12 @@ use std::hint::black_box;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::New_York;
 use criterion::{criterion_group, criterion_main, Criterion};
-use domain::alert::{AlertKind, PendingAlert, ReminderDigest};
+use domain::alert::text::compose;
+use domain::alert::{AlertSubject, ConversationAlert, PendingAlert, ReminderDigest, TransferAlert};
 use domain::conversation::{
     admit, AlertId, Channel, Conversation, ConversationId, ConversationStatus, Transfer,
 };
 use domain::department::{Department, DepartmentSettings};
-use domain::dispatch::compose;
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
 use domain::schedule::{
@@ -333,20 +333,24 @@ fn conversation(p: &Practice, d: &Department, n: usize) -> Conversation {
     }
 }
 
-fn alert(p: &Practice, d: &Department, kind: AlertKind) -> PendingAlert {
-    let c = conversation(p, d, 1);
+/// An alert about conversation 1 of `d`, created when it started.
+fn alert(p: &Practice, d: &Department, subject: AlertSubject) -> PendingAlert {
     PendingAlert {
         id: AlertId("alr_bench".into()),
         practice_id: p.id.clone(),
         department_id: d.id.clone(),
-        kind,
+        created_at: conversation(p, d, 1).started_at,
+        subject,
+    }
+}
+
+fn quoted(p: &Practice, d: &Department) -> ConversationAlert {
+    let c = conversation(p, d, 1);
+    ConversationAlert {
         conversation_id: c.id.clone(),
         client_id: c.client_id.clone(),
         channel: c.channel,
-        created_at: c.started_at,
         preview: "Is Rex ready for pickup? He had his bath at ten and the nails trimmed".into(),
-        transfer: None,
-        reminder: None,
     }
 }
 
@@ -354,20 +358,31 @@ fn bench_compose(c: &mut Criterion) {
     let p = practice();
     let d = department(&p, typical(), Vec::new());
     let url = "https://dashboard.example/app";
-    let new = alert(&p, &d, AlertKind::NewConversation);
-    let mut transfer = alert(&p, &d, AlertKind::Transfer);
-    transfer.transfer = Some(Transfer {
-        from: DepartmentId("dep_team".into()),
-        to: d.id.clone(),
-        by: "usr_staff_demo".into(),
-        at: ny(2026, 11, 23, 9, 30),
-        note: Some("Nail trim question for Grooming".into()),
-    });
-    let mut reminder = alert(&p, &d, AlertKind::UnresolvedReminder);
-    reminder.reminder = Some(ReminderDigest {
-        date: NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date"),
-        conversations: (0..20).map(|n| conversation(&p, &d, n)).collect(),
-    });
+    let new = alert(&p, &d, AlertSubject::NewConversation(quoted(&p, &d)));
+    let transfer = alert(
+        &p,
+        &d,
+        AlertSubject::Transfer(TransferAlert {
+            conversation: quoted(&p, &d),
+            transfer: Transfer {
+                from: DepartmentId("dep_team".into()),
+                to: d.id.clone(),
+                by: "usr_staff_demo".into(),
+                at: ny(2026, 11, 23, 9, 30),
+                note: Some("Nail trim question for Grooming".into()),
+            },
+        }),
+    );
+    let reminder = alert(
+        &p,
+        &d,
+        AlertSubject::UnresolvedReminder {
+            reminder: ReminderDigest {
+                date: NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date"),
+                conversations: (0..20).map(|n| conversation(&p, &d, n)).collect(),
+            },
+        },
+    );
     let mut g = c.benchmark_group("compose (alert deliveries)");
     g.bench_function("new conversation, 2 emails + 1 SMS", |b| {
         b.iter(|| compose(black_box(&new), &p, black_box(&d), url))

@@ -1,4 +1,4 @@
-//! DynamoDB requests and consumed capacity per API operation, beside DESIGN.md's budget.
+//! DynamoDB requests and consumed capacity per API operation, beside its budget (docs/architecture.md).
 //!
 //! Every operation goes through the handlers the functions run (the local server's router in-process, the
 //! SNS text entry, the dispatcher, the reminder run) on a `DynamoStore` over DynamoDB Local. Requests are
@@ -35,7 +35,7 @@ const READS: &[&str] = &[
     "TransactGetItems",
 ];
 
-/// DESIGN.md's budgets.
+/// The budgets of docs/architecture.md.
 #[derive(Clone, Copy)]
 enum Budget {
     None,
@@ -185,7 +185,7 @@ async fn main() {
                 "requests",
                 "by operation",
                 "RCU / WCU",
-                "budget (DESIGN.md)",
+                "budget (docs/architecture.md)",
                 "within",
                 "guarded by (tests/tests/)"
             ],
@@ -576,7 +576,7 @@ async fn api_operations(client: &aws_sdk_dynamodb::Client, probe: &CapacityProbe
             "dispatch one alert (alert-dispatcher, 2 recipients)",
             Budget::None,
             G_XFER,
-            domain::dispatch::dispatch_alert(
+            domain::alert::dispatch::dispatch_alert(
                 store.as_ref(),
                 &sender,
                 &alert,
@@ -591,7 +591,13 @@ async fn api_operations(client: &aws_sdk_dynamodb::Client, probe: &CapacityProbe
         "dispatch the same alert again (stream replay)",
         Budget::None,
         G_XFER,
-        domain::dispatch::dispatch_alert(store.as_ref(), &sender, &alert, Utc::now(), DASHBOARD),
+        domain::alert::dispatch::dispatch_alert(
+            store.as_ref(),
+            &sender,
+            &alert,
+            Utc::now(),
+            DASHBOARD,
+        ),
     )
     .await
     .expect("replay");

@@ -38,7 +38,8 @@ async fn main() {
     let connections = arg("--connections", 100);
     let messages = arg("--messages", 200);
     let json_out = std::env::args().skip_while(|a| a != "--json").nth(1);
-    let live = LiveServer::start(TestStore::memory()).await;
+    let store = TestStore::memory();
+    let live = LiveServer::start(&store).await;
     let p = Api::practice_id();
     live.api.setup_open_practice(&p).await;
     let r = live

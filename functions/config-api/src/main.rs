@@ -1,14 +1,9 @@
 //! Lambda entry of the config-api function (API Gateway HTTP API, payload 2.0).
 
-use adapters::config::Config;
+use adapters::lambda::{ColdStart, Error};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    let config = Config::from_env()?;
-    adapters::telemetry::init(&config);
-    // Clients are built once per cold start and reused by every invocation.
-    let sdk = adapters::aws::sdk_config(&config).await?;
-    let store = adapters::aws::dynamo_store(&sdk, &config).await?;
-    let router = config_api::router(store);
-    lambda_http::run(adapters::auth::lambda_router(router, &config)).await
+async fn main() -> Result<(), Error> {
+    let start = ColdStart::new().await?;
+    start.serve_http(config_api::router(start.store())).await
 }

@@ -1,6 +1,8 @@
-//! The eod-reminder function: one run per EventBridge scheduled event. The run is for the event's `time`,
-//! not the wall clock, so runs can be replayed and tested.
+//! The reminder runs: one run per EventBridge scheduled event (the `eod-reminder` entry), for the event's
+//! `time`, not the wall clock, so runs can be replayed and tested. The run itself is
+//! `domain::reminder::run_reminders`.
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -12,30 +14,29 @@ use domain::DomainError;
 /// Why an event could not be run.
 #[derive(Debug, thiserror::Error)]
 pub enum ReminderError {
-    #[error("the scheduled event has no RFC 3339 `time`: {0}")]
+    #[error("not an EventBridge scheduled event with an RFC 3339 `time`: {0}")]
     BadEvent(String),
     #[error(transparent)]
     Domain(#[from] DomainError),
 }
 
-/// The instant a scheduled event is for.
-pub fn event_time(event: &Value) -> Result<DateTime<Utc>, ReminderError> {
-    let raw = event["time"]
-        .as_str()
-        .ok_or_else(|| ReminderError::BadEvent(event.to_string()))?;
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| ReminderError::BadEvent(format!("{raw:?}: {e}")))
+/// The instant a scheduled event is for: its `time`. Anything else is refused, so a wrong trigger runs
+/// nothing (EventBridge's retry gets the same answer).
+pub fn scheduled_time(event: Value) -> Result<DateTime<Utc>, ReminderError> {
+    let event: EventBridgeEvent =
+        serde_json::from_value(event).map_err(|e| ReminderError::BadEvent(e.to_string()))?;
+    event
+        .time
+        .ok_or_else(|| ReminderError::BadEvent("the event has no `time`".into()))
 }
 
-/// Runs the reminders for the event's instant and logs the summary.
-pub async fn handle_event(
+/// Runs the reminders due at `run_at` and logs the summary.
+pub async fn run(
     store: &dyn ReminderRunStore,
     sender: &dyn AlertSender,
-    event: &Value,
+    run_at: DateTime<Utc>,
     dashboard_url: &str,
-) -> Result<RunSummary, ReminderError> {
-    let run_at = event_time(event)?;
+) -> Result<RunSummary, DomainError> {
     let summary = run_reminders(store, sender, run_at, dashboard_url).await?;
     tracing::info!(
         run_at = %summary.run_at,

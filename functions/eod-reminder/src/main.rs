@@ -1,34 +1,20 @@
 //! Lambda entry of the eod-reminder function (EventBridge scheduled event).
 
-use std::sync::Arc;
-
-use adapters::config::Config;
-use adapters::senders::AwsSender;
+use adapters::lambda::{serve_events, ColdStart, Error};
 use domain::store::ReminderRunStore;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = Config::from_env()?;
-    adapters::telemetry::init(&config);
-    let sdk = adapters::aws::sdk_config(&config).await?;
+    let start = ColdStart::new().await?;
     // What a run may touch (its IAM policy): the due index, the outbox, the due departments' settings.
-    let store: Arc<dyn ReminderRunStore> = adapters::aws::dynamo_store(&sdk, &config).await?;
-    let sender_email = config
-        .sender_email
-        .clone()
-        .ok_or("SENDER_EMAIL is not set")?;
-    let sender = Arc::new(AwsSender::new(&sdk, sender_email));
-    let dashboard_url = Arc::new(config.dashboard_url.clone());
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (store, sender, dashboard_url) = (store.clone(), sender.clone(), dashboard_url.clone());
-        async move {
-            let summary =
-                eod_reminder::handle_event(&*store, &*sender, &event.payload, &dashboard_url)
-                    .await?;
-            Ok::<Value, Error>(serde_json::to_value(summary)?)
-        }
-    }))
+    let reminders = start.alerting::<dyn ReminderRunStore>(start.store())?;
+    // The event is read here rather than by the runtime, so that anything but a scheduled event is refused
+    // with a message saying what was expected.
+    serve_events(reminders, |r, event: Value| async move {
+        let run_at = eod_reminder::scheduled_time(event)?;
+        let summary = eod_reminder::run(&*r.store, &r.sender, run_at, &r.dashboard_url).await?;
+        Ok::<_, Error>(summary)
+    })
     .await
 }

@@ -16,10 +16,9 @@ use adapters::auth::Authenticated;
 use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, Body};
 use adapters::{new_ticket_secret, now, UlidIds};
 use domain::client_view::{self, message_range};
-use domain::conversation::{ConversationId, ConversationStatus};
+use domain::conversation::{self, ConversationId, ConversationStatus, InboundInput, StartInput};
 use domain::identity::DepartmentId;
 use domain::realtime::{self, TicketInput};
-use domain::routing::{self, InboundInput, StartInput};
 use domain::store::{ConversationFilter, InboundRouterStore, MessageRange};
 use domain::{DomainError, InvalidCode};
 
@@ -64,8 +63,8 @@ async fn inbound(
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let inbound = routing::inbound_from_caller(&caller, input, idempotency_key.as_deref())?;
-    let routed = routing::route_inbound(&*s.store, inbound, now(), &UlidIds).await?;
+    let inbound = conversation::inbound_from_caller(&caller, input, idempotency_key.as_deref())?;
+    let routed = conversation::route_inbound(&*s.store, inbound, now(), &UlidIds).await?;
     let status = if routed.new_conversation {
         StatusCode::CREATED
     } else {
@@ -115,7 +114,7 @@ async fn list_conversations(
         status,
         department_id: q.department_id.filter(|d| !d.is_empty()).map(DepartmentId),
     };
-    let page = routing::list_conversations(
+    let page = conversation::list_conversations(
         &*s.store,
         &caller,
         filter,
@@ -132,7 +131,8 @@ async fn start_conversation(
     Body(body): Body,
 ) -> ApiResult<Response> {
     let input: StartInput = parse_json(&body)?;
-    let conversation = routing::staff_start(&*s.store, &caller, input, now(), &UlidIds).await?;
+    let conversation =
+        conversation::staff_start(&*s.store, &caller, input, now(), &UlidIds).await?;
     Ok(json_response(StatusCode::CREATED, conversation))
 }
 
@@ -158,7 +158,7 @@ async fn conversation_detail(
 ) -> ApiResult<Response> {
     let range = PageQuery::range(query)?;
     let detail =
-        routing::conversation_detail(&*s.store, &caller, &ConversationId(id), range).await?;
+        conversation::conversation_detail(&*s.store, &caller, &ConversationId(id), range).await?;
     Ok(json_response(StatusCode::OK, detail))
 }
 
@@ -218,7 +218,7 @@ async fn reply(
     Body(body): Body,
 ) -> ApiResult<Response> {
     let ReplyBody { body } = parse_json(&body)?;
-    let message = routing::staff_reply(
+    let message = conversation::staff_reply(
         &*s.store,
         &caller,
         &ConversationId(id),
@@ -236,6 +236,6 @@ async fn end_conversation(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let conversation =
-        routing::end_conversation(&*s.store, &caller, &ConversationId(id), now()).await?;
+        conversation::end_conversation(&*s.store, &caller, &ConversationId(id), now()).await?;
     Ok(json_response(StatusCode::OK, conversation))
 }

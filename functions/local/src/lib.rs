@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Json;
 use axum::Router;
+use chrono::{DateTime, Utc};
 use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,12 +22,12 @@ use tracing::Level;
 
 use adapters::auth::LocalTokens;
 pub use adapters::auth::{sign_token, LocalClaims, TokenVerifier, LOCAL_ISSUER};
-use adapters::config::Config;
+use adapters::config::{Config, LocalStore, StoreFlags};
 use adapters::http::{ApiError, Body};
 use adapters::senders::{RecordingSender, SentAlert};
-use adapters::store::ChangeFeed;
+use adapters::store::{ChangeFeed, EmbeddedStore};
+use domain::alert::dispatch::dispatch_alert;
 use domain::alert::AlertSender;
-use domain::dispatch::dispatch_alert;
 use domain::identity::{plausible_id, PracticeId, Role};
 use domain::realtime::Change;
 use domain::store::Store;
@@ -35,29 +36,42 @@ use domain::{DomainError, InvalidCode};
 /// The changes a store commits, for the local fanout ([`live::spawn_fanout`]).
 pub type Changes = tokio::sync::mpsc::UnboundedReceiver<Vec<Change>>;
 
-/// The store the local server runs on: DynamoDB when `DYNAMODB_TABLE` is set (the table is created if
-/// missing), else the embedded in-memory store; with the feed of the changes it commits. On DynamoDB the
-/// feed carries the writes this process makes (the local stand-in for the table's stream, which another
-/// process's writes would need).
+/// The store the local server runs on ([`Config::local_store`]): the embedded store on a file in the data
+/// directory (the default), or in memory (`--in-memory`), or DynamoDB when `DYNAMODB_TABLE` is set (the
+/// table is created if missing); with the feed of the changes it commits. Says at start where the data is.
+/// On DynamoDB the feed carries the writes this process makes (the local stand-in for the table's stream,
+/// which another process's writes would need).
 pub async fn build_store(
     config: &Config,
+    flags: &StoreFlags,
 ) -> Result<(Arc<dyn Store>, Changes), Box<dyn std::error::Error + Send + Sync>> {
     let (feed, changes) = ChangeFeed::channel();
-    match &config.table_name {
-        Some(table) => {
+    match config.local_store(flags)? {
+        LocalStore::Dynamo(table) => {
             let sdk = adapters::aws::sdk_config(config).await?;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
-            adapters::store::ensure_table(&client, table).await?;
+            adapters::store::ensure_table(&client, &table).await?;
             tracing::info!(table, "using DynamoDB");
-            let store = adapters::store::DynamoStore::new(client, table.clone());
+            let store = adapters::store::DynamoStore::new(client, table);
             Ok((Arc::new(store.with_change_feed(feed)), changes))
         }
-        None => {
+        LocalStore::File(dir) => {
+            let store = EmbeddedStore::open(&dir)?;
             tracing::info!(
-                "using the embedded in-memory store (set DYNAMODB_TABLE to use DynamoDB)"
+                "keeping the data in {} (choose another directory with --data-dir DIR or DATA_DIR=DIR; \
+                 --in-memory for a throwaway run)",
+                store.file().unwrap_or(&dir).display()
             );
-            let store = adapters::store::MemoryStore::with_change_feed(feed);
-            Ok((Arc::new(store), changes))
+            Ok((Arc::new(store.with_change_feed(feed)), changes))
+        }
+        LocalStore::InMemory => {
+            tracing::info!(
+                "keeping the data in memory only (--in-memory): it is gone when the server stops"
+            );
+            Ok((
+                Arc::new(EmbeddedStore::in_memory().with_change_feed(feed)),
+                changes,
+            ))
         }
     }
 }
@@ -251,6 +265,13 @@ pub fn spawn_alert_worker(
     })
 }
 
+/// The body of `POST /_local/eod-reminder`: an EventBridge scheduled event, of which only the `time` is read
+/// (so `{"time": ...}` alone will do).
+#[derive(Deserialize)]
+struct RunAt {
+    time: DateTime<Utc>,
+}
+
 /// `POST /_local/eod-reminder`: runs the reminder function for the scheduled event in the body (its `time`
 /// is the instant the run is for) and answers its summary.
 async fn eod_reminder(
@@ -258,13 +279,14 @@ async fn eod_reminder(
     body: bytes::Bytes,
 ) -> Result<Json<domain::reminder::RunSummary>, ApiError> {
     let event: Value = adapters::http::parse_json(&body)?;
-    match eod_reminder::handle_event(&*store, &*local.sender, &event, &local.dashboard_url).await {
-        Ok(summary) => Ok(Json(summary)),
-        Err(eod_reminder::ReminderError::BadEvent(reason)) => {
-            Err(domain::DomainError::malformed(reason, Some("time".into())).into())
-        }
-        Err(eod_reminder::ReminderError::Domain(e)) => Err(e.into()),
-    }
+    let RunAt { time } = serde_json::from_value(event).map_err(|e| {
+        DomainError::malformed(
+            format!("the scheduled event has no RFC 3339 `time`: {e}"),
+            Some("time".into()),
+        )
+    })?;
+    let summary = eod_reminder::run(&*store, &*local.sender, time, &local.dashboard_url).await?;
+    Ok(Json(summary))
 }
 
 /// The local server's reminder schedule: a run for the current instant every `every`.
@@ -276,10 +298,9 @@ pub fn spawn_reminder_timer(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            let event = serde_json::json!({"time": adapters::now().to_rfc3339()});
+            let now = adapters::now();
             if let Err(e) =
-                eod_reminder::handle_event(&*store, &*local.sender, &event, &local.dashboard_url)
-                    .await
+                eod_reminder::run(&*store, &*local.sender, now, &local.dashboard_url).await
             {
                 tracing::warn!(error = %e, "reminder run failed; the next run catches up");
             }

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::config::{AlertSenderKind, Config};
+use adapters::config::{AlertSenderKind, Config, StoreFlags};
 use adapters::senders::{AwsSender, RecordingSender};
 use domain::alert::AlertSender;
 use domain::identity::Role;
@@ -16,6 +16,12 @@ use domain::identity::Role;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Keep the data in DIR (default: DATA_DIR, else $XDG_DATA_HOME/vetchat or ~/.local/share/vetchat).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Keep the data in memory only: a throwaway run, gone when the server stops.
+    #[arg(long, global = true)]
+    in_memory: bool,
 }
 
 #[derive(Subcommand)]
@@ -70,7 +76,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         Command::Serve => {
             adapters::telemetry::init(&config);
-            let (store, changes) = local::build_store(&config).await?;
+            let flags = StoreFlags {
+                data_dir: cli.data_dir,
+                in_memory: cli.in_memory,
+            };
+            let (store, changes) = match local::build_store(&config, &flags).await {
+                Ok(built) => built,
+                Err(e) => {
+                    // Said plainly (it names the directory and what to do), not as a debug dump.
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+            };
             let recorder = RecordingSender::new();
             let sender: Arc<dyn AlertSender> = match config.alert_sender {
                 AlertSenderKind::Record => Arc::new(recorder.clone()),
@@ -112,6 +129,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
 }
 
+/// Ctrl-C or SIGTERM (`kill`): the server stops taking requests, finishes those in flight and closes the
+/// data file cleanly (a kill -9 loses nothing either, but the next start then checks the file first).
 async fn shutdown() {
-    let _ = tokio::signal::ctrl_c().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

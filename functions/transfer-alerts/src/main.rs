@@ -1,13 +1,11 @@
 //! Lambda entry of the transfer endpoint (API Gateway HTTP API, payload 2.0).
 
-use adapters::config::Config;
+use adapters::lambda::{ColdStart, Error};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    let config = Config::from_env()?;
-    adapters::telemetry::init(&config);
-    let sdk = adapters::aws::sdk_config(&config).await?;
-    let store = adapters::aws::dynamo_store(&sdk, &config).await?;
-    let router = transfer_alerts::router(store);
-    lambda_http::run(adapters::auth::lambda_router(router, &config)).await
+async fn main() -> Result<(), Error> {
+    let start = ColdStart::new().await?;
+    start
+        .serve_http(transfer_alerts::router(start.store()))
+        .await
 }

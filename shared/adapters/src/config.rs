@@ -20,10 +20,35 @@ pub enum AlertSenderKind {
     Aws,
 }
 
+/// The store the local server runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalStore {
+    /// DynamoDB, this table (`DYNAMODB_TABLE`).
+    Dynamo(String),
+    /// The embedded store on a file in this data directory (the default).
+    File(PathBuf),
+    /// The embedded store in memory: gone when the server stops (`--in-memory`).
+    InMemory,
+}
+
+/// The local server's command-line choice of store, which wins over `DATA_DIR`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreFlags {
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--in-memory`.
+    pub in_memory: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// DynamoDB table. The Lambda functions need it; the local server uses the embedded store without it.
     pub table_name: Option<String>,
+    /// `DATA_DIR` as set: where the local server keeps its data on the embedded store.
+    pub data_dir: Option<PathBuf>,
+    /// Where it keeps it when `DATA_DIR` is not set: `$XDG_DATA_HOME/vetchat`, else
+    /// `~/.local/share/vetchat` (`None` when neither `XDG_DATA_HOME` nor `HOME` is set).
+    pub default_data_dir: Option<PathBuf>,
     /// Local server port (`PORT`, default 3000).
     pub port: u16,
     /// `LOCAL_JWT_SECRET` as set: the HS256 secret local tokens are signed with. The local server falls back
@@ -103,6 +128,11 @@ impl Config {
         };
         Ok(Config {
             table_name: var("DYNAMODB_TABLE"),
+            data_dir: var("DATA_DIR").map(PathBuf::from),
+            default_data_dir: default_data_dir(
+                var("XDG_DATA_HOME").as_deref(),
+                var("HOME").as_deref(),
+            ),
             port,
             local_jwt_secret: var("LOCAL_JWT_SECRET"),
             sender_email: var("SENDER_EMAIL"),
@@ -138,10 +168,139 @@ impl Config {
             .unwrap_or(DEFAULT_LOCAL_JWT_SECRET)
     }
 
+    /// The local server's store: `--in-memory` or `--data-dir` if given (not both, and neither beside
+    /// `DYNAMODB_TABLE`), else DynamoDB if `DYNAMODB_TABLE` is set, else a file in `DATA_DIR` or the
+    /// per-user default directory.
+    pub fn local_store(&self, flags: &StoreFlags) -> Result<LocalStore, ConfigError> {
+        match (&flags.data_dir, flags.in_memory, &self.table_name) {
+            (Some(_), true, _) => Err(ConfigError::new(
+                "--data-dir and --in-memory: choose one",
+            )),
+            (Some(_), _, Some(_)) | (_, true, Some(_)) => Err(ConfigError::new(
+                "DYNAMODB_TABLE is set, so the server would use DynamoDB: unset it to use --data-dir or \
+                 --in-memory",
+            )),
+            (Some(dir), false, None) => Ok(LocalStore::File(dir.clone())),
+            (None, true, None) => Ok(LocalStore::InMemory),
+            (None, false, Some(table)) => Ok(LocalStore::Dynamo(table.clone())),
+            (None, false, None) => self
+                .data_dir
+                .clone()
+                .or_else(|| self.default_data_dir.clone())
+                .map(LocalStore::File)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "no data directory: neither HOME nor XDG_DATA_HOME is set; set DATA_DIR (or \
+                         --data-dir DIR), or use --in-memory",
+                    )
+                }),
+        }
+    }
+
+    /// The sender address of alert emails, required by the functions that send alerts.
+    pub fn require_sender_email(&self) -> Result<&str, ConfigError> {
+        self.sender_email
+            .as_deref()
+            .ok_or_else(|| ConfigError("SENDER_EMAIL is not set".into()))
+    }
+
     /// The table name, required by the Lambda functions.
     pub fn require_table(&self) -> Result<&str, ConfigError> {
         self.table_name
             .as_deref()
             .ok_or_else(|| ConfigError("DYNAMODB_TABLE is not set".into()))
+    }
+}
+
+/// The XDG base directory rule for user data: `$XDG_DATA_HOME` when it is an absolute path (the spec
+/// ignores a relative one), else `$HOME/.local/share`; our directory `vetchat` inside it.
+pub fn default_data_dir(xdg_data_home: Option<&str>, home: Option<&str>) -> Option<PathBuf> {
+    let base = match xdg_data_home.map(PathBuf::from) {
+        Some(xdg) if xdg.is_absolute() => xdg,
+        _ => PathBuf::from(home?).join(".local/share"),
+    };
+    Some(base.join("vetchat"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(table: Option<&str>, data_dir: Option<&str>) -> Config {
+        let mut c = Config::from_env().expect("configuration");
+        c.table_name = table.map(str::to_owned);
+        c.data_dir = data_dir.map(PathBuf::from);
+        c.default_data_dir = Some(PathBuf::from("/home/vet/.local/share/vetchat"));
+        c
+    }
+
+    #[test]
+    fn the_default_data_directory_follows_xdg() {
+        assert_eq!(
+            default_data_dir(Some("/data/xdg"), Some("/home/vet")),
+            Some(PathBuf::from("/data/xdg/vetchat"))
+        );
+        assert_eq!(
+            default_data_dir(None, Some("/home/vet")),
+            Some(PathBuf::from("/home/vet/.local/share/vetchat"))
+        );
+        // A relative XDG_DATA_HOME is ignored, as the spec says.
+        assert_eq!(
+            default_data_dir(Some("relative/dir"), Some("/home/vet")),
+            Some(PathBuf::from("/home/vet/.local/share/vetchat"))
+        );
+        assert_eq!(default_data_dir(None, None), None);
+    }
+
+    #[test]
+    fn flags_win_over_data_dir_and_conflicts_are_refused() {
+        let none = StoreFlags::default();
+        let dir = StoreFlags {
+            data_dir: Some(PathBuf::from("/tmp/chosen")),
+            in_memory: false,
+        };
+        let memory = StoreFlags {
+            data_dir: None,
+            in_memory: true,
+        };
+        assert_eq!(
+            config(None, None).local_store(&none).unwrap(),
+            LocalStore::File(PathBuf::from("/home/vet/.local/share/vetchat"))
+        );
+        assert_eq!(
+            config(None, Some("/srv/vetchat"))
+                .local_store(&none)
+                .unwrap(),
+            LocalStore::File(PathBuf::from("/srv/vetchat"))
+        );
+        assert_eq!(
+            config(None, Some("/srv/vetchat"))
+                .local_store(&dir)
+                .unwrap(),
+            LocalStore::File(PathBuf::from("/tmp/chosen"))
+        );
+        assert_eq!(
+            config(None, Some("/srv/vetchat"))
+                .local_store(&memory)
+                .unwrap(),
+            LocalStore::InMemory
+        );
+        assert_eq!(
+            config(Some("vetchat"), Some("/srv/vetchat"))
+                .local_store(&none)
+                .unwrap(),
+            LocalStore::Dynamo("vetchat".into())
+        );
+        assert!(config(Some("vetchat"), None).local_store(&dir).is_err());
+        assert!(config(Some("vetchat"), None).local_store(&memory).is_err());
+        let both = StoreFlags {
+            data_dir: Some(PathBuf::from("/tmp/x")),
+            in_memory: true,
+        };
+        assert!(config(None, None).local_store(&both).is_err());
+        let mut homeless = config(None, None);
+        homeless.default_data_dir = None;
+        let refused = homeless.local_store(&none).unwrap_err().to_string();
+        assert!(refused.contains("DATA_DIR"), "{refused}");
     }
 }

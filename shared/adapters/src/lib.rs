@@ -5,6 +5,7 @@ pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod http;
+pub mod lambda;
 pub mod realtime;
 pub mod senders;
 pub mod store;

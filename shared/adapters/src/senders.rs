@@ -3,10 +3,9 @@
 //! - [`AwsSender`]: email through SES v2 `SendEmail`, SMS through SNS `Publish` (the Lambda functions);
 //! - [`RecordingSender`]: records every delivery instead of sending it (the local server's default, and the
 //!   source of `GET /_local/sent`);
-//! - [`FaultySender`]: wraps another sender and fails on purpose, by a script (fault-injection tests).
+//! - `FaultySender` (feature `test-support`): wraps another sender and fails on purpose, by a script
+//!   (fault-injection tests).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -250,8 +249,11 @@ type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 #[derive(Default)]
 struct Recorded {
     sent: Vec<SentAlert>,
+    /// What the tests inspect besides: every delivery as handed over, and how often each key was sent.
+    #[cfg(feature = "test-support")]
     deliveries: Vec<Delivery>,
-    counts: HashMap<String, usize>,
+    #[cfg(feature = "test-support")]
+    counts: std::collections::HashMap<String, usize>,
 }
 
 /// Records every delivery instead of sending it, oldest first. Clones share one record.
@@ -264,14 +266,18 @@ pub struct RecordingSender {
 impl RecordingSender {
     /// Stamps each entry with the service clock (`adapters::now()`).
     pub fn new() -> Self {
-        Self::with_clock(crate::now)
+        RecordingSender {
+            recorded: Arc::default(),
+            clock: Arc::new(crate::now),
+        }
     }
 
     /// Stamps each entry with `clock()` (a test's fixed or stepped clock).
+    #[cfg(feature = "test-support")]
     pub fn with_clock(clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
         RecordingSender {
-            recorded: Arc::default(),
             clock: Arc::new(clock),
+            ..Self::new()
         }
     }
 
@@ -281,11 +287,13 @@ impl RecordingSender {
     }
 
     /// Every delivery taken, as the dispatcher handed it over (HTML part and idempotency key included).
+    #[cfg(feature = "test-support")]
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.lock().deliveries.clone()
     }
 
     /// How many times a delivery with this idempotency key was taken.
+    #[cfg(feature = "test-support")]
     pub fn sent_count(&self, idempotency_key: &str) -> usize {
         self.lock()
             .counts
@@ -295,6 +303,7 @@ impl RecordingSender {
     }
 
     /// The idempotency keys taken more than once, sorted: empty when nothing was ever sent twice.
+    #[cfg(feature = "test-support")]
     pub fn repeated_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self
             .lock()
@@ -308,6 +317,7 @@ impl RecordingSender {
     }
 
     /// Forgets everything taken so far.
+    #[cfg(feature = "test-support")]
     pub fn clear(&self) {
         *self.lock() = Recorded::default();
     }
@@ -349,11 +359,14 @@ impl AlertSender for RecordingSender {
             conversation_ids: delivery.conversation_ids.clone(),
             at,
         });
-        recorded.deliveries.push(delivery.clone());
-        *recorded
-            .counts
-            .entry(delivery.idempotency_key.clone())
-            .or_default() += 1;
+        #[cfg(feature = "test-support")]
+        {
+            recorded.deliveries.push(delivery.clone());
+            *recorded
+                .counts
+                .entry(delivery.idempotency_key.clone())
+                .or_default() += 1;
+        }
         Ok(())
     }
 }
@@ -361,150 +374,162 @@ impl AlertSender for RecordingSender {
 // ---------------------------------------------------------------------------------------------------------
 // Fault injection
 // ---------------------------------------------------------------------------------------------------------
+#[cfg(feature = "test-support")]
+pub use faulty::FaultySender;
 
-#[derive(Default)]
-struct Script {
-    /// Failures handed out to the next calls, in order, without calling the inner sender.
-    fail_next: VecDeque<SendError>,
-    /// Recipients refused for good.
-    refused: HashSet<String>,
-    /// How many of the next sends that reach the inner sender are then reported as failed.
-    crash_next: usize,
-    /// How long each call waits before doing anything.
-    delay: Option<Duration>,
-}
+#[cfg(feature = "test-support")]
+mod faulty {
+    use std::collections::{HashSet, VecDeque};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, MutexGuard};
+    use std::time::Duration;
 
-/// Wraps another sender and fails on purpose, by a script. Clones share the script, so a test keeps one
-/// clone to steer the one it handed to the dispatcher.
-///
-/// Each call, in this order: waits the [`delay`](Self::delay); fails `Transient` during an
-/// [`outage`](Self::outage); fails `Permanent` for a [refused](Self::refuse) recipient; hands out the next
-/// scripted failure ([`fail_first`](Self::fail_first)); otherwise sends through the inner sender, and then,
-/// while [`crash_after_send`](Self::crash_after_send) has some left, reports `Transient` although the message
-/// went out (as if the process died before recording the outcome).
-#[derive(Clone)]
-pub struct FaultySender {
-    inner: Arc<dyn AlertSender>,
-    script: Arc<Mutex<Script>>,
-    outage: Arc<AtomicBool>,
-    calls: Arc<AtomicUsize>,
-    passed: Arc<AtomicUsize>,
-}
+    use domain::alert::{AlertSender, Delivery, SendError};
 
-impl FaultySender {
-    pub fn new(inner: impl AlertSender + 'static) -> Self {
-        Self::wrap(Arc::new(inner))
+    #[derive(Default)]
+    struct Script {
+        /// Failures handed out to the next calls, in order, without calling the inner sender.
+        fail_next: VecDeque<SendError>,
+        /// Recipients refused for good.
+        refused: HashSet<String>,
+        /// How many of the next sends that reach the inner sender are then reported as failed.
+        crash_next: usize,
+        /// How long each call waits before doing anything.
+        delay: Option<Duration>,
     }
 
-    pub fn wrap(inner: Arc<dyn AlertSender>) -> Self {
-        FaultySender {
-            inner,
-            script: Arc::default(),
-            outage: Arc::default(),
-            calls: Arc::default(),
-            passed: Arc::default(),
+    /// Wraps another sender and fails on purpose, by a script. Clones share the script, so a test keeps one
+    /// clone to steer the one it handed to the dispatcher.
+    ///
+    /// Each call, in this order: waits the [`delay`](Self::delay); fails `Transient` during an
+    /// [`outage`](Self::outage); fails `Permanent` for a [refused](Self::refuse) recipient; hands out the next
+    /// scripted failure ([`fail_first`](Self::fail_first)); otherwise sends through the inner sender, and then,
+    /// while [`crash_after_send`](Self::crash_after_send) has some left, reports `Transient` although the message
+    /// went out (as if the process died before recording the outcome).
+    #[derive(Clone)]
+    pub struct FaultySender {
+        inner: Arc<dyn AlertSender>,
+        script: Arc<Mutex<Script>>,
+        outage: Arc<AtomicBool>,
+        calls: Arc<AtomicUsize>,
+        passed: Arc<AtomicUsize>,
+    }
+
+    impl FaultySender {
+        pub fn new(inner: impl AlertSender + 'static) -> Self {
+            Self::wrap(Arc::new(inner))
+        }
+
+        pub fn wrap(inner: Arc<dyn AlertSender>) -> Self {
+            FaultySender {
+                inner,
+                script: Arc::default(),
+                outage: Arc::default(),
+                calls: Arc::default(),
+                passed: Arc::default(),
+            }
+        }
+
+        /// The next `n` calls fail with `error` (after any failures already scripted).
+        pub fn fail_first(self, n: usize, error: SendError) -> Self {
+            self.fail_next(n, error);
+            self
+        }
+
+        /// Every send to `to` fails `Permanent`.
+        pub fn refuse(self, to: impl Into<String>) -> Self {
+            self.lock().refused.insert(to.into());
+            self
+        }
+
+        /// The next `n` sends that reach the inner sender go out, and are then reported `Transient`.
+        pub fn crash_after_send(self, n: usize) -> Self {
+            self.crash_next(n);
+            self
+        }
+
+        /// Each call waits `delay` first (a slow provider).
+        pub fn delay(self, delay: Duration) -> Self {
+            self.lock().delay = Some(delay);
+            self
+        }
+
+        /// Switches an outage on or off: while on, every call fails `Transient` and nothing reaches the inner
+        /// sender.
+        pub fn outage(&self, on: bool) {
+            self.outage.store(on, Ordering::SeqCst);
+        }
+
+        /// At run time: the next `n` calls fail with `error`.
+        pub fn fail_next(&self, n: usize, error: SendError) {
+            self.lock().fail_next.extend(std::iter::repeat_n(error, n));
+        }
+
+        /// At run time: the next `n` sends that reach the inner sender are reported `Transient` after going out.
+        pub fn crash_next(&self, n: usize) {
+            self.lock().crash_next += n;
+        }
+
+        /// How many times `send` was called.
+        pub fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+
+        /// How many sends reached the inner sender and succeeded there (crashes included).
+        pub fn passed(&self) -> usize {
+            self.passed.load(Ordering::SeqCst)
+        }
+
+        fn lock(&self) -> MutexGuard<'_, Script> {
+            self.script
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
     }
 
-    /// The next `n` calls fail with `error` (after any failures already scripted).
-    pub fn fail_first(self, n: usize, error: SendError) -> Self {
-        self.fail_next(n, error);
-        self
-    }
-
-    /// Every send to `to` fails `Permanent`.
-    pub fn refuse(self, to: impl Into<String>) -> Self {
-        self.lock().refused.insert(to.into());
-        self
-    }
-
-    /// The next `n` sends that reach the inner sender go out, and are then reported `Transient`.
-    pub fn crash_after_send(self, n: usize) -> Self {
-        self.crash_next(n);
-        self
-    }
-
-    /// Each call waits `delay` first (a slow provider).
-    pub fn delay(self, delay: Duration) -> Self {
-        self.lock().delay = Some(delay);
-        self
-    }
-
-    /// Switches an outage on or off: while on, every call fails `Transient` and nothing reaches the inner
-    /// sender.
-    pub fn outage(&self, on: bool) {
-        self.outage.store(on, Ordering::SeqCst);
-    }
-
-    /// At run time: the next `n` calls fail with `error`.
-    pub fn fail_next(&self, n: usize, error: SendError) {
-        self.lock().fail_next.extend(std::iter::repeat_n(error, n));
-    }
-
-    /// At run time: the next `n` sends that reach the inner sender are reported `Transient` after going out.
-    pub fn crash_next(&self, n: usize) {
-        self.lock().crash_next += n;
-    }
-
-    /// How many times `send` was called.
-    pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    /// How many sends reached the inner sender and succeeded there (crashes included).
-    pub fn passed(&self) -> usize {
-        self.passed.load(Ordering::SeqCst)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Script> {
-        self.script
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl std::fmt::Debug for FaultySender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultySender")
-            .field("calls", &self.calls())
-            .field("passed", &self.passed())
-            .field("outage", &self.outage.load(Ordering::SeqCst))
-            .finish_non_exhaustive()
-    }
-}
-
-#[async_trait::async_trait]
-impl AlertSender for FaultySender {
-    async fn send(&self, delivery: &Delivery) -> Result<(), SendError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let delay = self.lock().delay;
-        if let Some(delay) = delay {
-            tokio::time::sleep(delay).await;
+    impl std::fmt::Debug for FaultySender {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("FaultySender")
+                .field("calls", &self.calls())
+                .field("passed", &self.passed())
+                .field("outage", &self.outage.load(Ordering::SeqCst))
+                .finish_non_exhaustive()
         }
-        if self.outage.load(Ordering::SeqCst) {
-            return Err(SendError::Transient("provider outage (injected)".into()));
-        }
-        {
+    }
+
+    #[async_trait::async_trait]
+    impl AlertSender for FaultySender {
+        async fn send(&self, delivery: &Delivery) -> Result<(), SendError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let delay = self.lock().delay;
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            if self.outage.load(Ordering::SeqCst) {
+                return Err(SendError::Transient("provider outage (injected)".into()));
+            }
+            {
+                let mut script = self.lock();
+                if script.refused.contains(&delivery.to) {
+                    return Err(SendError::Permanent(format!(
+                        "{} refused (injected)",
+                        delivery.to
+                    )));
+                }
+                if let Some(error) = script.fail_next.pop_front() {
+                    return Err(error);
+                }
+            }
+            self.inner.send(delivery).await?;
+            self.passed.fetch_add(1, Ordering::SeqCst);
             let mut script = self.lock();
-            if script.refused.contains(&delivery.to) {
-                return Err(SendError::Permanent(format!(
-                    "{} refused (injected)",
-                    delivery.to
-                )));
+            if script.crash_next > 0 {
+                script.crash_next -= 1;
+                return Err(SendError::Transient(
+                    "crashed after sending, before recording (injected)".into(),
+                ));
             }
-            if let Some(error) = script.fail_next.pop_front() {
-                return Err(error);
-            }
+            Ok(())
         }
-        self.inner.send(delivery).await?;
-        self.passed.fetch_add(1, Ordering::SeqCst);
-        let mut script = self.lock();
-        if script.crash_next > 0 {
-            script.crash_next -= 1;
-            return Err(SendError::Transient(
-                "crashed after sending, before recording (injected)".into(),
-            ));
-        }
-        Ok(())
     }
 }

@@ -1,14 +1,16 @@
 //! Who is calling: the JWT claims the API contract names (`sub`, `practice_id`, `role`).
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 use crate::error::{DomainError, DomainResult};
 
+/// A record id type: a string newtype, serialised as the bare string.
 macro_rules! id_type {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+        )]
         #[serde(transparent)]
         pub struct $name(pub String);
 
@@ -18,8 +20,8 @@ macro_rules! id_type {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
@@ -31,6 +33,7 @@ macro_rules! id_type {
         }
     };
 }
+pub(crate) use id_type;
 
 id_type!(
     /// A practice (tenant). Always taken from the caller's token, never from a path or a body.
@@ -98,7 +101,7 @@ impl PracticeId {
 
 impl DepartmentId {
     /// The default department's id is derived from the practice's, so that routing can read it in the same
-    /// request as the practice (DESIGN.md's one-read budget) without knowing it first.
+    /// request as the practice (the one-read budget of docs/architecture.md) without knowing it first.
     pub fn default_for(practice_id: &PracticeId) -> DepartmentId {
         DepartmentId(format!("dep_team_{practice_id}"))
     }

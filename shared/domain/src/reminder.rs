@@ -12,10 +12,10 @@ use chrono_tz::Tz;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::alert::{AlertKind, AlertSender, PendingAlert, ReminderDigest};
-use crate::conversation::{AlertId, Channel, ConversationId};
+use crate::alert::dispatch::dispatch_alert;
+use crate::alert::{AlertSender, PendingAlert, ReminderDigest};
+use crate::conversation::AlertId;
 use crate::department::DepartmentSettings;
-use crate::dispatch::dispatch_alert;
 use crate::error::DomainResult;
 use crate::identity::{DepartmentId, PracticeId};
 use crate::schedule;
@@ -206,23 +206,16 @@ async fn handle(
         );
     }
     open.sort_by_key(|c| c.started_at);
-    let first = open[0].clone();
-    let alert = PendingAlert {
-        id: reminder_alert_id(&department.id, date),
-        practice_id: practice.id.clone(),
-        department_id: department.id.clone(),
-        kind: AlertKind::UnresolvedReminder,
-        conversation_id: ConversationId(first.id.0.clone()),
-        client_id: first.client_id.clone(),
-        channel: Channel::App,
-        created_at: run_at,
-        preview: String::new(),
-        transfer: None,
-        reminder: Some(ReminderDigest {
+    let alert = PendingAlert::reminder(
+        reminder_alert_id(&department.id, date),
+        &practice.id,
+        &department.id,
+        ReminderDigest {
             date,
             conversations: open,
-        }),
-    };
+        },
+        run_at,
+    );
     match store
         .advance_reminder(
             &due.practice_id,

@@ -28,84 +28,9 @@ use std::time::{Duration, Instant};
 use domain::identity::Role;
 use serde_json::{json, Value};
 
+use vetchat_tests::local_server::{Answer, Client};
+
 const PRACTICE: &str = "prc_load";
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    secret: String,
-}
-
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-impl Client {
-    fn token(&self, role: Role, sub: &str) -> String {
-        local::sign_token(
-            &self.secret,
-            PRACTICE,
-            role,
-            sub,
-            chrono::Utc::now().timestamp(),
-            24 * 3600,
-        )
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<String>,
-        body: Option<Value>,
-    ) -> Result<Answer, String> {
-        let mut r = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .timeout(REQUEST_TIMEOUT);
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let response = r
-            .send()
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        Ok(Answer { status, body })
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
-        let token = self.token(Role::Admin, "admin-1");
-        self.send(method.clone(), path, Some(token), body)
-            .await
-            .unwrap_or_else(|e| panic!("setup: {e}"))
-    }
-
-    async fn staff_get(&self, path: &str) -> Value {
-        let token = self.token(Role::Staff, "staff-1");
-        let a = self
-            .send(reqwest::Method::GET, path, Some(token), None)
-            .await
-            .unwrap_or_else(|e| panic!("check: {e}"));
-        assert_eq!(a.status, 200, "GET {path}: {}", a.body);
-        a.body
-    }
-}
 
 /// What one conversation must hold, as its worker was answered.
 #[derive(Debug, Clone, Default)]
@@ -502,8 +427,7 @@ async fn main() {
             .pool_max_idle_per_host(workers)
             .build()
             .expect("an HTTP client"),
-        base: base.trim_end_matches('/').to_owned(),
-        secret,
+        ..Client::new(&base, &secret, PRACTICE)
     };
     let setup = Arc::new(set_up(&c).await);
     let shared = Arc::new(Shared {
@@ -555,20 +479,7 @@ async fn main() {
     // ---- afterwards: the store against what was sent
     let truth = shared.conversations.lock().unwrap().clone();
     let mut failures: Vec<String> = Vec::new();
-    let mut listed: Vec<Value> = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(k) => format!("/conversations?cursor={k}"),
-            None => "/conversations".to_owned(),
-        };
-        let page = c.staff_get(&path).await;
-        listed.extend(page["conversations"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(k) => cursor = Some(k.to_owned()),
-            None => break,
-        }
-    }
+    let listed: Vec<Value> = c.all_conversations("").await;
     if listed.len() != truth.len() {
         failures.push(format!(
             "{} conversations listed, {} started",

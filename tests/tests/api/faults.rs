@@ -519,8 +519,8 @@ async fn a_lost_answer_doubles_nothing() {
     w.proxy
         .inject_nth(Some("UpdateItem"), 2, Fault::DropResponse);
     let after_lease =
-        adapters::now() + domain::dispatch::CLAIM_LEASE + chrono::Duration::seconds(1);
-    let report = domain::dispatch::dispatch_alert(
+        adapters::now() + domain::alert::dispatch::CLAIM_LEASE + chrono::Duration::seconds(1);
+    let report = domain::alert::dispatch::dispatch_alert(
         &*w.api.store,
         &w.api.recorder,
         &pending[0],
@@ -654,16 +654,17 @@ async fn a_dispatcher_killed_after_claiming_is_replaced_after_the_lease(api: Api
     }
     let killed = tokio::time::timeout(
         Duration::from_millis(300),
-        domain::dispatch::dispatch_alert(&*api.store, &Killed, id, t, DASHBOARD),
+        domain::alert::dispatch::dispatch_alert(&*api.store, &Killed, id, t, DASHBOARD),
     )
     .await;
     assert!(killed.is_err(), "the first dispatcher was killed mid-send");
 
     // A second run within the lease (the stream's retry): sends the other delivery, leaves the claimed one.
     let later = t + chrono::Duration::seconds(5);
-    let report = domain::dispatch::dispatch_alert(&*api.store, &api.recorder, id, later, DASHBOARD)
-        .await
-        .unwrap();
+    let report =
+        domain::alert::dispatch::dispatch_alert(&*api.store, &api.recorder, id, later, DASHBOARD)
+            .await
+            .unwrap();
     assert_eq!((report.sent, report.pending, report.done), (1, 1, false));
     assert_eq!(
         api.store.pending_alert_ids(100).await.unwrap(),
@@ -671,10 +672,11 @@ async fn a_dispatcher_killed_after_claiming_is_replaced_after_the_lease(api: Api
     );
 
     // After the lease: the claimed one goes out, once, and the alert is done.
-    let after = t + domain::dispatch::CLAIM_LEASE + chrono::Duration::seconds(1);
-    let report = domain::dispatch::dispatch_alert(&*api.store, &api.recorder, id, after, DASHBOARD)
-        .await
-        .unwrap();
+    let after = t + domain::alert::dispatch::CLAIM_LEASE + chrono::Duration::seconds(1);
+    let report =
+        domain::alert::dispatch::dispatch_alert(&*api.store, &api.recorder, id, after, DASHBOARD)
+            .await
+            .unwrap();
     assert_eq!((report.sent, report.pending, report.done), (1, 0, true));
     let mut to: Vec<String> = api.recorder.sent().into_iter().map(|s| s.to).collect();
     to.sort();

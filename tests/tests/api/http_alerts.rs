@@ -1,4 +1,4 @@
-//! Transfers and alerts over HTTP (API.md: transfer, Alerts, `GET /_local/sent`), on both stores. The
+//! Transfers and alerts over HTTP (docs/api.md: transfer, Alerts, `GET /_local/sent`), on both stores. The
 //! dispatcher is run by hand (`deliver_alerts`), as the local server's worker does every half second.
 
 use domain::identity::Role;

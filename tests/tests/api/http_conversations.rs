@@ -1,4 +1,4 @@
-//! The HTTP contract of inbound messages and conversations (API.md), on both stores. Handlers read the wall
+//! The HTTP contract of inbound messages and conversations (docs/api.md), on both stores. Handlers read the wall
 //! clock, so "open" departments here are open around the clock and "closed" ones have no hours at all.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The end-of-day reminder through the local server (API.md, Local server only: `POST /_local/eod-reminder`
+//! The end-of-day reminder through the local server (docs/api.md, Local server only: `POST /_local/eod-reminder`
 //! with an EventBridge scheduled event, `GET /_local/sent`), on both stores. Settings and conversations go
 //! through the HTTP API at the wall clock; the run is for the event's `time`, read off the department's
 //! next reminder instant.

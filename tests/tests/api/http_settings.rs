@@ -1,4 +1,4 @@
-//! The HTTP contract of practice settings, departments and public availability (API.md), on both stores.
+//! The HTTP contract of practice settings, departments and public availability (docs/api.md), on both stores.
 
 use domain::identity::Role;
 use http::{Method, StatusCode};

@@ -80,7 +80,7 @@ fn is_message(body: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 async fn a_client_sees_a_staff_reply_arrive_and_staff_see_their_practice(t: TestStore) {
-    let live = LiveServer::start(t).await;
+    let live = LiveServer::start(&t).await;
     let (p, _, grooming) = practice(&live).await;
     let id = app_message(&live, &p, "owner-ada", "Can Rex get a bath?").await;
     let mut owner = live.connect(&p, Role::Client, "owner-ada", None).await;
@@ -160,7 +160,7 @@ async fn a_client_sees_a_staff_reply_arrive_and_staff_see_their_practice(t: Test
 }
 
 async fn a_ticket_opens_one_connection_once(t: TestStore) {
-    let live = LiveServer::start(t).await;
+    let live = LiveServer::start(&t).await;
     let (p, _, _) = practice(&live).await;
     let url = live.ticket(&p, Role::Client, "owner-ada", None).await;
     let first = open(&url).await.expect("the first use");
@@ -239,7 +239,7 @@ async fn a_ticket_opens_one_connection_once(t: TestStore) {
 }
 
 async fn other_practices_and_other_clients_events_never_arrive(t: TestStore) {
-    let live = LiveServer::start(t).await;
+    let live = LiveServer::start(&t).await;
     let (a, _, grooming) = practice(&live).await;
     let (b, _, _) = practice(&live).await;
     let ada = app_message(&live, &a, "owner-ada", "Ada here").await;
@@ -311,7 +311,7 @@ async fn other_practices_and_other_clients_events_never_arrive(t: TestStore) {
 }
 
 async fn after_a_dropped_connection_the_cursor_returns_everything_missed(t: TestStore) {
-    let live = LiveServer::start(t).await;
+    let live = LiveServer::start(&t).await;
     let (p, _, _) = practice(&live).await;
     let id = app_message(&live, &p, "owner-ada", "Is Rex ready?").await;
     let mut socket = live.connect(&p, Role::Client, "owner-ada", None).await;
@@ -355,7 +355,7 @@ async fn after_a_dropped_connection_the_cursor_returns_everything_missed(t: Test
 }
 
 async fn a_connection_that_is_gone_is_deleted_and_nothing_answers_5xx(t: TestStore) {
-    let live = LiveServer::start(t).await;
+    let live = LiveServer::start(&t).await;
     let (p, _, _) = practice(&live).await;
     let id = app_message(&live, &p, "owner-ada", "Hello").await;
     // A connection record whose socket is gone (a process that died, a dropped network).

@@ -1,6 +1,7 @@
-//! `openapi.yaml` (the machine-readable copy of API.md) against the routers: it parses as OpenAPI 3.1, every
-//! `$ref` resolves, every route of every function is documented and every documented operation is a route
-//! (the local-only `/_local/...` routes aside). `scripts/schemathesis` checks the responses themselves.
+//! `openapi.yaml` (the machine-readable copy of docs/api.md) against the routers and the page: it parses as
+//! OpenAPI 3.1, every `$ref` resolves, every route of every function is documented and every documented
+//! operation is a route, and docs/api.md names the same operations (the local-only `/_local/...` routes
+//! aside). `scripts/schemathesis` checks the responses themselves.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -163,6 +164,61 @@ fn every_route_is_documented_and_every_documented_path_is_a_route() {
         Vec::<&String>::new(),
         "documented paths no router serves"
     );
+}
+
+/// The operations docs/api.md names, written `` `METHOD /path` `` (a query string cut off), but the
+/// local-only `/_local/...` ones.
+fn operations_on_the_page(page: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for method in METHODS {
+        let opening = format!("`{} /", method.to_uppercase());
+        for (at, _) in page.match_indices(&opening) {
+            let operation = page[at + 1..]
+                .split(['`', '?', ' '])
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            if !operation.contains(" /_local/") {
+                out.insert(operation);
+            }
+        }
+    }
+    out
+}
+
+/// docs/api.md, the page people read, and openapi.yaml describe the same API: every documented operation
+/// is named on the page, and the page names no other.
+#[test]
+fn docs_api_md_names_every_documented_operation_and_no_other() {
+    let documented: BTreeSet<String> = documented(&document())
+        .into_iter()
+        .flat_map(|(path, methods)| {
+            methods
+                .into_iter()
+                .map(move |m| format!("{} {path}", m.to_uppercase()))
+        })
+        .collect();
+    let page = std::fs::read_to_string(root().join("docs/api.md")).expect("docs/api.md");
+    let named = operations_on_the_page(&page);
+    assert!(
+        documented.len() >= 17,
+        "found the operations: {documented:?}"
+    );
+    assert_eq!(
+        documented.difference(&named).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "operations of openapi.yaml that docs/api.md does not name"
+    );
+    assert_eq!(
+        named.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "operations docs/api.md names that openapi.yaml lacks"
+    );
+    // The check can fail: a page without one operation, or with one more, is told apart.
+    let without = page.replace("`DELETE /departments/{id}`", "deleting a department");
+    assert!(!operations_on_the_page(&without).contains("DELETE /departments/{id}"));
+    let more = format!("{page}\n`GET /client/conversations`\n");
+    assert!(operations_on_the_page(&more).contains("GET /client/conversations"));
 }
 
 /// Every method of every documented path, sent to the local server's router: documented methods reach a

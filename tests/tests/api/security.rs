@@ -1,4 +1,4 @@
-//! Who may do what (API.md "Who is calling"), on both stores: every endpoint of the contract against every
+//! Who may do what (docs/api.md "Who is calling"), on both stores: every endpoint of the contract against every
 //! kind of caller (no token, bad signature, expired, `alg: none`, a claim missing or odd, an unknown role,
 //! each role, a token of another practice), each cell an expected status and an answer `openapi.yaml`
 //! documents; no response ever carrying the other practice's ids, names, addresses or numbers; practice ids
@@ -499,7 +499,7 @@ async fn request(
         E::SetOnline => (
             Method::PUT,
             format!("/departments/{}/online", a.back_office),
-            Some(json!({"online": n % 2 == 0})),
+            Some(json!({"online": n.is_multiple_of(2)})),
         ),
         E::PublicAvailability => (
             Method::GET,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use adapters::senders::AwsSender;
 use aws_config::BehaviorVersion;
-use domain::dispatch::dispatch_alert;
+use domain::alert::dispatch::dispatch_alert;
 use domain::identity::Role;
 use domain::store::Store;
 use http::{Method, StatusCode};
@@ -78,7 +78,12 @@ async fn a_new_conversation_alert_reaches_ses_and_sns_once() {
         let mut mine = Vec::new();
         for id in ids {
             let record = store.get_alert(&id).await.unwrap().unwrap();
-            if record.alert.conversation_id.as_str() == conversation_id {
+            if record
+                .alert
+                .subject
+                .conversation()
+                .is_some_and(|about| about.conversation_id.as_str() == conversation_id)
+            {
                 mine.push(id);
             }
         }

@@ -14,14 +14,9 @@
 //! table, as the insert the stream reports would have. The entries that send alerts go to moto's SES v2 and
 //! SNS (`AWS_ENDPOINT_URL_SESV2`/`AWS_ENDPOINT_URL_SNS`, `MOTO_ENDPOINT` to read back what it received).
 //!
-//! The binaries: a test can only get `CARGO_BIN_EXE_<name>` for binaries of its own package, and
-//! `cargo test` builds another package's binary only when that package has integration tests, so one found
-//! in the target directory may be missing or stale. The suite therefore runs
-//! `cargo build --workspace --bin <function>...` once per test process into the target directory and
-//! profile of this test binary: a no-op of ~0.3 s when up to date, and `--workspace` resolves features as
-//! the test build does, so it reuses the test build's dependencies (`-p <function>` alone would resolve
-//! other features and compile the AWS SDK a second time). `VETCHAT_LAMBDA_BIN_DIR=<dir>` uses the binaries
-//! in `<dir>` instead and builds nothing (e.g. release builds, for measurements).
+//! The binaries are built once per test process (`vetchat_tests::local_server::build_workspace_binaries`:
+//! why a test builds them itself is said there). `VETCHAT_LAMBDA_BIN_DIR=<dir>` uses the binaries in
+//! `<dir>` instead and builds nothing (e.g. release builds, for measurements).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,14 +27,16 @@ use adapters::store::DynamoStore;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
-use domain::alert::{AlertKind, AlertStatus, DeliveryOutcome};
-use domain::conversation::{AlertId, Author, Channel, ConversationId, ConversationStatus};
+use domain::alert::{AlertKind, AlertStatus, AlertSubject, DeliveryOutcome};
+use domain::conversation::{
+    self, AlertId, Author, Channel, ConversationId, ConversationStatus, Inbound,
+};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::realtime::{Connection, ConnectionId, Subscriber, Ticket};
-use domain::routing::{self, Inbound};
 use domain::settings;
 use domain::store::{ConnectionStore, ConversationFilter, ConversationStore, Store, TicketStore};
 use serde_json::{json, Map, Value};
+use vetchat_tests::local_server::workspace_root;
 use vetchat_tests::runtime_api::{
     aws_env_from_current, FunctionProcess, InvocationError, RuntimeApi,
 };
@@ -797,7 +794,7 @@ async fn seed_demo_practice(story: &Story) {
         body: BELLA_TEXT.to_owned(),
         dedup_key: None,
     };
-    let routed = routing::route_inbound(store, text, seed_instant(), &DemoIds)
+    let routed = conversation::route_inbound(store, text, seed_instant(), &DemoIds)
         .await
         .expect("seed Bella's conversation");
     assert_eq!(routed.conversation_id.as_str(), BELLA);
@@ -1075,16 +1072,19 @@ async fn check_after(after: After, story: &Story) {
                     .await
                     .expect("get alert")
                     .expect("alert");
-                if record.alert.kind == AlertKind::Transfer {
+                if record.alert.kind() == AlertKind::Transfer {
                     transfers.push(record.alert);
                 }
             }
             assert_eq!(transfers.len(), 1, "one transfer alert: {transfers:?}");
             let alert = &transfers[0];
             assert_eq!(alert.department_id.as_str(), GROOMING);
-            assert_eq!(alert.conversation_id.as_str(), BELLA);
-            assert_eq!(alert.preview, BELLA_TEXT);
-            let transfer = alert.transfer.as_ref().expect("the transfer");
+            let AlertSubject::Transfer(about) = &alert.subject else {
+                panic!("the transfer: {alert:?}");
+            };
+            assert_eq!(about.conversation.conversation_id.as_str(), BELLA);
+            assert_eq!(about.conversation.preview, BELLA_TEXT);
+            let transfer = &about.transfer;
             assert_eq!(transfer.from.as_str(), DEFAULT_DEPARTMENT);
             assert_eq!(transfer.to.as_str(), GROOMING);
             assert_eq!(transfer.by, "usr_staff_demo");
@@ -1612,13 +1612,6 @@ fn function(binary: &str) -> &'static Function {
         .unwrap_or_else(|| panic!("no {binary} in FUNCTIONS"))
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the workspace")
-        .to_owned()
-}
-
 fn events_root() -> PathBuf {
     workspace_root().join("events")
 }
@@ -1688,41 +1681,10 @@ fn function_binary(name: &str) -> PathBuf {
         if let Some(dir) = std::env::var_os("VETCHAT_LAMBDA_BIN_DIR").filter(|d| !d.is_empty()) {
             return PathBuf::from(dir);
         }
-        // This test runs as <target>/<profile dir>/deps/<test binary>-<hash>.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("<target>/<profile>/deps/<test binary>")
-            .to_owned();
-        let target_dir = profile_dir.parent().expect("<target>/<profile>");
-        let mut cargo =
-            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cargo
-            .current_dir(workspace_root())
-            .env("CARGO_TARGET_DIR", target_dir)
-            .args(["build", "--quiet", "--workspace"]);
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => {}
-            Some("release") => {
-                cargo.arg("--release");
-            }
-            Some(other) => {
-                cargo.args(["--profile", other]);
-            }
-            None => panic!("no profile directory in {}", exe.display()),
-        }
         let binaries: BTreeSet<&str> = FUNCTIONS.iter().map(|f| f.binary).collect();
-        for binary in binaries {
-            cargo.args(["--bin", binary]);
-        }
-        let out = cargo.output().expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build of the function binaries failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        profile_dir
+        vetchat_tests::local_server::build_workspace_binaries(
+            &binaries.into_iter().collect::<Vec<_>>(),
+        )
     });
     let path = dir.join(name);
     assert!(path.is_file(), "no function binary at {}", path.display());

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use domain::identity::Role;
 use serde_json::{json, Value};
+use vetchat_tests::local_server::{free_port, workspace_root};
 
 /// How long watch may take to start the (already built) function and answer.
 const START: Duration = Duration::from_secs(300);
@@ -27,20 +28,6 @@ fn cargo_lambda() -> PathBuf {
              `pip install cargo-lambda` and set CARGO_LAMBDA to the cargo-lambda binary"
         ),
     }
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace")
-        .to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// `cargo lambda watch -p <package>` in its own process group, stopped (with the `cargo run` it started)

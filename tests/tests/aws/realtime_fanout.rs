@@ -11,10 +11,9 @@ use adapters::realtime::ApiGatewayPoster;
 use adapters::store::DynamoStore;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use chrono::{Duration, Utc};
-use domain::conversation::Channel;
+use domain::conversation::{self, Channel, Inbound};
 use domain::identity::{Caller, DepartmentId, PracticeId, Role};
 use domain::realtime::{Connection, ConnectionId, FanoutReport, Subscriber};
-use domain::routing::{self, Inbound};
 use domain::store::Store;
 use serde_json::{json, Value};
 use vetchat_tests::fake_connections::{Behaviour, FakeConnections};
@@ -68,7 +67,7 @@ async fn a_reply_is_posted_to_each_connection_concerned_once_and_gone_ones_are_d
         .to_owned();
 
     // The owner writes, staff answer: the reply's message item is what the stream would carry.
-    let routed = routing::route_inbound(
+    let routed = conversation::route_inbound(
         &*store,
         Inbound {
             practice_id: practice.clone(),
@@ -88,7 +87,7 @@ async fn a_reply_is_posted_to_each_connection_concerned_once_and_gone_ones_are_d
         practice_id: practice.clone(),
         role: Role::Staff,
     };
-    let reply = routing::staff_reply(
+    let reply = conversation::staff_reply(
         &*store,
         &staff,
         &routed.conversation_id,

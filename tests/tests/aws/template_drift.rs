@@ -13,10 +13,11 @@
 //! tagged values, which the table's properties do not use.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use adapters::store::{table_spec, IndexSpec, KeyAttribute, TableSpec};
 use serde_yaml::Value as Yaml;
+use vetchat_tests::local_server::workspace_root;
 
 // ---------------------------------------------------------------------------------------------------------
 // The comparisons
@@ -309,13 +310,6 @@ fn policy_index_names(template: &str) -> BTreeSet<String> {
 // ---------------------------------------------------------------------------------------------------------
 // The workspace
 // ---------------------------------------------------------------------------------------------------------
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the workspace")
-        .to_owned()
-}
 
 fn template_text() -> String {
     let path = workspace_root().join("template.yaml");

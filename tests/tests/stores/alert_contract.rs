@@ -1,8 +1,9 @@
 //! The storage contract for transfers and alert delivery (`domain::store::Store`'s `transfer_conversation`
-//! and the outbox's delivery side), written once and run against both stores: the embedded `MemoryStore`
-//! and the `DynamoStore` on DynamoDB Local (each test on a table of its own). Most tests go through the
-//! domain services, as the functions do: `domain::routing::transfer_conversation` and
-//! `domain::dispatch::dispatch_alert`, with the recording and fault-injecting senders. Checks only the
+//! and the outbox's delivery side), written once and run on every store: the embedded
+//! `EmbeddedStore` in memory and on a file, and the `DynamoStore` on DynamoDB Local (each test on a table of
+//! its own). Most tests go through the domain services, as the functions do:
+//! `domain::conversation::transfer_conversation` and `domain::alert::dispatch::dispatch_alert`, with the
+//! recording and fault-injecting senders. Checks only the
 //! DynamoDB store can answer (request budgets, the raw item layout) come at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,20 +14,19 @@ use std::sync::Arc;
 use adapters::senders::{FaultySender, RecordingSender};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
+use domain::alert::dispatch::{self, DispatchReport, CLAIM_LEASE};
 use domain::alert::{
     AlertKind, AlertRecord, AlertSender, AlertStatus, DeliveryChannel, DeliveryOutcome,
     PendingAlert,
 };
 use domain::conversation::{
-    transfer_notice, AlertId, Author, Channel, Conversation, ConversationId, ConversationStatus,
-    Message, MessageId, Transfer,
+    self, transfer_notice, AlertId, Author, Channel, Conversation, ConversationId,
+    ConversationStatus, Inbound, Message, MessageId, Transfer, TransferInput,
 };
 use domain::department::Department;
-use domain::dispatch::{self, DispatchReport, CLAIM_LEASE};
 use domain::error::{ConflictCode, DomainError, InvalidCode};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::Practice;
-use domain::routing::{self, Inbound, TransferInput};
 use domain::store::{ConversationFilter, NewConversation, OpenConversation, Store, StoreError};
 use tokio::sync::Barrier;
 use vetchat_tests::{
@@ -168,7 +168,7 @@ async fn message(
     body: &str,
     at: DateTime<Utc>,
 ) -> ConversationId {
-    routing::route_inbound(
+    conversation::route_inbound(
         store.as_ref(),
         inbound(practice_id, client_id, department_id, body),
         at,
@@ -187,7 +187,7 @@ async fn transfer(
     note: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<Conversation, DomainError> {
-    routing::transfer_conversation(
+    conversation::transfer_conversation(
         store.as_ref(),
         &staff(practice_id),
         id,
@@ -276,7 +276,11 @@ async fn alerts_of(t: &TestStore, conversation_id: &ConversationId) -> Vec<Pendi
         .all_alerts()
         .await
         .into_iter()
-        .filter(|a| &a.conversation_id == conversation_id)
+        .filter(|a| {
+            a.subject
+                .conversation()
+                .is_some_and(|about| &about.conversation_id == conversation_id)
+        })
         .collect();
     alerts.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     alerts
@@ -497,15 +501,13 @@ async fn a_transfer_moves_the_conversation_its_count_claim_and_history_and_alert
     let transfer_alert = alerts[1].clone();
     assert_eq!(
         transfer_alert,
-        PendingAlert::new(
+        PendingAlert::transfer(
             &FixedId(transfer_alert.id.0.clone()),
-            AlertKind::Transfer,
             &started,
-            &surgery.id,
-            Some(first.clone()),
+            first.clone(),
+            "She ate a sock",
             at,
         )
-        .with_preview("She ate a sock")
     );
     assert_eq!(
         alert(&store, &transfer_alert.id).await,
@@ -518,7 +520,7 @@ async fn a_transfer_moves_the_conversation_its_count_claim_and_history_and_alert
     assert!(pending_ids(&store).await.contains(&transfer_alert.id));
 
     // The client's next message, naming the old department, joins the conversation where it is now.
-    let routed = routing::route_inbound(
+    let routed = conversation::route_inbound(
         store.as_ref(),
         inbound(p, "client-1", &default.id, "Is she OK?"),
         at + Duration::minutes(1),
@@ -560,12 +562,20 @@ async fn a_transfer_moves_the_conversation_its_count_claim_and_history_and_alert
     let alerts = alerts_of(&t, &c).await;
     assert_eq!(alerts.len(), 3);
     assert_eq!(
-        (alerts[2].department_id.clone(), alerts[2].preview.as_str()),
+        (
+            alerts[2].department_id.clone(),
+            alerts[2]
+                .subject
+                .conversation()
+                .expect("about one")
+                .preview
+                .as_str()
+        ),
         (default.id.clone(), "Is she OK?")
     );
 
     // Ending it ends it where it is now.
-    routing::end_conversation(store.as_ref(), &staff(p), &c, back_at + Duration::hours(1))
+    conversation::end_conversation(store.as_ref(), &staff(p), &c, back_at + Duration::hours(1))
         .await
         .expect("end");
     assert_eq!(open_count(&store, p, &default.id).await, Some(0));
@@ -655,7 +665,7 @@ async fn transfers_that_make_no_sense_are_refused_and_change_nothing(t: TestStor
     unchanged("another practice").await;
 
     // Ended: refused as resolved, and nothing moves.
-    routing::end_conversation(store.as_ref(), &staff(p), &c, at)
+    conversation::end_conversation(store.as_ref(), &staff(p), &c, at)
         .await
         .expect("end");
     let resolved = transfer(&store, p, &c, &surgery.id, None, at).await;
@@ -698,14 +708,7 @@ async fn a_transfer_from_where_the_conversation_no_longer_is_is_a_version_mismat
         note: None,
     };
     let alert = |to: &DepartmentId| {
-        PendingAlert::new(
-            &TestIds,
-            AlertKind::Transfer,
-            &stale,
-            to,
-            Some(move_(to)),
-            t0() + Duration::minutes(2),
-        )
+        PendingAlert::transfer(&TestIds, &stale, move_(to), "", t0() + Duration::minutes(2))
     };
     // The system message a transfer writes, the seq after what the caller read.
     let notice = |c: &Conversation, to: &DepartmentId| Message {
@@ -782,9 +785,11 @@ async fn an_end_racing_a_transfer_leaves_a_consistent_state(t: TestStore) {
             async move {
                 let at = t0() + Duration::minutes(5);
                 match racer {
-                    Racer::End => routing::end_conversation(s.as_ref(), &staff(&pid), &cid, at)
-                        .await
-                        .map(|c| c.department_id),
+                    Racer::End => {
+                        conversation::end_conversation(s.as_ref(), &staff(&pid), &cid, at)
+                            .await
+                            .map(|c| c.department_id)
+                    }
                     Racer::Transfer => transfer(&s, &pid, &cid, &to, Some("race"), at)
                         .await
                         .map(|c| c.department_id),
@@ -816,7 +821,7 @@ async fn an_end_racing_a_transfer_leaves_a_consistent_state(t: TestStore) {
                 let transfer_alerts = alerts_of(&t, &c)
                     .await
                     .into_iter()
-                    .filter(|a| a.kind == AlertKind::Transfer)
+                    .filter(|a| a.kind() == AlertKind::Transfer)
                     .count();
                 assert_eq!(transfer_alerts, 1, "round {round}");
             }
@@ -830,7 +835,7 @@ async fn an_end_racing_a_transfer_leaves_a_consistent_state(t: TestStore) {
                     alerts_of(&t, &c)
                         .await
                         .iter()
-                        .all(|a| a.kind == AlertKind::NewConversation),
+                        .all(|a| a.kind() == AlertKind::NewConversation),
                     "round {round}: no transfer alert"
                 );
             }
@@ -895,7 +900,7 @@ async fn transfers_racing_each_other_leave_a_consistent_chain(t: TestStore) {
         let transfer_alerts: Vec<DepartmentId> = alerts_of(&t, &c)
             .await
             .into_iter()
-            .filter(|a| a.kind == AlertKind::Transfer)
+            .filter(|a| a.kind() == AlertKind::Transfer)
             .map(|a| a.department_id)
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -911,7 +916,7 @@ async fn transfers_racing_each_other_leave_a_consistent_chain(t: TestStore) {
             alerts_of(&t, &c)
                 .await
                 .iter()
-                .filter(|a| a.kind == AlertKind::Transfer)
+                .filter(|a| a.kind() == AlertKind::Transfer)
                 .count(),
             won,
             "round {round}: one alert per move"
@@ -945,15 +950,7 @@ async fn stored_alert(store: &DynStore, created_at: DateTime<Utc>) -> PendingAle
         department_name: default.settings.name.clone(),
         last_seq: 0,
     };
-    let alert = PendingAlert::new(
-        &TestIds,
-        AlertKind::NewConversation,
-        &c,
-        &default.id,
-        None,
-        created_at,
-    )
-    .with_preview("hello");
+    let alert = PendingAlert::new_conversation(&TestIds, &c, "hello", created_at);
     store
         .start_conversation(&NewConversation {
             conversation: c,
@@ -1715,7 +1712,7 @@ async fn dynamo_alert_items_are_where_the_layout_says() {
     let transfer_alert = alerts_of(&t, &c)
         .await
         .into_iter()
-        .find(|a| a.kind == AlertKind::Transfer)
+        .find(|a| a.kind() == AlertKind::Transfer)
         .expect("a transfer alert");
     let head = vetchat_tests::dynamo_raw_item(&dynamo, &format!("CONV#{p}#{c}"), "MSG~")
         .await

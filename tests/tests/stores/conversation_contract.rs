@@ -1,6 +1,7 @@
 //! The storage contract for conversations (`domain::store::Store`'s conversation methods), written once and
-//! run against both stores: the embedded `MemoryStore` and the `DynamoStore` on DynamoDB Local (each test on
-//! a table of its own). The concurrency tests go through `domain::routing`, as the functions do. A few checks
+//! run on every store: the embedded `EmbeddedStore` in memory and on a file, and the `DynamoStore` on
+//! DynamoDB Local (each test on a table of its own). The concurrency tests go through `domain::conversation`,
+//! as the functions do. A few checks
 //! only the DynamoDB store can answer (request budgets, the raw item layout) come at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,13 +14,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use domain::alert::{AlertKind, PendingAlert};
 use domain::conversation::{
-    Author, Channel, Conversation, ConversationId, ConversationStatus, Message, MessageId,
+    self, transfer_notice, Author, Channel, Conversation, ConversationId, ConversationStatus,
+    Inbound, Message, MessageId, Routed,
 };
 use domain::department::Department;
 use domain::error::{DomainError, InvalidCode};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::Practice;
-use domain::routing::{self, Inbound, Routed};
 use domain::store::{
     ConversationDetail, ConversationFilter, ConversationPage, MessageRange, NewConversation,
     OpenConversation, RoutingContext, Store, StoreError,
@@ -138,15 +139,7 @@ fn at_seq(c: &Conversation, last_seq: u64) -> Conversation {
 fn new_conversation(mut c: Conversation, body: &str, dedup_key: Option<&str>) -> NewConversation {
     let messages = vec![client_message(&c, c.started_at, body)];
     c.last_seq = 1;
-    let alert = PendingAlert::new(
-        &TestIds,
-        AlertKind::NewConversation,
-        &c,
-        &c.department_id,
-        None,
-        c.started_at,
-    )
-    .with_preview(body);
+    let alert = PendingAlert::new_conversation(&TestIds, &c, body, c.started_at);
     NewConversation {
         conversation: c,
         messages,
@@ -742,7 +735,7 @@ async fn ending_releases_the_claim_and_the_count(t: TestStore) {
     );
     assert_eq!(open_count(&store, &practice.id, &surgery.id).await, Some(0));
     // The domain treats a second end as done.
-    let again = routing::end_conversation(
+    let again = conversation::end_conversation(
         store.as_ref(),
         &staff(&practice.id),
         &c.id,
@@ -1187,7 +1180,7 @@ async fn thirty_two_texts_from_one_number_start_one_conversation(t: TestStore) {
         let (s, pid) = (s.clone(), pid.clone());
         async move {
             let message = inbound(&pid, Channel::Sms, FROM, None, &body);
-            routing::route_inbound(s.as_ref(), message, t0(), &TestIds).await
+            conversation::route_inbound(s.as_ref(), message, t0(), &TestIds).await
         }
     })
     .await;
@@ -1232,8 +1225,12 @@ async fn thirty_two_texts_from_one_number_start_one_conversation(t: TestStore) {
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(
         (
-            &alerts[0].conversation_id,
-            alerts[0].kind,
+            &alerts[0]
+                .subject
+                .conversation()
+                .expect("about a conversation")
+                .conversation_id,
+            alerts[0].kind(),
             &alerts[0].department_id
         ),
         (&id, AlertKind::NewConversation, &default.id)
@@ -1278,7 +1275,7 @@ async fn a_department_deleted_while_chats_start_never_keeps_one(t: TestStore) {
                         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                         let message = inbound(&pid, Channel::App, &client, Some(&d.id), "hello");
                         Result_::Chat(
-                            routing::route_inbound(s.as_ref(), message, t0(), &TestIds).await,
+                            conversation::route_inbound(s.as_ref(), message, t0(), &TestIds).await,
                         )
                     }
                     Racer::Delete(delay) => {
@@ -1338,7 +1335,14 @@ async fn a_department_deleted_while_chats_start_never_keeps_one(t: TestStore) {
     // Every alert belongs to a conversation that exists.
     for alert in t.pending_alerts().await {
         assert!(store
-            .get_conversation(&practice.id, &alert.conversation_id)
+            .get_conversation(
+                &practice.id,
+                &alert
+                    .subject
+                    .conversation()
+                    .expect("about a conversation")
+                    .conversation_id,
+            )
             .await
             .expect("get")
             .is_some());
@@ -1360,7 +1364,7 @@ async fn counts_match_the_truth_after_concurrent_starts_ends_and_messages(t: Tes
         let (s, p, d) = (s.clone(), p.clone(), deps[i % 3].clone());
         async move {
             let message = inbound(&p, Channel::App, &format!("old-{i}"), Some(&d), "first");
-            routing::route_inbound(s.as_ref(), message, t0(), &TestIds).await
+            conversation::route_inbound(s.as_ref(), message, t0(), &TestIds).await
         }
     })
     .await
@@ -1397,12 +1401,12 @@ async fn counts_match_the_truth_after_concurrent_starts_ends_and_messages(t: Tes
         async move {
             let now = t0() + Duration::minutes(5);
             match racer {
-                Racer::End(id) => routing::end_conversation(s.as_ref(), &staff(&p), &id, now)
+                Racer::End(id) => conversation::end_conversation(s.as_ref(), &staff(&p), &id, now)
                     .await
                     .map(|c| (c.id, String::new())),
                 Racer::Write(client, department, body) => {
                     let message = inbound(&p, Channel::App, &client, Some(&department), &body);
-                    routing::route_inbound(s.as_ref(), message, now, &TestIds)
+                    conversation::route_inbound(s.as_ref(), message, now, &TestIds)
                         .await
                         .map(|r| (r.conversation_id, body))
                 }
@@ -1473,7 +1477,15 @@ async fn counts_match_the_truth_after_concurrent_starts_ends_and_messages(t: Tes
     }
     assert!(open.len() >= 12, "the new clients' conversations are open");
     let alerts = t.pending_alerts().await;
-    let alerted: BTreeSet<&ConversationId> = alerts.iter().map(|a| &a.conversation_id).collect();
+    let alerted: BTreeSet<&ConversationId> = alerts
+        .iter()
+        .map(|a| {
+            &a.subject
+                .conversation()
+                .expect("about a conversation")
+                .conversation_id
+        })
+        .collect();
     assert_eq!(alerts.len(), all.len(), "one alert per conversation");
     assert_eq!(alerted, all.iter().map(|c| &c.id).collect());
 }
@@ -1601,7 +1613,7 @@ async fn dynamo_conversation_requests_stay_within_budget() {
     };
     let (r, n) = requests(
         d,
-        routing::staff_reply(store.as_ref(), &staff, &c.id, "on our way", t0(), &TestIds),
+        conversation::staff_reply(store.as_ref(), &staff, &c.id, "on our way", t0(), &TestIds),
     )
     .await;
     assert_eq!(r.expect("reply").seq, 3);
@@ -1640,7 +1652,7 @@ async fn dynamo_conversation_requests_stay_within_budget() {
     let text = || inbound(&practice.id, Channel::Sms, "+12025550199", None, "hello");
     let (r, n) = requests(
         d,
-        routing::route_inbound(store.as_ref(), text(), t0(), &TestIds),
+        conversation::route_inbound(store.as_ref(), text(), t0(), &TestIds),
     )
     .await;
     assert!(r.expect("routed").new_conversation);
@@ -1651,7 +1663,7 @@ async fn dynamo_conversation_requests_stay_within_budget() {
     );
     let (r, n) = requests(
         d,
-        routing::route_inbound(store.as_ref(), text(), t0(), &TestIds),
+        conversation::route_inbound(store.as_ref(), text(), t0(), &TestIds),
     )
     .await;
     assert!(!r.expect("routed").new_conversation);
@@ -1802,5 +1814,126 @@ async fn dynamo_conversation_items_are_where_the_layout_says() {
     assert_eq!(
         department.get("open_conversations"),
         Some(&AttributeValue::N("0".into()))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The embedded store on a file only
+// ---------------------------------------------------------------------------------------------------------
+
+/// The file closed and opened again (a restart of `cargo run`): every aggregate reads back as it was
+/// written, indexes included: settings, the reminder's due instant, a conversation with its messages and
+/// transfer (and its notice, the seq after), the client's claim and view, an inbound message seen, the alert
+/// outbox with a delivery's outcome.
+/// (`tests/tests/api/durability.rs` does it with `kill -9` under load.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_everything_reads_back_after_the_file_is_reopened() {
+    use adapters::store::EmbeddedStore;
+    use domain::alert::DeliveryOutcome;
+    use domain::conversation::Transfer;
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store: DynStore = Arc::new(EmbeddedStore::open(dir.path()).expect("open"));
+    let (practice, team) = setup(&store).await;
+    let grooming = create_department(&store, &practice.id, "Grooming").await;
+    let mut reminded = team.clone();
+    reminded.next_reminder_at = Some(t0() + Duration::hours(8));
+    reminded.version += 1;
+    store
+        .update_department(&reminded, &team)
+        .await
+        .expect("reminder on");
+
+    let started = start(&store, &practice.id, &team.id, "owner-1", t0()).await;
+    let c = started.conversation.clone();
+    let later = client_message(&c, t0() + Duration::minutes(1), "Still there?");
+    store
+        .append_messages(&practice.id, &open_of(&c), &[later], Some("gw-1"))
+        .await
+        .expect("append");
+    let alert = started.alert.clone().expect("an alert");
+    assert!(store
+        .claim_delivery(&alert.id, "email:desk", t0(), t0() + Duration::seconds(60))
+        .await
+        .expect("claim"));
+    store
+        .record_delivery(&alert.id, "email:desk", &DeliveryOutcome::Sent { at: t0() })
+        .await
+        .expect("record");
+    let transfer = Transfer {
+        from: team.id.clone(),
+        to: grooming.id.clone(),
+        by: "staff-1".into(),
+        at: t0() + Duration::minutes(2),
+        note: Some("for the groomer".into()),
+    };
+    // As the transfer reads it: after the client's second message.
+    let c = at_seq(&c, 2);
+    let transfer_alert =
+        PendingAlert::transfer(&TestIds, &c, transfer.clone(), "Still there?", transfer.at);
+    let notice = Message {
+        seq: 3,
+        author: Author::System,
+        body: transfer_notice("Grooming"),
+        department_id: grooming.id.clone(),
+        department_name: "Grooming".into(),
+        ..client_message(&c, transfer.at, "")
+    };
+    let c = store
+        .transfer_conversation(&c, &transfer, &notice, &transfer_alert)
+        .await
+        .expect("transfer");
+
+    async fn snapshot(
+        store: &DynStore,
+        practice: &Practice,
+        c: &Conversation,
+        alert: &PendingAlert,
+    ) -> String {
+        let far = t0() + Duration::days(2);
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            store.practice_config(&practice.id).await,
+            store
+                .conversation_detail(&practice.id, &c.id, MessageRange::ALL)
+                .await,
+            store
+                .client_messages(&practice.id, &c.client_id, &c.id, MessageRange::ALL)
+                .await,
+            store
+                .client_conversations(&practice.id, &c.client_id, 10)
+                .await,
+            store
+                .routing_context(&practice.id, &c.client_id, &practice.default_department_id)
+                .await,
+            store.get_alert(&alert.id).await,
+            store.pending_alert_ids(10).await,
+            store.due_reminders(far, 10).await,
+            store
+                .list_conversations(&practice.id, &ConversationFilter::default(), None, 10)
+                .await,
+            store
+                .open_conversations_in(&practice.id, &c.department_id)
+                .await,
+        )
+    }
+    let before = snapshot(&store, &practice, &c, &alert).await;
+    assert!(
+        before.contains("Still there?")
+            && before.contains("for the groomer")
+            && before.contains("You are now chatting with Grooming"),
+        "{before}"
+    );
+    drop(store);
+
+    let store: DynStore = Arc::new(EmbeddedStore::open(dir.path()).expect("reopen"));
+    assert_eq!(snapshot(&store, &practice, &c, &alert).await, before);
+    let again = client_message(&c, t0() + Duration::minutes(3), "Still there?");
+    assert_eq!(
+        store
+            .append_messages(&practice.id, &open_of(&c), &[again], Some("gw-1"))
+            .await,
+        Err(StoreError::DuplicateInbound(c.id.clone())),
+        "the inbound message seen is still known"
     );
 }

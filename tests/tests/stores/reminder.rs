@@ -1,6 +1,6 @@
-//! The end-of-day unresolved-conversation reminder (API.md: Departments `unresolved_reminder`, Alerts;
-//! DESIGN.md: Time, the reminder run's budget), on both stores: the embedded `MemoryStore` and the
-//! `DynamoStore` on DynamoDB Local (each test on a table of its own).
+//! The end-of-day unresolved-conversation reminder (docs/api.md: Departments `unresolved_reminder`, Alerts;
+//! docs/architecture.md: Time, the reminder run's budget), on every store: the embedded `EmbeddedStore` in
+//! memory and on a file, and the `DynamoStore` on DynamoDB Local (each test on a table of its own).
 //!
 //! Everything goes through the domain services the functions run: the settings service creates practices and
 //! departments at instants chosen here (so each department's next reminder is computed from that time),
@@ -15,11 +15,10 @@ use adapters::senders::{FaultySender, RecordingSender};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use domain::alert::{AlertKind, AlertSender, Delivery, DeliveryChannel, SendError};
-use domain::conversation::{AlertId, Channel, ConversationId};
+use domain::conversation::{self, AlertId, Channel, ConversationId, Inbound, StartInput};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::PracticeInput;
 use domain::reminder::{run_reminders, DueReminder, RunSummary};
-use domain::routing::{self, Inbound, StartInput};
 use domain::settings;
 use domain::store::Store;
 use serde_json::{json, Value};
@@ -190,7 +189,7 @@ async fn start(
     channel: Channel,
     at: DateTime<Utc>,
 ) -> ConversationId {
-    routing::staff_start(
+    conversation::staff_start(
         store.as_ref(),
         &fx.staff,
         StartInput {
@@ -215,7 +214,7 @@ async fn app_message(
     client_id: &str,
     at: DateTime<Utc>,
 ) -> ConversationId {
-    routing::route_inbound(
+    conversation::route_inbound(
         store.as_ref(),
         Inbound {
             practice_id: fx.practice_id.clone(),
@@ -234,7 +233,7 @@ async fn app_message(
 }
 
 async fn end(store: &DynStore, fx: &Fx, id: &ConversationId, at: DateTime<Utc>) {
-    routing::end_conversation(store.as_ref(), &fx.staff, id, at)
+    conversation::end_conversation(store.as_ref(), &fx.staff, id, at)
         .await
         .expect("end_conversation");
 }
@@ -500,7 +499,7 @@ async fn the_reminder_has_its_own_switch_apart_from_the_alerts(t: TestStore) {
     let recorder = RecordingSender::new();
     // Every pending alert (the new conversation's) is dispatched: alerts are off, so nothing goes out.
     for id in store.pending_alert_ids(100).await.unwrap() {
-        domain::dispatch::dispatch_alert(store.as_ref(), &recorder, &id, now, DASHBOARD)
+        domain::alert::dispatch::dispatch_alert(store.as_ref(), &recorder, &id, now, DASHBOARD)
             .await
             .unwrap();
     }
@@ -1382,7 +1381,7 @@ async fn an_outage_is_counted_and_the_reminder_waits_for_the_dispatcher(t: TestS
     assert_eq!(run(&store, &ses, next).await, idle(next));
 
     ses.outage(false);
-    let report = domain::dispatch::dispatch_alert(
+    let report = domain::alert::dispatch::dispatch_alert(
         store.as_ref(),
         &ses,
         &monday,
@@ -1392,7 +1391,7 @@ async fn an_outage_is_counted_and_the_reminder_waits_for_the_dispatcher(t: TestS
     .await
     .unwrap();
     assert_eq!((report.sent, report.pending, report.done), (2, 0, true));
-    let again = domain::dispatch::dispatch_alert(
+    let again = domain::alert::dispatch::dispatch_alert(
         store.as_ref(),
         &ses,
         &monday,
@@ -1414,7 +1413,7 @@ async fn an_outage_is_counted_and_the_reminder_waits_for_the_dispatcher(t: TestS
     let at = fx.local("2031-06-10 17:30");
     assert_eq!(run(&store, &ses, at).await, summary(at, [1, 1, 1, 0, 0, 1]));
     let tuesday = reminder_id(&desk, "2031-06-10");
-    let report = domain::dispatch::dispatch_alert(
+    let report = domain::alert::dispatch::dispatch_alert(
         store.as_ref(),
         &ses,
         &tuesday,
@@ -1435,7 +1434,7 @@ async fn an_outage_is_counted_and_the_reminder_waits_for_the_dispatcher(t: TestS
 // ---------------------------------------------------------------------------------------------------------
 
 /// 50 departments, 3 of them due: the run reads the due index once and then only the due departments
-/// (DESIGN.md: "reads proportional to the departments that are due, never a scan of the table").
+/// (docs/architecture.md: a run reads in proportion to the departments due, never a Scan).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamo_a_run_reads_only_the_due_departments() {
     let log = RequestLog::new();

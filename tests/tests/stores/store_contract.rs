@@ -1,5 +1,6 @@
-//! The storage contract (`domain::store::Store`), written once and run against both stores: the embedded
-//! `MemoryStore` and the `DynamoStore` on DynamoDB Local (each test on a table of its own). A few checks only
+//! The storage contract (`domain::store::Store`), written once and run on every store: the embedded
+//! `EmbeddedStore` in memory and on a file, and the `DynamoStore` on DynamoDB Local (each test on a table
+//! of its own). A few checks only
 //! the DynamoDB store can answer (request budgets, the table's shape, the raw item layout) come at the end.
 
 use std::collections::BTreeMap;

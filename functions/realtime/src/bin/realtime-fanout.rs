@@ -3,40 +3,37 @@
 
 use std::sync::Arc;
 
-use adapters::config::Config;
+use adapters::lambda::{serve_events, ColdStart, Error};
 use adapters::realtime::ApiGatewayPoster;
 use aws_lambda_events::event::dynamodb::Event;
 use domain::store::ConnectionStore;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::json;
+
+/// What the fanout holds: the connections (read by practice, deleted when gone: its IAM policy) and the
+/// `@connections` client.
+struct Fanout {
+    store: Arc<dyn ConnectionStore>,
+    poster: ApiGatewayPoster,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = Config::from_env()?;
-    adapters::telemetry::init(&config);
-    // Clients are built once per cold start.
-    let sdk = adapters::aws::sdk_config(&config).await?;
-    // What the fanout may touch (its IAM policy): the connections (read by practice, deleted when gone).
-    let store: Arc<dyn ConnectionStore> = adapters::aws::dynamo_store(&sdk, &config).await?;
-    let poster = Arc::new(ApiGatewayPoster::new(
-        &sdk,
-        config.websocket_callback_url.as_deref(),
-    ));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
-        let (store, poster) = (store.clone(), poster.clone());
-        async move {
-            let report =
-                realtime::fanout_stream_batch(&*store, &*poster, &event.payload, adapters::now())
-                    .await;
-            tracing::info!(
-                posted = report.posted,
-                gone = report.gone,
-                failed = report.failed,
-                "fanout"
-            );
-            // Frames are nudges: no record is ever reported failed (a retry would repeat the batch's frames).
-            Ok::<_, Error>(json!({"batchItemFailures": []}))
-        }
-    }))
+    let start = ColdStart::new().await?;
+    let fanout = Fanout {
+        store: start.store(),
+        poster: ApiGatewayPoster::new(&start.sdk, start.config.websocket_callback_url.as_deref()),
+    };
+    serve_events(fanout, |f, batch: Event| async move {
+        let report =
+            realtime::fanout_stream_batch(&*f.store, &f.poster, &batch, adapters::now()).await;
+        tracing::info!(
+            posted = report.posted,
+            gone = report.gone,
+            failed = report.failed,
+            "fanout"
+        );
+        // Frames are nudges: no record is ever reported failed (a retry would repeat the batch's frames).
+        Ok::<_, Error>(json!({"batchItemFailures": []}))
+    })
     .await
 }

@@ -1,45 +1,74 @@
-//! Lambda entry of the alert dispatcher: the table's DynamoDB stream, with partial batch responses
-//! (`ReportBatchItemFailures`), delivering each pending alert through SES v2 and SNS.
+//! Lambda entry of the alert dispatcher: an alert is delivered. The table's DynamoDB stream hands this entry
+//! each inserted alert item, and every one is delivered through SES v2 and SNS by
+//! `domain::alert::dispatch`. Failures are reported per record (`ReportBatchItemFailures`), so the stream
+//! retries only those and, past its retry limit, hands them to the on-failure destination instead of
+//! dropping them.
 
-use std::sync::Arc;
+use adapters::lambda::{serve_events, Alerting, ColdStart, Error};
+use aws_lambda_events::event::dynamodb::Event as DynamodbEvent;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 
-use adapters::config::Config;
-use adapters::senders::AwsSender;
+use domain::alert::dispatch::{dispatch_alert, DispatchReport};
+use domain::conversation::AlertId;
 use domain::store::DispatchStore;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::{json, Value};
+
+/// The keys of a stream record's item; an alert's partition key is `ALERT#{alert_id}`.
+#[derive(Deserialize)]
+struct ItemKeys {
+    #[serde(rename = "PK")]
+    pk: String,
+}
+
+/// The alert ids a DynamoDB Streams batch carries: inserted `ALERT#` items. Returns (stream sequence
+/// number, alert id) so failures can be reported per record.
+fn alerts_in_stream_batch(event: &DynamodbEvent) -> Vec<(String, AlertId)> {
+    event
+        .records
+        .iter()
+        .filter(|record| record.event_name == "INSERT")
+        .filter_map(|record| {
+            let keys: ItemKeys = serde_dynamo::from_item(record.change.keys.clone()).ok()?;
+            let id = keys.pk.strip_prefix("ALERT#")?;
+            let sequence = record.change.sequence_number.clone().unwrap_or_default();
+            Some((sequence, AlertId(id.to_owned())))
+        })
+        .collect()
+}
+
+/// Dispatches every alert of a batch; answers the records to retry (alerts left pending after the sender's
+/// own retries, or a store that was unavailable).
+async fn dispatch_batch(
+    d: &Alerting<dyn DispatchStore>,
+    event: &DynamodbEvent,
+    now: DateTime<Utc>,
+) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for (sequence, id) in alerts_in_stream_batch(event) {
+        match dispatch_alert(&*d.store, &d.sender, &id, now, &d.dashboard_url).await {
+            Ok(DispatchReport { done: true, .. }) => continue,
+            Ok(report) => {
+                tracing::warn!(alert_id = %id, ?report, "alert left pending; the stream will retry it");
+            }
+            Err(e) => {
+                tracing::error!(alert_id = %id, error = %e, "alert dispatch failed");
+            }
+        }
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence);
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = Config::from_env()?;
-    adapters::telemetry::init(&config);
-    // Clients are built once per cold start.
-    let sdk = adapters::aws::sdk_config(&config).await?;
+    let start = ColdStart::new().await?;
     // What the dispatcher may touch (its IAM policy): the outbox and the alert's practice and department.
-    let store: Arc<dyn DispatchStore> = adapters::aws::dynamo_store(&sdk, &config).await?;
-    let sender_email = config
-        .sender_email
-        .clone()
-        .ok_or("SENDER_EMAIL is not set")?;
-    let sender = Arc::new(AwsSender::new(&sdk, sender_email));
-    let dashboard_url = Arc::new(config.dashboard_url.clone());
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (store, sender, dashboard_url) = (store.clone(), sender.clone(), dashboard_url.clone());
-        async move {
-            let failures = transfer_alerts::dispatch_stream_batch(
-                &*store,
-                &*sender,
-                &event.payload,
-                adapters::now(),
-                &dashboard_url,
-            )
-            .await;
-            let items: Vec<Value> = failures
-                .into_iter()
-                .map(|s| json!({"itemIdentifier": s}))
-                .collect();
-            Ok::<Value, Error>(json!({"batchItemFailures": items}))
-        }
-    }))
+    let dispatcher = start.alerting::<dyn DispatchStore>(start.store())?;
+    serve_events(dispatcher, |d, batch: DynamodbEvent| async move {
+        Ok::<_, Error>(dispatch_batch(d, &batch, adapters::now()).await)
+    })
     .await
 }

@@ -1,22 +1,25 @@
 //! The two implementations of the storage port (`domain::store`), organised alike: one file per aggregate,
 //! side by side, each implementing that aggregate's traits.
 //!
-//! | aggregate | traits | DynamoDB | embedded |
+//! | aggregate | traits | DynamoDB | embedded (redb) |
 //! |---|---|---|---|
-//! | settings | `SettingsLookup`, `SettingsStore` | `dynamo/settings.rs` | `memory/settings.rs` |
-//! | conversations | `ConversationIntake`, `ConversationHistory`, `ConversationStore`, `TransferStore`, `ClientConversations` | `dynamo/conversations.rs` | `memory/conversations.rs` |
-//! | realtime | `TicketStore`, `ConnectionStore` | `dynamo/realtime.rs` | `memory/realtime.rs` |
-//! | alerts | `AlertOutbox`, `PendingAlerts` | `dynamo/alerts.rs` | `memory/alerts.rs` |
-//! | reminders | `ReminderStore` | `dynamo/reminders.rs` | `memory/reminders.rs` |
+//! | settings | `SettingsLookup`, `SettingsStore` | `dynamo/settings.rs` | `embedded/settings.rs` |
+//! | conversations | `ConversationIntake`, `ConversationHistory`, `ConversationStore`, `TransferStore`, `ClientConversations` | `dynamo/conversations.rs` | `embedded/conversations.rs` |
+//! | realtime | `TicketStore`, `ConnectionStore` | `dynamo/realtime.rs` | `embedded/realtime.rs` |
+//! | alerts | `AlertOutbox`, `PendingAlerts` | `dynamo/alerts.rs` | `embedded/alerts.rs` |
+//! | reminders | `ReminderStore` | `dynamo/reminders.rs` | `embedded/reminders.rs` |
 //!
 //! What the DynamoDB files share: `dynamo/mod.rs` (the store and its request loops: transaction, single
 //! conditional write, batch read, query pages), `dynamo/keys.rs` (the item keys below), `dynamo/codec.rs`
 //! (attribute values, items, transaction items), `dynamo/table.rs` (the table's shape, `ensure_table`),
-//! `dynamo/counter.rs` (requests counted per operation). `memory/mod.rs` holds the embedded store's maps.
+//! `dynamo/counter.rs` (requests counted per operation, with the `test-support` feature). `embedded/mod.rs`
+//! holds the embedded store (one redb database on a file or in memory), its transactions, the data format
+//! and its migrations; its tables are listed there.
 //!
 //! A new aggregate: its traits in `domain/src/store/<aggregate>.rs` (and in `domain::store::Store`), a file
-//! of that name in each folder here, its keys in `dynamo/keys.rs` and its rows in the table below, and its
-//! contract suite in `tests/tests/stores/`, run on every store by `vetchat_tests::on_every_store!`.
+//! of that name in each folder here (for the embedded store: its tables, their `create_tables`, called from
+//! `embedded/mod.rs`), its keys in `dynamo/keys.rs` and its rows in the table below, and its contract suite
+//! in `tests/tests/stores/`, run on every store by `vetchat_tests::on_every_store!`.
 //!
 //! # DynamoDB single-table layout
 //!
@@ -69,15 +72,30 @@
 //! flight (a single partition key on purpose; fine at alert volumes, shard it if that ever changes).
 
 mod dynamo;
-mod memory;
+pub mod embedded;
 
-pub use dynamo::{
-    change_of_record, ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute,
-    RequestCounter, TableSpec,
-};
-pub use memory::MemoryStore;
-
+use chrono::{DateTime, Utc};
 use domain::realtime::Change;
+
+#[cfg(feature = "test-support")]
+pub use dynamo::RequestCounter;
+pub use dynamo::{
+    change_of_record, ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, TableSpec,
+};
+pub use embedded::EmbeddedStore;
+
+/// An instant as a fixed-width UTC string (nanoseconds, `Z`), so strings sort as instants do: the instants
+/// in both stores' keys, so that their orders agree exactly.
+pub(crate) fn sortable(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+/// A [`sortable`] instant read back.
+pub(crate) fn parse_sortable(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(raw)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
 
 /// The key a ticket is stored under: SHA-256 of its secret, hex. Only the buyer ever holds the secret; a
 /// copy of the table holds hashes, which open no connection.

@@ -1,7 +1,7 @@
 //! The storage port, one small trait per aggregate (and per slice of one that a function may touch), so
 //! each function holds only what its IAM policy in `template.yaml` lets it do. Two adapters implement every
-//! trait (DynamoDB and the embedded in-memory store, in `adapters::store`), and one contract suite per
-//! aggregate holds both to the same answers (`tests/tests/stores/`).
+//! trait (DynamoDB and the embedded redb store, on a file or in memory, in `adapters::store`), and one
+//! contract suite per aggregate holds them to the same answers (`tests/tests/stores/`).
 //!
 //! | trait | aggregate | held by |
 //! |---|---|---|

@@ -142,18 +142,7 @@ pub(super) fn pending_sk(created_at: DateTime<Utc>, id: &AlertId) -> String {
     format!("{}#{id}", sortable(created_at))
 }
 
-/// An instant as a fixed-width UTC string (nanoseconds, `Z`), so strings sort as instants do. Nanoseconds,
-/// not fewer digits: the orders then agree exactly with the embedded store's, which compares instants.
-pub(super) fn sortable(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
-}
-
-/// A [`sortable`] instant read back.
-pub(super) fn parse_sortable(raw: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(raw)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
+pub(super) use crate::store::{parse_sortable, sortable};
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,7 @@ mod alerts;
 mod changes;
 mod codec;
 mod conversations;
+#[cfg(feature = "test-support")]
 mod counter;
 mod keys;
 mod realtime;
@@ -25,7 +26,7 @@ mod reminders;
 mod settings;
 mod table;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -42,21 +43,34 @@ use domain::store::{StoreError, StoreResult};
 use super::ChangeFeed;
 pub use changes::change_of_record;
 use codec::{build_failed, Item};
+#[cfg(feature = "test-support")]
 pub use counter::RequestCounter;
 pub use table::{ensure_table, table_spec, IndexSpec, KeyAttribute, TableSpec};
 
-/// The store traits of `domain::store` on one DynamoDB table. Build it once per process: it wraps the
-/// client with a request counter.
+/// The store traits of `domain::store` on one DynamoDB table. Build it once per process. With the
+/// `test-support` feature it counts the requests it sends ([`RequestCounter`]), for the budget tests and
+/// the benchmarks.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    #[cfg(feature = "test-support")]
     counter: RequestCounter,
     feed: ChangeFeed,
 }
 
 impl DynamoStore {
+    #[cfg(not(feature = "test-support"))]
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            feed: ChangeFeed::default(),
+        }
+    }
+
     /// Wraps `client` (its configuration is kept) with a [`RequestCounter`] interceptor.
+    #[cfg(feature = "test-support")]
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         let counter = RequestCounter::new();
         let config = client
@@ -84,11 +98,13 @@ impl DynamoStore {
     }
 
     /// DynamoDB requests this store has sent, by operation name (SDK retries included).
-    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+    #[cfg(feature = "test-support")]
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
         self.counter.counts()
     }
 
     /// The shared counter behind [`Self::request_counts`] (e.g. to reset it between measurements).
+    #[cfg(feature = "test-support")]
     pub fn request_counter(&self) -> &RequestCounter {
         &self.counter
     }

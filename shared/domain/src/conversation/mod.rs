@@ -1,40 +1,52 @@
-//! Conversations: where an inbound message goes, and the conversation lifecycle.
+//! The conversation aggregate: what a conversation is (here), and one file per flow that changes or reads it.
+//!
+//! | flow | file | use case |
+//! |---|---|---|
+//! | a message arrives (app, web widget, text) | [`inbound`] | [`route_inbound`] (and [`new_conversation_outcome`], the rule a new chat meets) |
+//! | staff start a conversation | [`staff_start`] | [`staff_start()`] |
+//! | staff reply | [`reply`] | [`staff_reply`] |
+//! | staff end a conversation | [`end`] | [`end_conversation`] |
+//! | staff transfer a conversation | [`transfer`] | [`transfer_conversation`] |
+//! | staff list and open conversations | [`read`] | [`list_conversations`], [`conversation_detail`] |
+//!
+//! What the flows share is written once in `common.rs`: the message body rule, the messages of one write
+//! (a message and its auto-replies), the retry of a write that lost a race. The behaviour is the HTTP API's
+//! "Inbound messages" and "Conversations" (docs/api.md); the stores they call are [`crate::store`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::department::ChatSettings;
 use crate::department::Department;
-use crate::error::{ConflictCode, DomainError, DomainResult};
-use crate::identity::{DepartmentId, PracticeId};
-use crate::practice::Practice;
-use crate::schedule::{self, Availability, AvailabilityReason};
+use crate::identity::{id_type, DepartmentId, PracticeId};
 
-macro_rules! string_id {
-    ($(#[$m:meta])* $name:ident) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub String);
-        impl $name {
-            pub fn as_str(&self) -> &str { &self.0 }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(&self.0) }
-        }
-    };
-}
+mod common;
+pub mod end;
+pub mod inbound;
+pub mod read;
+pub mod reply;
+pub mod staff_start;
+pub mod transfer;
 
-string_id!(
+pub use common::{text_sender, MAX_MESSAGE_CHARS};
+pub use end::end_conversation;
+pub use inbound::{
+    admit, inbound_from_caller, new_conversation_outcome, route_inbound, Admission, Inbound,
+    InboundInput, Routed, MAX_IDEMPOTENCY_KEY_CHARS,
+};
+pub use read::{conversation_detail, list_conversations};
+pub use reply::staff_reply;
+pub use staff_start::{staff_start, StartInput};
+pub use transfer::{transfer_conversation, TransferInput};
+
+id_type!(
     /// A conversation between a client and the practice.
     ConversationId
 );
-string_id!(
+id_type!(
     /// A message of a conversation.
     MessageId
 );
-string_id!(
+id_type!(
     /// A pending alert (the transactional outbox record).
     AlertId
 );
@@ -88,6 +100,37 @@ pub struct Conversation {
     /// The `seq` of the conversation's last message (0 before the first).
     #[serde(default)]
     pub last_seq: u64,
+}
+
+impl Conversation {
+    /// A conversation that starts now in `department`: open, its first message at `now`, no message yet.
+    pub fn start(
+        id: ConversationId,
+        practice_id: PracticeId,
+        department: &Department,
+        client_id: String,
+        channel: Channel,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Conversation {
+            id,
+            practice_id,
+            department_id: department.id.clone(),
+            client_id,
+            channel,
+            status: ConversationStatus::Open,
+            started_at: now,
+            last_message_at: now,
+            resolved_at: None,
+            department_name: department.settings.name.clone(),
+            last_seq: 0,
+        }
+    }
+
+    /// Its first messages were written: its `last_seq` becomes theirs.
+    pub(crate) fn opened_with(&mut self, messages: &[Message]) {
+        self.last_seq = messages.last().map_or(0, |m| m.seq);
+    }
 }
 
 /// Who wrote a message.
@@ -165,86 +208,4 @@ pub enum Outcome {
     Delivered,
     /// The department is closed but takes messages after hours.
     AfterHoursMessageLeft,
-}
-
-/// How a new conversation is accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admission {
-    pub outcome: Outcome,
-    pub auto_replies: Vec<AutoReply>,
-}
-
-/// What a NEW conversation on `channel` meets in a department whose availability is `a`: taken while open;
-/// when closed, texts are always taken, and an app or web chat only when the department allows messages after
-/// hours and is not switched offline; otherwise refused with `after_hours` or `offline`.
-///
-/// The one rule behind both [`admit`] (what `POST /inbound` does) and the public `accepts_messages_now` (what
-/// the widget promises), so the two cannot disagree.
-pub fn new_conversation_outcome(
-    a: &Availability,
-    chat: &ChatSettings,
-    channel: Channel,
-) -> Result<Outcome, ConflictCode> {
-    if a.open {
-        Ok(Outcome::Delivered)
-    } else if channel.is_text() {
-        Ok(Outcome::AfterHoursMessageLeft)
-    } else if a.reason == AvailabilityReason::Offline {
-        Err(ConflictCode::Offline)
-    } else if chat.allow_messages_after_hours {
-        Ok(Outcome::AfterHoursMessageLeft)
-    } else {
-        Err(ConflictCode::AfterHours)
-    }
-}
-
-/// Whether a department takes a NEW conversation on `channel` at `at`, and with which auto-replies.
-///
-/// The rule is [`new_conversation_outcome`]. A refusal carries the after-hours message and `opens_at`. An
-/// accepted app chat gets the department's greeting; an app or web chat taken while closed gets the
-/// after-hours message.
-pub fn admit(
-    practice: &Practice,
-    department: &Department,
-    channel: Channel,
-    at: DateTime<Utc>,
-) -> DomainResult<Admission> {
-    let s = &department.settings;
-    let a = schedule::availability(&s.hours, &s.date_overrides, s.online, practice.timezone, at);
-    let outcome = match new_conversation_outcome(&a, &s.chat, channel) {
-        Ok(outcome) => outcome,
-        Err(code) => {
-            let what = match code {
-                ConflictCode::Offline => "is offline and takes no new chats right now",
-                _ => "is closed and takes no messages after hours",
-            };
-            return Err(DomainError::Conflict {
-                code,
-                message: format!("{} {what}", s.name),
-                details: Some(json!({
-                    "after_hours_message": s.chat.after_hours_message,
-                    "opens_at": a.opens_at,
-                })),
-            });
-        }
-    };
-    let mut auto_replies = Vec::new();
-    if channel == Channel::App {
-        if let Some(greeting) = &s.chat.greeting {
-            auto_replies.push(AutoReply {
-                kind: AutoReplyKind::Greeting,
-                text: greeting.clone(),
-            });
-        }
-    }
-    if outcome == Outcome::AfterHoursMessageLeft && !channel.is_text() {
-        auto_replies.push(AutoReply {
-            kind: AutoReplyKind::AfterHours,
-            text: s.chat.after_hours_message.clone(),
-        });
-    }
-    Ok(Admission {
-        outcome,
-        auto_replies,
-    })
 }

@@ -1,0 +1,345 @@
+//! A message arrives: from the app or the web widget (`POST /inbound`, role client), or a text from the
+//! SMS/WhatsApp gateway (`POST /inbound` with role integration, or the inbound-sms Lambda entry).
+//!
+//! A message joins the client's open conversation if there is one (whatever the hours or the department it
+//! names); otherwise it starts a conversation in the department asked for (texts: always the default one),
+//! if that department takes it now ([`admit`]), and the department is alerted in the same write.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::common::{messages_for, not_set_up, retry_races, text_sender, Attempt};
+use super::{
+    Author, AutoReply, AutoReplyKind, Channel, Conversation, ConversationId, Message, Outcome,
+};
+use crate::alert::PendingAlert;
+use crate::department::{ChatSettings, Department};
+use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
+use crate::identity::{plausible_id, Caller, DepartmentId, Ids, PracticeId, Role};
+use crate::practice::Practice;
+use crate::schedule::{self, Availability, AvailabilityReason};
+use crate::store::{ConversationIntake, NewConversation, OpenConversation, StoreError};
+
+/// `POST /inbound` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundInput {
+    pub channel: Channel,
+    #[serde(default)]
+    pub department_id: Option<DepartmentId>,
+    #[serde(default)]
+    pub from: Option<String>,
+    pub body: String,
+}
+
+/// An inbound message once its sender is known.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub practice_id: PracticeId,
+    pub channel: Channel,
+    /// The client: the token's `sub` for app/web, the E.164 number for texts.
+    pub client_id: String,
+    pub department_id: Option<DepartmentId>,
+    pub body: String,
+    /// The gateway's message id (SNS `inboundMessageId`): a redelivery is not stored twice.
+    pub dedup_key: Option<String>,
+}
+
+impl Inbound {
+    /// The client's message, then `auto_replies`, written into `to` (the channel the message came in on).
+    fn messages(
+        &self,
+        to: &OpenConversation,
+        auto_replies: &[AutoReply],
+        now: DateTime<Utc>,
+        ids: &dyn Ids,
+    ) -> Vec<Message> {
+        let author = Author::Client {
+            id: self.client_id.clone(),
+        };
+        // The message says where it came from (a web message may join the client's app chat).
+        let arrived = OpenConversation {
+            channel: self.channel,
+            ..to.clone()
+        };
+        messages_for(&arrived, author, self.body.clone(), auto_replies, now, ids)
+    }
+}
+
+/// What `POST /inbound` answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Routed {
+    pub conversation_id: ConversationId,
+    pub department_id: DepartmentId,
+    pub new_conversation: bool,
+    pub outcome: Outcome,
+    pub auto_replies: Vec<AutoReply>,
+}
+
+/// The longest `Idempotency-Key` a caller may send.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+
+/// The dedup key of an `Idempotency-Key` the caller sent: scoped to the caller, so two callers' keys never
+/// meet. 1 to 128 visible ASCII characters (a UUID, a ULID, the gateway's own message id).
+fn caller_dedup_key(caller: &Caller, idempotency_key: &str) -> DomainResult<String> {
+    let valid = !idempotency_key.is_empty()
+        && idempotency_key.len() <= MAX_IDEMPOTENCY_KEY_CHARS
+        && idempotency_key.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(DomainError::invalid(
+            InvalidCode::InvalidValue,
+            "Idempotency-Key",
+            format!("Idempotency-Key is 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"),
+        ));
+    }
+    Ok(format!("key:{}:{idempotency_key}", caller.sub))
+}
+
+/// `POST /inbound` from the app, the web widget (role client) or the texting gateway (role integration).
+/// With an `Idempotency-Key`, a retry of a message that was stored (its answer lost) is not stored again.
+pub fn inbound_from_caller(
+    caller: &Caller,
+    input: InboundInput,
+    idempotency_key: Option<&str>,
+) -> DomainResult<Inbound> {
+    let (client_id, department_id) = if input.channel.is_text() {
+        caller.require(&[Role::Integration])?;
+        // Texts cannot choose a department: they start in the default one.
+        (text_sender(input.from.as_deref())?, None)
+    } else {
+        caller.require(&[Role::Client])?;
+        (caller.sub.clone(), input.department_id)
+    };
+    Ok(Inbound {
+        practice_id: caller.practice_id.clone(),
+        channel: input.channel,
+        client_id,
+        department_id,
+        body: super::common::message_body(&input.body)?,
+        dedup_key: idempotency_key
+            .map(|key| caller_dedup_key(caller, key))
+            .transpose()?,
+    })
+}
+
+fn not_visible(id: &DepartmentId) -> DomainError {
+    DomainError::invalid(
+        InvalidCode::DepartmentNotVisible,
+        "department_id",
+        format!("department {id} does not take chats from the app"),
+    )
+}
+
+/// Routes one inbound message: into the client's open conversation if there is one (whatever the hours or
+/// the department it names), else into a new conversation in the department asked for (or the default one),
+/// if that department takes it now.
+pub async fn route_inbound(
+    store: &dyn ConversationIntake,
+    inbound: Inbound,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> DomainResult<Routed> {
+    let wanted = inbound
+        .department_id
+        .clone()
+        .unwrap_or_else(|| DepartmentId::default_for(&inbound.practice_id));
+    if !plausible_id(wanted.as_str()) {
+        return Err(not_visible(&wanted));
+    }
+    let (inbound, wanted) = (&inbound, &wanted);
+    retry_races(|| route_once(store, inbound, wanted, now, ids)).await
+}
+
+/// One read (the practice, the department, the client's open conversation), then one write.
+async fn route_once(
+    store: &dyn ConversationIntake,
+    inbound: &Inbound,
+    wanted: &DepartmentId,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> DomainResult<Attempt<Routed>> {
+    let ctx = store
+        .routing_context(&inbound.practice_id, &inbound.client_id, wanted)
+        .await?;
+    let practice = ctx.practice.ok_or_else(not_set_up)?;
+    if let Some(open) = ctx.open_conversation {
+        return join(store, inbound, open, now, ids).await;
+    }
+    let department = match ctx.department {
+        Some(d) if inbound.channel.is_text() || d.settings.visible_in_app => d,
+        _ if inbound.channel.is_text() => return Err(not_set_up()),
+        _ => return Err(not_visible(wanted)),
+    };
+    start(store, inbound, &practice, department, now, ids).await
+}
+
+/// The message joins the client's open conversation.
+async fn join(
+    store: &dyn ConversationIntake,
+    inbound: &Inbound,
+    open: OpenConversation,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> DomainResult<Attempt<Routed>> {
+    let messages = inbound.messages(&open, &[], now, ids);
+    let joined = |conversation_id: ConversationId| Routed {
+        conversation_id,
+        department_id: open.department_id.clone(),
+        new_conversation: false,
+        outcome: Outcome::Delivered,
+        auto_replies: Vec::new(),
+    };
+    match store
+        .append_messages(
+            &inbound.practice_id,
+            &open,
+            &messages,
+            inbound.dedup_key.as_deref(),
+        )
+        .await
+    {
+        Ok(()) => Ok(Attempt::Done(joined(open.conversation_id.clone()))),
+        Err(StoreError::DuplicateInbound(conversation_id)) => {
+            Ok(Attempt::Done(joined(conversation_id)))
+        }
+        // Ended between the read and the write (the message starts a new conversation), or another
+        // message took the next seq: read again.
+        Err(StoreError::NotFound) | Err(StoreError::VersionMismatch) => Ok(Attempt::LostRace),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The message starts a conversation in `department`, which is alerted in the same write.
+async fn start(
+    store: &dyn ConversationIntake,
+    inbound: &Inbound,
+    practice: &Practice,
+    department: Department,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> DomainResult<Attempt<Routed>> {
+    let admission = admit(practice, &department, inbound.channel, now)?;
+    let mut conversation = Conversation::start(
+        ConversationId(ids.next("cnv")),
+        practice.id.clone(),
+        &department,
+        inbound.client_id.clone(),
+        inbound.channel,
+        now,
+    );
+    let to = OpenConversation::of(&conversation);
+    let messages = inbound.messages(&to, &admission.auto_replies, now, ids);
+    conversation.opened_with(&messages);
+    let alert = PendingAlert::new_conversation(ids, &conversation, &inbound.body, now);
+    let new = NewConversation {
+        conversation,
+        messages,
+        alert: Some(alert),
+        dedup_key: inbound.dedup_key.clone(),
+    };
+    match store.start_conversation(&new).await {
+        Ok(()) => Ok(Attempt::Done(Routed {
+            conversation_id: new.conversation.id,
+            department_id: department.id,
+            new_conversation: true,
+            outcome: admission.outcome,
+            auto_replies: admission.auto_replies,
+        })),
+        // Another message of this client started one first: join it on the next pass.
+        Err(StoreError::ClientHasOpenConversation) => Ok(Attempt::LostRace),
+        Err(StoreError::DuplicateInbound(conversation_id)) => Ok(Attempt::Done(Routed {
+            conversation_id,
+            department_id: department.id,
+            new_conversation: false,
+            outcome: Outcome::Delivered,
+            auto_replies: Vec::new(),
+        })),
+        // The department was deleted meanwhile.
+        Err(StoreError::NotFound) if !inbound.channel.is_text() => Err(not_visible(&department.id)),
+        Err(StoreError::NotFound) => Ok(Attempt::LostRace),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How a new conversation is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    pub outcome: Outcome,
+    pub auto_replies: Vec<AutoReply>,
+}
+
+/// What a NEW conversation on `channel` meets in a department whose availability is `a`: taken while open;
+/// when closed, texts are always taken, and an app or web chat only when the department allows messages after
+/// hours and is not switched offline; otherwise refused with `after_hours` or `offline`.
+///
+/// The one rule behind both [`admit`] (what `POST /inbound` does) and the public `accepts_messages_now` (what
+/// the widget promises), so the two cannot disagree.
+pub fn new_conversation_outcome(
+    a: &Availability,
+    chat: &ChatSettings,
+    channel: Channel,
+) -> Result<Outcome, ConflictCode> {
+    if a.open {
+        Ok(Outcome::Delivered)
+    } else if channel.is_text() {
+        Ok(Outcome::AfterHoursMessageLeft)
+    } else if a.reason == AvailabilityReason::Offline {
+        Err(ConflictCode::Offline)
+    } else if chat.allow_messages_after_hours {
+        Ok(Outcome::AfterHoursMessageLeft)
+    } else {
+        Err(ConflictCode::AfterHours)
+    }
+}
+
+/// Whether a department takes a NEW conversation on `channel` at `at`, and with which auto-replies.
+///
+/// The rule is [`new_conversation_outcome`]. A refusal carries the after-hours message and `opens_at`. An
+/// accepted app chat gets the department's greeting; an app or web chat taken while closed gets the
+/// after-hours message.
+pub fn admit(
+    practice: &Practice,
+    department: &Department,
+    channel: Channel,
+    at: DateTime<Utc>,
+) -> DomainResult<Admission> {
+    let s = &department.settings;
+    let a = schedule::availability(&s.hours, &s.date_overrides, s.online, practice.timezone, at);
+    let outcome = match new_conversation_outcome(&a, &s.chat, channel) {
+        Ok(outcome) => outcome,
+        Err(code) => {
+            let what = match code {
+                ConflictCode::Offline => "is offline and takes no new chats right now",
+                _ => "is closed and takes no messages after hours",
+            };
+            return Err(DomainError::Conflict {
+                code,
+                message: format!("{} {what}", s.name),
+                details: Some(json!({
+                    "after_hours_message": s.chat.after_hours_message,
+                    "opens_at": a.opens_at,
+                })),
+            });
+        }
+    };
+    let mut auto_replies = Vec::new();
+    if channel == Channel::App {
+        if let Some(greeting) = &s.chat.greeting {
+            auto_replies.push(AutoReply {
+                kind: AutoReplyKind::Greeting,
+                text: greeting.clone(),
+            });
+        }
+    }
+    if outcome == Outcome::AfterHoursMessageLeft && !channel.is_text() {
+        auto_replies.push(AutoReply {
+            kind: AutoReplyKind::AfterHours,
+            text: s.chat.after_hours_message.clone(),
+        });
+    }
+    Ok(Admission {
+        outcome,
+        auto_replies,
+    })
+}
