@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from conftest import chat_practice, new_page, open_widget, sign_in_inbox
+from conftest import ALWAYS, chat_practice, open_widget, sign_in, sign_in_inbox
 
 
 def conversations(api, practice, status="open"):
@@ -71,3 +71,117 @@ def test_an_owners_message_reaches_the_inbox_live_and_the_reply_reaches_the_widg
         ("staff", "Please bring Rex in at 3 pm today."),
         ("client", "Thank you, we will be there."),
     ]
+
+
+@pytest.mark.store
+def test_transfer_with_a_note_and_end_from_the_inbox(page, owner_page, api, clinic, practice):
+    chat_practice(api, practice)
+    grooming = api.add_department(practice, {"name": "Grooming", "visible_in_app": True, "hours": ALWAYS})
+    panel = open_widget(owner_page, clinic, practice)
+    send_from_widget(panel, "Can Bella get a nail trim this week?")
+    [c] = conversations(api, practice)
+
+    sign_in_inbox(page, practice)
+    page.get_by_role("list", name="Conversations").get_by_role("button").filter(has_text=c["client_id"]).click()
+    page.get_by_label("Transfer to").select_option(label="Grooming")
+    page.get_by_label("Note for the department").fill("Regular client, prefers mornings")
+    page.get_by_role("button", name="Transfer", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text="Transferred to Grooming.")).to_be_visible()
+    thread = page.get_by_role("log", name="Messages and transfers")
+    expect(thread).to_contain_text("Transferred from Happy Paws Team to Grooming by staff-1")
+    expect(thread).to_contain_text("Regular client, prefers mornings")
+
+    after = conversation(api, practice, c["id"])
+    assert after["department_id"] == grooming["id"]
+    [t] = after["transfers"]
+    assert (t["to"], t["note"]) == (grooming["id"], "Regular client, prefers mornings")
+
+    # The owner sees the new department, never the note (in the widget and in the client's view).
+    log = panel.get_by_role("log", name="Messages")
+    expect(log).to_contain_text("Grooming")
+    client = api.token(practice, "client", c["client_id"])
+    seen = json.dumps(api.ok("GET", f"/client/conversations/{c['id']}/messages", client))
+    assert "Grooming" in seen and "prefers mornings" not in seen
+    expect(panel).not_to_contain_text("prefers mornings")
+
+    page.get_by_role("button", name="End conversation").click()
+    expect(page.locator("#detail-status")).to_have_text(re.compile(r"^Ended"))
+    expect(page.get_by_role("button", name="Send reply")).to_be_hidden()
+    assert conversation(api, practice, c["id"])["status"] == "resolved"
+    expect(page.get_by_text("No open conversations.")).to_be_visible()
+    page.get_by_label("Show").select_option("resolved")
+    expect(page.get_by_role("list", name="Conversations").get_by_role("button").filter(has_text=c["client_id"])).to_be_visible()
+    # The widget says the chat has ended (live: the end is a system message of the client's view).
+    expect(panel.get_by_text("This chat has ended.")).to_be_visible(timeout=15_000)
+
+
+@pytest.mark.store
+def test_the_inbox_lists_open_conversations_by_department_newest_activity_first(page, api, practice):
+    team = chat_practice(api, practice)
+    grooming = api.add_department(practice, {"name": "Grooming", "visible_in_app": True, "hours": ALWAYS})
+    staff = api.token(practice, "staff")
+    for client, department in [("owner-a", team), ("owner-b", grooming["id"]), ("owner-c", team)]:
+        api.ok("POST", "/conversations", staff, {"department_id": department, "client_id": client, "body": f"Hello {client}", "channel": "app"})
+    # owner-a writes again: now the newest activity.
+    api.ok("POST", "/inbound", api.token(practice, "client", "owner-a"), {"channel": "app", "body": "Any news?"})
+
+    sign_in_inbox(page, practice)
+    items = page.get_by_role("list", name="Conversations").locator(".conversation-who")
+    expect(items).to_have_text(["owner-a", "owner-c", "owner-b"])
+    page.get_by_label("Department").select_option(label="Grooming")
+    expect(items).to_have_text(["owner-b"])
+    page.get_by_label("Department").select_option(label="All departments")
+    expect(items).to_have_text(["owner-a", "owner-c", "owner-b"])
+
+    # A conversation is transferred to another department than its own.
+    page.get_by_role("list", name="Conversations").get_by_role("button").filter(has_text="owner-b").click()
+    expect(page.get_by_label("Transfer to").locator("option")).to_have_text(["Happy Paws Team"])
+
+
+def test_the_inbox_refreshes_by_itself_when_live_updates_cannot_connect(page, api, practice):
+    team = chat_practice(api, practice)
+    # No ticket can be had (a network that refuses the live updates), and the refresh is every second.
+    page.route("**/realtime/tickets", lambda route: route.abort())
+    page.route(
+        "**/config.json",
+        lambda route: route.fulfill(json={"api_base": "", "auth": {"mode": "local"}, "max_windows_per_day": 4, "refresh_seconds": 1}),
+    )
+    sign_in(page, practice, role="staff", next_path="/inbox.html")
+    expect(page.get_by_role("status").filter(has_text="refreshing every 1 seconds")).to_be_visible()
+    api.ok(
+        "POST",
+        "/conversations",
+        api.token(practice, "staff", "staff-2"),
+        {"department_id": team, "client_id": "owner-z", "body": "Your results are in.", "channel": "app"},
+    )
+    item = page.get_by_role("list", name="Conversations").get_by_role("button").filter(has_text="owner-z")
+    expect(item).to_be_visible()
+    item.click()
+    thread = page.get_by_role("log", name="Messages and transfers")
+    expect(thread).to_contain_text("Your results are in.")
+    api.ok("POST", "/inbound", api.token(practice, "client", "owner-z"), {"channel": "app", "body": "Great, thanks!"})
+    expect(thread).to_contain_text("Great, thanks!")
+
+
+def test_a_messages_delivery_status_is_shown_when_it_carries_one(page, api, practice):
+    """Text replies carry `delivery` (the outbound issue); the inbox shows it where present, and nothing where
+    it is null. The API's answer is extended here with the contract's delivery of a texted reply."""
+    team = chat_practice(api, practice)
+    staff = api.token(practice, "staff")
+    c = api.ok("POST", "/conversations", staff, {"department_id": team, "client_id": "owner-d", "body": "Reminder: vaccines due", "channel": "app"})
+    cid = c["id"] if "id" in c else c["conversation_id"]
+    api.ok("POST", f"/conversations/{cid}/messages", staff, {"body": "Second reply"})
+
+    def with_delivery(route):
+        response = route.fetch()
+        body = response.json()
+        for m, status in zip(body["messages"], ["delivered", "failed"]):
+            m["delivery"] = {"status": status, "reason": "opted_out" if status == "failed" else None, "updated_at": m["at"], "segments": 1}
+        route.fulfill(response=response, json=body)
+
+    page.route(re.compile(rf".*/conversations/{cid}(\?.*)?$"), with_delivery)
+    sign_in_inbox(page, practice)
+    page.get_by_role("list", name="Conversations").get_by_role("button").filter(has_text="owner-d").click()
+    thread = page.get_by_role("log", name="Messages and transfers")
+    expect(thread.locator("li").filter(has_text="Reminder: vaccines due")).to_contain_text("Delivered")
+    expect(thread.locator("li").filter(has_text="Second reply")).to_contain_text("Not delivered: the owner opted out of texts")

@@ -255,8 +255,12 @@ class Widget {
     await this.refresh();
     clearInterval(this.refreshTimer);
     // While the panel is open the availability is re-read (the API lets the browser revalidate it cheaply):
-    // the banner follows the Online/Offline switch within one refresh.
-    this.refreshTimer = setInterval(() => this.refresh(), this.options.refreshSeconds * 1000);
+    // the banner follows the Online/Offline switch within one refresh. So is the chat's state: the end of a
+    // chat sends the owner no frame.
+    this.refreshTimer = setInterval(() => {
+      this.refresh();
+      this.syncConversation();
+    }, this.options.refreshSeconds * 1000);
     this.maybePopup();
   }
 
