@@ -244,8 +244,10 @@ def day(c, name: str):
     return c.get_by_role("group", name=name, exact=True)
 
 
-def axe_violations(page: Page) -> list[str]:
-    """axe-core's serious and critical violations on the page as it is now."""
+def axe_violations(page: Page, preload: bool = True) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now. `preload=False` on a page that
+    holds another origin's stylesheet (the widget's, on the clinic's site): axe would read it by adding a
+    <style>@import</style> of its own, which the page's CSP refuses; only css-orientation-lock needs it."""
     axe = os.environ.get("AXE_JS") or str(Path.home() / ".cache/vetchat/tools/axe-core/package/axe.min.js")
     assert os.path.isfile(axe), f"{axe}: axe-core is missing (scripts/test installs it)"
     if not page.evaluate("typeof window.axe !== 'undefined'"):
@@ -253,7 +255,9 @@ def axe_violations(page: Page) -> list[str]:
         # origin only) does not stop; a <script> tag added to the page would be refused.
         source = Path(axe).read_text()
         page.evaluate(f"() => {{ {source}\n }}")
-    result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    result = page.evaluate(
+        "async (preload) => (await axe.run(document, {resultTypes: ['violations'], preload})).violations", preload
+    )
     return [
         f"{v['impact']}: {v['id']} ({v['help']}) at {[n['target'] for n in v['nodes']][:5]}"
         for v in result

@@ -1,11 +1,12 @@
-"""Accessibility: axe-core finds no serious or critical violation on any state of the pages; every control
-has a label; the settings can be used with the keyboard alone, and the focus is always visible."""
+"""Accessibility: axe-core finds no serious or critical violation on any state of the pages (the settings, the
+inbox, the widget: open, offline, after hours); every control has a label; the settings and the widget can be
+used with the keyboard alone, and the focus is always visible."""
 
 from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from conftest import axe_violations, card, day, expand, save, sign_in
+from conftest import ALWAYS, axe_violations, card, chat_practice, day, expand, open_widget, save, sign_in, sign_in_inbox
 
 
 def focus_ring(page):
@@ -157,3 +158,69 @@ def test_the_settings_work_from_the_keyboard_with_a_visible_focus(page, api, pra
     saved = api.department(practice, grooming_id)
     assert saved["hours"]["sat"] == {"start": "09:00", "end": "18:00"}
     assert saved["chat"]["greeting"] == "Typed with the keyboard"
+
+
+def test_axe_finds_nothing_serious_on_the_inbox_and_the_widget(page, owner_page, api, clinic, practice):
+    from test_widget import closed_until_the_day_after_tomorrow
+
+    team = chat_practice(api, practice)
+    api.add_department(practice, {"name": "Grooming", "visible_in_app": True, "hours": ALWAYS, "chat": {"greeting": "Groomers here."}})
+    panel = open_widget(owner_page, clinic, practice)
+    assert axe_violations(owner_page, preload=False) == [], "the widget, open"
+    panel.get_by_label("Your message").fill("Does Luna need a booster?")
+    panel.get_by_role("button", name="Send", exact=True).click()
+    expect(panel.get_by_role("log", name="Messages")).to_contain_text("Does Luna need a booster?")
+
+    sign_in_inbox(page, practice)
+    assert axe_violations(page) == [], "the inbox, the list"
+    page.get_by_role("list", name="Conversations").get_by_role("button").first.click()
+    page.get_by_label("Reply", exact=True).fill("Yes, this month.")
+    page.get_by_role("button", name="Send reply").click()
+    expect(panel.get_by_role("log", name="Messages")).to_contain_text("Yes, this month.")
+    page.get_by_role("button", name="Transfer", exact=True).click()
+    expect(page.get_by_role("log", name="Messages and transfers")).to_contain_text("Transferred")
+    assert axe_violations(page) == [], "the inbox, a conversation with a reply and a transfer"
+    assert axe_violations(owner_page, preload=False) == [], "the widget, a chat going on"
+
+    api.ok("PUT", f"/departments/{team}/online", api.token(practice), {"online": False})
+    other = owner_page.context.browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+    panel = open_widget(other, clinic, practice)
+    expect(panel.get_by_role("status").filter(has_text="Chat is offline")).to_be_visible()
+    assert axe_violations(other, preload=False) == [], "the widget, offline"
+
+    api.ok("PUT", f"/departments/{team}/online", api.token(practice), {"online": True})
+    closed_until_the_day_after_tomorrow(api, practice, team, allow=True, message="We are closed; leave a note.")
+    other.reload()
+    panel = open_widget(other, clinic, practice)
+    expect(panel.get_by_role("alertdialog")).to_be_visible()
+    assert axe_violations(other, preload=False) == [], "the widget, the after-hours pop-up"
+    other.context.close()
+
+
+def test_the_widget_works_from_the_keyboard_with_a_visible_focus(owner_page, api, clinic, practice):
+    chat_practice(api, practice)
+    owner_page.goto(clinic.page_url(practice))
+    launcher = owner_page.get_by_role("button", name="Chat with Happy Paws")
+    expect(launcher).to_be_visible()
+    # Tab from the clinic's own button to the launcher.
+    owner_page.get_by_role("button", name="Book an appointment").focus()
+    for _ in range(5):
+        owner_page.keyboard.press("Tab")
+        if launcher.evaluate("(el) => el.matches(':focus')"):
+            break
+    expect(launcher).to_be_focused()
+    assert launcher.evaluate("(el) => { const s = getComputedStyle(el); return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2; }")
+    owner_page.keyboard.press("Enter")
+    text = owner_page.get_by_label("Your message")
+    expect(text).to_be_focused()
+    owner_page.keyboard.type("Typed with the keyboard")
+    owner_page.keyboard.press("Tab")
+    send = owner_page.get_by_role("button", name="Send", exact=True)
+    expect(send).to_be_focused()
+    assert send.evaluate("(el) => { const s = getComputedStyle(el); return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2; }")
+    owner_page.keyboard.press("Enter")
+    expect(owner_page.get_by_role("log", name="Messages")).to_contain_text("Typed with the keyboard")
+    owner_page.keyboard.press("Escape")
+    expect(owner_page.get_by_role("dialog", name="Chat with Happy Paws")).to_be_hidden()
+    expect(launcher).to_be_focused()
+    expect(launcher).to_have_attribute("aria-expanded", "false")

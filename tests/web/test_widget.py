@@ -62,8 +62,8 @@ def test_the_widget_keeps_to_its_shadow_root_and_adds_one_global(owner_page, api
     assert owner_page.evaluate("document.querySelectorAll('body textarea, body [role=dialog]').length") == 0
     # The clinic's greedy styles (magenta buttons, Georgia, !important) stop at the widget.
     launcher = owner_page.get_by_role("button", name="Chat with Happy Paws")
-    style = launcher.evaluate("(el) => { const s = getComputedStyle(el); return [s.backgroundColor, s.fontFamily]; }")
-    assert style[0] == "rgb(29, 78, 216)" and "Georgia" not in style[1], style
+    style = launcher.evaluate("(el) => { const s = getComputedStyle(el); return [s.backgroundColor, s.fontFamily, s.letterSpacing]; }")
+    assert style[0] == "rgb(29, 78, 216)" and "Georgia" not in style[1] and style[2] == "normal", style
     # And the clinic's own button is untouched by the widget.
     clinic_button = owner_page.get_by_role("button", name="Book an appointment")
     assert clinic_button.evaluate("(el) => getComputedStyle(el).backgroundColor") == "rgb(255, 0, 255)"

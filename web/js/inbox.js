@@ -224,9 +224,9 @@ function renderThread() {
     ...[...messages.values()].map((m) => ({ at: m.at, seq: m.seq, el: () => messageItem(m, conversation) })),
     ...transfers.map((t) => ({ at: t.at, seq: Infinity, el: () => transferItem(t) })),
   ].sort((a, b) => (a.at === b.at ? a.seq - b.seq : a.at < b.at ? -1 : 1));
-  const log = $("thread");
+  const log = $("thread-log");
   const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  log.replaceChildren(...items.map((i) => i.el()));
+  $("thread").replaceChildren(...items.map((i) => i.el()));
   if (atEnd) log.scrollTop = log.scrollHeight;
 }
 
@@ -385,7 +385,8 @@ async function select(id) {
   $("detail").replaceChildren(
     title,
     h("p", { class: "detail-meta", id: "detail-meta" }),
-    h("ol", { id: "thread", class: "thread", role: "log", "aria-label": "Messages and transfers", tabindex: "0" }),
+    // A log region around the list (a list given role=log would be no list any more).
+    h("div", { id: "thread-log", class: "thread", role: "log", "aria-label": "Messages and transfers", tabindex: "0" }, h("ol", { id: "thread" })),
     h("p", { id: "ended-note", class: "notice", hidden: true }, "This conversation has ended. A new message from the pet owner starts a new one."),
     replyForm(),
     h("div", { class: "detail-actions" }, transferForm(), h("div", { class: "end" }, endButton())),

@@ -182,7 +182,9 @@ class Widget {
     this.banner = h("p", { class: "banner", role: "status", hidden: true });
     this.picker = h("div", { class: "picker" });
     this.greeting = h("p", { class: "greeting", hidden: true });
-    this.thread = h("ol", { class: "thread", role: "log", "aria-label": "Messages", tabindex: "0" });
+    this.list = h("ol", { class: "messages" });
+    // A log region around the list (a list given role=log would be no list any more).
+    this.thread = h("div", { class: "thread", role: "log", "aria-label": "Messages", tabindex: "0", hidden: true }, this.list);
     this.ended = h("p", { class: "note", hidden: true }, "This chat has ended. Write again to start a new one.");
     this.text = h("textarea", { id: uid("vetchat-text"), rows: 3, maxlength: 4000 });
     this.why = h("p", { class: "why", id: uid("vetchat-why") });
@@ -206,7 +208,7 @@ class Widget {
       h("div", { class: "body" }, this.banner, this.picker, this.greeting, this.thread, this.ended, this.form),
       this.popup,
     );
-    root.append(styles, this.panel, this.launcher);
+    root.append(styles, h("div", { class: "root" }, this.panel, this.launcher));
     // Shown once its styles are in: never a bare button in the corner of the clinic's page.
     styles.addEventListener("load", () => {
       this.launcher.hidden = false;
@@ -494,7 +496,8 @@ class Widget {
           h("p", { class: "text" }, m.body),
         ),
       );
-    this.thread.replaceChildren(...items);
+    this.list.replaceChildren(...items);
+    this.thread.hidden = items.length === 0;
     this.thread.scrollTop = this.thread.scrollHeight;
   }
 
