@@ -282,6 +282,9 @@ class Clinic:
     """A clinic's website on another origin than the service, with the widget's one <script> tag."""
 
     url: str
+    # What a page asked for without a query gets (the OAuth issuer sends the browser back to the bare page):
+    # the practice, the refresh, and data-* attributes of the widget's tag, e.g. {"issuer": …, "client-id": …}.
+    defaults: dict
 
     def page_url(self, practice: str, refresh: int = 1, widget: bool = True) -> str:
         query = {"practice": practice, "refresh": str(refresh)}
@@ -308,10 +311,13 @@ def clinic(server):
         def do_GET(self):
             url = urllib.parse.urlsplit(self.path)
             query = dict(urllib.parse.parse_qsl(url.query))
+            if "practice" not in query:
+                query = {**clinic.defaults, **query}
             if url.path == "/":
+                extra = "".join(f' data-{k}="{v}"' for k, v in query.items() if k not in ("practice", "refresh", "widget", "code", "state"))
                 tag = (
                     f'<script src="{pages}/widget.js" data-practice="{query.get("practice", "")}" '
-                    f'data-refresh="{query.get("refresh", "30")}" defer></script>'
+                    f'data-refresh="{query.get("refresh", "30")}"{extra} defer></script>'
                     if query.get("widget") != "0"
                     else ""
                 )
@@ -332,9 +338,10 @@ def clinic(server):
             self.wfile.write(body)
 
     httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    clinic = Clinic(f"http://127.0.0.1:{httpd.server_address[1]}", {})
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield Clinic(f"http://127.0.0.1:{httpd.server_address[1]}")
+    yield clinic
     httpd.shutdown()
     httpd.server_close()
 

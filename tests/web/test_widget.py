@@ -227,3 +227,50 @@ def test_the_template_lets_the_widget_call_the_api_and_load_its_files():
     policy = re.search(r"WebResponseHeaders:\n(.*?)\n\n", text, re.S).group(1)
     assert "CorsConfig:" in policy and "AccessControlAllowCredentials: false" in policy
     assert Path(ROOT / "web" / "widget.js").is_file()
+
+
+@pytest.mark.store
+def test_the_widget_signs_the_owner_in_with_oauth_pkce_and_leaves_no_code_in_the_history(browser, server, api, clinic, practice, page_errors):
+    from conftest import new_page
+    from test_signin import FakeIssuer
+
+    chat_practice(api, practice)
+    issuer = FakeIssuer(lambda: api.token(practice, "client", "maria@example.com"))
+    clinic.defaults.update({"practice": practice, "refresh": "30", "issuer": issuer.url, "client-id": "pet-owners"})
+    try:
+        # The fake issuer is one more origin, which the clinic's CSP would have to name: lifted here.
+        page = new_page(browser, server, page_errors, bypass_csp=True)
+        page.goto(f"{clinic.url}/")
+        page.get_by_role("button", name="Chat with Happy Paws").click()
+        page.get_by_label("Your message").fill("Hello from Maria")
+        page.get_by_role("button", name="Sign in and send").click()
+        # Back from the issuer on the clinic's page: the widget opens again, signed in.
+        expect(page.get_by_role("dialog", name="Chat with Happy Paws")).to_be_visible()
+        expect(page.get_by_role("button", name="Send", exact=True)).to_be_visible()
+        assert "code=" not in page.url and "state=" not in page.url
+        (asked,) = issuer.authorize_requests
+        assert (asked["client_id"], asked["code_challenge_method"], asked["redirect_uri"]) == ("pet-owners", "S256", f"{clinic.url}/")
+        (exchange,) = issuer.token_requests
+        assert 43 <= len(exchange["code_verifier"]) <= 128
+
+        page.get_by_label("Your message").fill("Hello from Maria")
+        page.get_by_role("button", name="Send", exact=True).click()
+        expect(page.get_by_role("log", name="Messages")).to_contain_text("Hello from Maria")
+        [c] = open_conversations(api, practice)
+        assert c["client_id"] == "maria@example.com"
+
+        kept = page.evaluate("() => ({session: {...sessionStorage}, local: {...localStorage}, cookie: document.cookie})")
+        assert set(kept["session"]) == {f"vetchat.widget.{practice}"}, "the PKCE verifier outlived the sign-in"
+        assert kept["local"] == {} and kept["cookie"] == ""
+        page.go_back()
+        assert "code=" not in page.url
+
+        # A ?code= the widget did not ask for (the clinic's own sign-in, say) is left alone.
+        page.goto(f"{clinic.url}/?code=not-ours&state=theirs")
+        expect(page.get_by_role("button", name="Chat with Happy Paws")).to_be_visible()
+        assert "code=not-ours" in page.url and len(issuer.token_requests) == 1
+        page.context.close()
+        assert not page_errors.errors
+    finally:
+        clinic.defaults.clear()
+        issuer.close()
