@@ -191,14 +191,19 @@ def new_page(browser, server, page_errors, **context_options) -> Page:
     return page
 
 
+def close_checked(p: Page, page_errors: PageErrors, whose: str):
+    """Closes the page's context; the page must have thrown nothing and kept to `whose` CSP."""
+    p.context.close()
+    assert not page_errors.errors, f"uncaught errors in the page: {page_errors.errors}"
+    refused = [line for line in page_errors.console if "Content Security Policy" in line]
+    assert not refused, f"{whose} Content-Security-Policy was broken: {refused}"
+
+
 @pytest.fixture
 def page(browser, server, page_errors):
     p = new_page(browser, server, page_errors)
     yield p
-    p.context.close()
-    assert not page_errors.errors, f"uncaught errors in the page: {page_errors.errors}"
-    refused = [line for line in page_errors.console if "Content Security Policy" in line]
-    assert not refused, f"the pages broke their own Content-Security-Policy: {refused}"
+    close_checked(p, page_errors, "the pages' own")
 
 
 @pytest.fixture
@@ -351,10 +356,7 @@ def owner_page(browser, server, page_errors):
     """A pet owner's browser on the clinic's site (its own context: its own sessionStorage)."""
     p = new_page(browser, server, page_errors)
     yield p
-    p.context.close()
-    assert not page_errors.errors, f"uncaught errors in the page: {page_errors.errors}"
-    refused = [line for line in page_errors.console if "Content Security Policy" in line]
-    assert not refused, f"the widget broke the clinic's Content-Security-Policy: {refused}"
+    close_checked(p, page_errors, "the clinic's")
 
 
 def open_widget(page: Page, clinic: Clinic, practice: str, refresh: int = 1, name: str = "Happy Paws"):

@@ -147,7 +147,7 @@ def test_the_inbox_refreshes_by_itself_when_live_updates_cannot_connect(page, ap
         lambda route: route.fulfill(json={"api_base": "", "auth": {"mode": "local"}, "max_windows_per_day": 4, "refresh_seconds": 1}),
     )
     sign_in(page, practice, role="staff", next_path="/inbox.html")
-    expect(page.get_by_role("status").filter(has_text="refreshing every 1 seconds")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="refreshing every second")).to_be_visible()
     api.ok(
         "POST",
         "/conversations",

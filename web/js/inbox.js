@@ -442,7 +442,7 @@ function onState(name, seconds) {
       ? "Live: new messages show as they arrive."
       : name === "connecting"
         ? "Connecting the live updates…"
-        : `Live updates are not connected: refreshing every ${seconds} seconds.`;
+        : `Live updates are not connected: refreshing every ${seconds === 1 ? "second" : `${seconds} seconds`}.`;
 }
 
 async function main() {

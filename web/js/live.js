@@ -71,7 +71,8 @@ export function liveUpdates({ ticket, onFrame, onSync, onState, pollSeconds = 15
       clearInterval(keepAlive);
       if (socket === ws) socket = null;
       if (stopped) return;
-      // A socket that opened and later dropped is tried again at once; one that never opened waits.
+      // A socket that opened and later dropped is tried again after the shortest pause; one that never
+      // opened waits longer each time.
       if (opened) failures = 0;
       retry();
     });
