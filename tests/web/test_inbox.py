@@ -180,8 +180,22 @@ def test_a_messages_delivery_status_is_shown_when_it_carries_one(page, api, prac
         route.fulfill(response=response, json=body)
 
     page.route(re.compile(rf".*/conversations/{cid}(\?.*)?$"), with_delivery)
+    # The live socket goes through to the server; the test adds the outbound issue's message.delivery frame.
+    sockets = []
+
+    def through(ws):
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    page.route_web_socket(re.compile(r".*/ws\?ticket=.*"), through)
     sign_in_inbox(page, practice)
     page.get_by_role("list", name="Conversations").get_by_role("button").filter(has_text="owner-d").click()
     thread = page.get_by_role("log", name="Messages and transfers")
-    expect(thread.locator("li").filter(has_text="Reminder: vaccines due")).to_contain_text("Delivered")
+    first = thread.locator("li").filter(has_text="Reminder: vaccines due")
+    expect(first).to_contain_text("Delivered")
     expect(thread.locator("li").filter(has_text="Second reply")).to_contain_text("Not delivered: the owner opted out of texts")
+
+    message_id = first.get_attribute("data-message-id")
+    delivery = {"status": "read", "reason": None, "updated_at": "2026-12-02T10:00:00Z", "segments": 1}
+    sockets[-1].send(json.dumps({"type": "message.delivery", "conversation_id": cid, "message_id": message_id, "delivery": delivery}))
+    expect(first.locator(".delivery")).to_have_text("Delivery: Read")

@@ -253,8 +253,10 @@ class Widget {
     this.panel.hidden = false;
     this.launcher.setAttribute("aria-expanded", "true");
     this.host.toggleAttribute("data-open", true);
-    this.text.focus();
+    this.closeButton.focus();
     await this.refresh();
+    // The message box when a message can be written now, else the close button keeps the focus.
+    if (!this.text.disabled) this.text.focus();
     clearInterval(this.refreshTimer);
     // While the panel is open the availability is re-read (the API lets the browser revalidate it cheaply):
     // the banner follows the Online/Offline switch within one refresh. So is the chat's state: the end of a
