@@ -65,6 +65,7 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            feed: ChangeFeed::default(),
         }
     }
 
