@@ -144,6 +144,59 @@ pub fn phone(
     Ok(number)
 }
 
+/// The country calling codes ITU has assigned, as the phone-number library's metadata lists them (a test
+/// keeps the two equal).
+const COUNTRY_CODES: &[u16] = &[
+    1, 7, 20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54,
+    55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211,
+    212, 213, 216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234,
+    235, 236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253,
+    254, 255, 256, 257, 258, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 290, 291, 297, 298,
+    299, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373, 374, 375, 376, 377,
+    378, 380, 381, 382, 383, 385, 386, 387, 389, 420, 421, 423, 500, 501, 502, 503, 504, 505, 506,
+    507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670, 672, 673, 674, 675, 676,
+    677, 678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692, 800, 808, 850, 852,
+    853, 855, 856, 870, 878, 880, 881, 882, 883, 886, 888, 960, 961, 962, 963, 964, 965, 966, 967,
+    968, 970, 971, 972, 973, 974, 975, 976, 977, 979, 992, 993, 994, 995, 996, 998,
+];
+
+/// A number a gateway hands over (AWS End User Messaging, an integration's `from`): E.164, `+`, an assigned
+/// country calling code, 7 to 15 digits in all (spaces, dashes, dots and parentheses between them dropped). Checked by its shape and country
+/// code only: loading the full phone-number metadata costs a cold start tens of milliseconds on the first
+/// text, and a gateway's number is one the network delivered. Numbers people type (settings, staff) go
+/// through [`phone`].
+pub fn gateway_number(raw: &str, field: &str) -> DomainResult<String> {
+    let invalid = || {
+        DomainError::invalid(
+            InvalidCode::InvalidPhone,
+            field,
+            format!("{raw:?} is not an E.164 phone number (+ and 7 to 15 digits)"),
+        )
+    };
+    // The visual separators people and some integrations write ("+1 201-555-0111") are dropped, as the
+    // library's parser drops them.
+    let compact: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = compact.strip_prefix('+').ok_or_else(invalid)?;
+    if !(7..=15).contains(&digits.len())
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || digits.starts_with('0')
+    {
+        return Err(invalid());
+    }
+    let assigned = (1..=3).any(|n| {
+        digits[..n]
+            .parse::<u16>()
+            .is_ok_and(|code| COUNTRY_CODES.binary_search(&code).is_ok())
+    });
+    if !assigned {
+        return Err(invalid());
+    }
+    Ok(format!("+{digits}"))
+}
+
 pub fn e164(number: &phonenumber::PhoneNumber) -> String {
     number.format().mode(phonenumber::Mode::E164).to_string()
 }
@@ -208,4 +261,71 @@ pub fn sms_alert_numbers(
     }
     let numbers = phones(raw, practice_country, field, MAX_SMS_NUMBERS)?;
     Ok(numbers.iter().map(e164).collect())
+}
+
+#[cfg(test)]
+mod gateway_number_tests {
+    use super::*;
+
+    #[test]
+    fn the_country_codes_are_the_phone_number_librarys() {
+        let db = &*phonenumber::metadata::DATABASE;
+        let library: Vec<u16> = (1u16..1000).filter(|c| db.by_code(c).is_some()).collect();
+        assert_eq!(COUNTRY_CODES, library.as_slice());
+    }
+
+    #[test]
+    fn gateway_numbers_are_e164_with_an_assigned_country_code() {
+        assert_eq!(
+            gateway_number("+12015550111", "from").unwrap(),
+            "+12015550111"
+        );
+        assert_eq!(
+            gateway_number("+1 (201) 555-0111", "from").unwrap(),
+            "+12015550111"
+        );
+        assert_eq!(
+            gateway_number(" +447700900123 ", "from").unwrap(),
+            "+447700900123"
+        );
+        assert_eq!(gateway_number("+6831234", "from").unwrap(), "+6831234");
+        for bad in [
+            "",
+            "12015550111",
+            "+",
+            "+1201",
+            "+1234567890123456",
+            "+1201555011a",
+            "++12015550111",
+            // No country calling code starts with 0, and 999 is not assigned.
+            "+02015550111",
+            "+99912345678",
+        ] {
+            let e = gateway_number(bad, "from").expect_err(bad);
+            assert!(
+                matches!(&e, DomainError::Invalid { code: InvalidCode::InvalidPhone, field, .. } if field == "from"),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+
+    /// What the library accepts as a valid E.164 number, the gateway check accepts too (the check is
+    /// only ever looser, never refusing a real number).
+    #[test]
+    fn every_number_the_library_finds_valid_passes() {
+        for raw in [
+            "+12015550111",
+            "+447911123456",
+            "+61412345678",
+            "+33612345678",
+            "+8613800138000",
+            "+5511987654321",
+            "+27821234567",
+            "+4915112345678",
+            "+971501234567",
+        ] {
+            let n = phone(raw, "", "from").expect(raw);
+            assert_eq!(gateway_number(raw, "from").unwrap(), e164(&n), "{raw}");
+        }
+    }
 }

@@ -141,11 +141,15 @@ async fn texts_start_in_the_default_department_and_join_the_open_conversation(ap
         .await;
     assert_eq!(whatsapp.status, StatusCode::CREATED);
     assert_eq!(whatsapp.body["department_id"], default_id.as_str());
-    let bad = text(&api, &p, "not a number", "x").await;
-    assert_eq!(
-        (bad.status, bad.code()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone")
-    );
+    // A gateway's number is checked by its shape and country code: no unassigned code, no local format.
+    for not_e164 in ["not a number", "2015550111", "+99912345678", "+1201"] {
+        let bad = text(&api, &p, not_e164, "x").await;
+        assert_eq!(
+            (bad.status, bad.code(), bad.body["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", Some("from")),
+            "{not_e164}"
+        );
+    }
     let empty = text(&api, &p, "+12015550112", "   ").await;
     assert_eq!(
         (empty.status, empty.code(), empty.field()),
@@ -418,6 +422,21 @@ async fn staff_start_reply_and_end_conversations(api: Api) {
         (StatusCode::CONFLICT, "client_has_open_conversation")
     );
     assert_eq!(dup.body["error"]["conversation_id"], id.as_str());
+
+    // A number staff type is checked in full by the phone-number library (here: no such US area code).
+    let typo = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            "/conversations",
+            Some(json!({"department_id": vid, "client_id": "+10005550111", "channel": "sms", "body": "hi"})),
+        )
+        .await;
+    assert_eq!(
+        (typo.status, typo.code(), typo.body["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", Some("client_id"))
+    );
 
     // The client's answer joins it.
     let answer = app(&api, &p, "owner-9", None, "Thanks!").await;

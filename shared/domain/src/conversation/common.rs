@@ -40,7 +40,8 @@ pub(super) fn message_body(raw: &str) -> DomainResult<String> {
     Ok(body.to_owned())
 }
 
-/// A texting client's number, E.164.
+/// A texting client's number as a gateway hands it over (`from`, E.164), checked by its shape and country
+/// code ([`validate::gateway_number`]: no phone-number metadata on the path of every text).
 pub fn text_sender(raw: Option<&str>) -> DomainResult<String> {
     let raw = raw.ok_or_else(|| {
         DomainError::invalid(
@@ -49,9 +50,7 @@ pub fn text_sender(raw: Option<&str>) -> DomainResult<String> {
             "a text needs the sender's number",
         )
     })?;
-    // No default region: gateways hand over E.164 numbers.
-    let number = validate::phone(raw, "", "from")?;
-    Ok(validate::e164(&number))
+    validate::gateway_number(raw, "from")
 }
 
 /// A message of the conversation `to`, taking the `seq` after `to.last_seq + index`.

@@ -6,12 +6,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::common::{
-    known_department, message_body, messages_for, not_set_up, retry_races, text_sender, Attempt,
+    known_department, message_body, messages_for, not_set_up, retry_races, Attempt,
 };
 use super::{Author, Channel, Conversation, ConversationId};
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{plausible_id, Caller, DepartmentId, Ids, DASHBOARD, MAX_ID_BYTES};
 use crate::store::{ConversationIntake, NewConversation, OpenConversation, StoreError};
+use crate::validate;
 
 /// `POST /conversations` body.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,7 +52,8 @@ pub async fn staff_start(
         Channel::App
     });
     let client_id = if channel.is_text() {
-        text_sender(Some(&client_id))?
+        // A number staff typed: the phone-number library's full check (E.164, no default region).
+        validate::e164(&validate::phone(&client_id, "", "client_id")?)
     } else {
         client_id
     };
