@@ -1551,19 +1551,58 @@ fn max_age_never_crosses_an_opening() {
     // Weekdays 09:00-18:00 New York; Monday 2026-11-23 opens at 09:00 EST = 14:00Z.
     let h = every_day(hours("09:00", "18:00"));
     let opening = at("2026-11-23T09:00:00-05:00");
-    assert_eq!(max_age(&h, &[], true, NY, at("2026-11-23T08:00:00-05:00")), AVAILABILITY_MAX_AGE_SECS);
-    assert_eq!(max_age(&h, &[], true, NY, opening - chrono::Duration::seconds(30)), 30);
-    assert_eq!(max_age(&h, &[], true, NY, opening - chrono::Duration::seconds(12)), 12);
-    assert_eq!(max_age(&h, &[], true, NY, opening - chrono::Duration::milliseconds(12_400)), 12);
+    assert_eq!(
+        max_age(&h, &[], true, NY, at("2026-11-23T08:00:00-05:00")),
+        AVAILABILITY_MAX_AGE_SECS
+    );
+    assert_eq!(
+        max_age(&h, &[], true, NY, opening - chrono::Duration::seconds(30)),
+        30
+    );
+    assert_eq!(
+        max_age(&h, &[], true, NY, opening - chrono::Duration::seconds(12)),
+        12
+    );
+    assert_eq!(
+        max_age(
+            &h,
+            &[],
+            true,
+            NY,
+            opening - chrono::Duration::milliseconds(12_400)
+        ),
+        12
+    );
     // Due within the second: not cached at all (revalidated each time).
-    assert_eq!(max_age(&h, &[], true, NY, opening - chrono::Duration::milliseconds(999)), 0);
-    assert_eq!(max_age(&h, &[], true, NY, opening - chrono::Duration::milliseconds(1)), 0);
+    assert_eq!(
+        max_age(
+            &h,
+            &[],
+            true,
+            NY,
+            opening - chrono::Duration::milliseconds(999)
+        ),
+        0
+    );
+    assert_eq!(
+        max_age(
+            &h,
+            &[],
+            true,
+            NY,
+            opening - chrono::Duration::milliseconds(1)
+        ),
+        0
+    );
     // From the opening on it is open, and caching is back to the cap.
     assert_eq!(max_age(&h, &[], true, NY, opening), 30);
     for back in 1..=40 {
         let now = opening - chrono::Duration::seconds(back);
         let n = max_age(&h, &[], true, NY, now);
-        assert!(now + chrono::Duration::seconds(n.into()) <= opening, "{back} s before: max-age {n}");
+        assert!(
+            now + chrono::Duration::seconds(n.into()) <= opening,
+            "{back} s before: max-age {n}"
+        );
     }
 }
 
@@ -1572,43 +1611,109 @@ fn max_age_never_crosses_a_closing() {
     // Open 09:00-18:00 London; Friday 2026-11-27 closes at 18:00 GMT.
     let h = every_day(hours("09:00", "18:00"));
     let closing = at("2026-11-27T18:00:00Z");
-    assert_eq!(max_age(&h, &[], true, LONDON, closing - chrono::Duration::seconds(45)), 30);
-    assert_eq!(max_age(&h, &[], true, LONDON, closing - chrono::Duration::seconds(5)), 5);
-    assert_eq!(max_age(&h, &[], true, LONDON, closing - chrono::Duration::milliseconds(300)), 0);
+    assert_eq!(
+        max_age(
+            &h,
+            &[],
+            true,
+            LONDON,
+            closing - chrono::Duration::seconds(45)
+        ),
+        30
+    );
+    assert_eq!(
+        max_age(
+            &h,
+            &[],
+            true,
+            LONDON,
+            closing - chrono::Duration::seconds(5)
+        ),
+        5
+    );
+    assert_eq!(
+        max_age(
+            &h,
+            &[],
+            true,
+            LONDON,
+            closing - chrono::Duration::milliseconds(300)
+        ),
+        0
+    );
     assert_eq!(max_age(&h, &[], true, LONDON, closing), 30);
     for back in 1..=40 {
         let now = closing - chrono::Duration::seconds(back);
         let n = max_age(&h, &[], true, LONDON, now);
-        assert!(now + chrono::Duration::seconds(n.into()) <= closing, "{back} s before: max-age {n}");
+        assert!(
+            now + chrono::Duration::seconds(n.into()) <= closing,
+            "{back} s before: max-age {n}"
+        );
     }
 }
 
 #[test]
 fn max_age_stops_at_the_split_shift_break_and_at_the_midnight_a_non_working_day_ends() {
     let h = every_day(windows(&[("08:00", "12:00"), ("14:00", "19:00")]));
-    assert_eq!(max_age(&h, &[], true, NY, at("2026-11-23T11:59:50-05:00")), 10);
-    assert_eq!(max_age(&h, &[], true, NY, at("2026-11-23T13:59:40-05:00")), 20);
+    assert_eq!(
+        max_age(&h, &[], true, NY, at("2026-11-23T11:59:50-05:00")),
+        10
+    );
+    assert_eq!(
+        max_age(&h, &[], true, NY, at("2026-11-23T13:59:40-05:00")),
+        20
+    );
     // Thursday a holiday: `non_working_day` turns into `outside_hours` at Friday's midnight, before Friday's
     // 08:00 opening, so the answer at 23:59:50 is kept 10 s only.
     let ov = [non_working("2026-11-26", "2026-11-26")];
     let a = availability(&h, &ov, true, NY, at("2026-11-26T23:59:50-05:00"));
     assert_eq!(a.reason, AvailabilityReason::NonWorkingDay);
-    assert_eq!(max_age(&h, &ov, true, NY, at("2026-11-26T23:59:50-05:00")), 10);
+    assert_eq!(
+        max_age(&h, &ov, true, NY, at("2026-11-26T23:59:50-05:00")),
+        10
+    );
     // An open stretch through midnight (22:00-24:00 then 00:00-06:00) changes nothing at midnight.
     let mut night = closed_week();
     night.mon = hours("22:00", "24:00");
     night.tue = hours("00:00", "06:00");
-    assert_eq!(max_age(&night, &[], true, NY, at("2026-11-23T23:59:50-05:00")), 30);
-    assert_eq!(max_age(&night, &[], true, NY, at("2026-11-24T05:59:58-05:00")), 2);
+    assert_eq!(
+        max_age(&night, &[], true, NY, at("2026-11-23T23:59:50-05:00")),
+        30
+    );
+    assert_eq!(
+        max_age(&night, &[], true, NY, at("2026-11-24T05:59:58-05:00")),
+        2
+    );
 }
 
 #[test]
 fn offline_is_kept_the_cap_only_and_the_cap_is_thirty_seconds() {
     let h = every_day(hours("09:00", "18:00"));
     // Whatever the hours, an offline department changes only when staff flip the switch back.
-    assert_eq!(max_age(&h, &[], false, NY, at("2026-11-23T08:59:59-05:00")), 30);
+    assert_eq!(
+        max_age(&h, &[], false, NY, at("2026-11-23T08:59:59-05:00")),
+        30
+    );
     assert_eq!(AVAILABILITY_MAX_AGE_SECS, 30);
     // Never opening within the horizon: the cap (and midnight, when the horizon moves).
-    assert_eq!(max_age(&closed_week(), &[], true, NY, at("2026-11-23T12:00:00-05:00")), 30);
-    assert_eq!(max_age(&closed_week(), &[], true, NY, at("2026-11-23T23:59:45-05:00")), 15);
+    assert_eq!(
+        max_age(
+            &closed_week(),
+            &[],
+            true,
+            NY,
+            at("2026-11-23T12:00:00-05:00")
+        ),
+        30
+    );
+    assert_eq!(
+        max_age(
+            &closed_week(),
+            &[],
+            true,
+            NY,
+            at("2026-11-23T23:59:45-05:00")
+        ),
+        15
+    );
 }

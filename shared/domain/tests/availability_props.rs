@@ -8,9 +8,9 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Days, Duration, LocalResult, NaiveDate, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use domain::schedule::{
-    availability, day_schedule, fresh_seconds, next_change, reminder_instant, validate_hours, validate_overrides,
-    AvailabilityReason, DateOverride, DayHours, DaySchedule, OverrideKind, TimeOfDay, WeeklyHours,
-    Window, MAX_WINDOWS,
+    availability, day_schedule, fresh_seconds, next_change, reminder_instant, validate_hours,
+    validate_overrides, AvailabilityReason, DateOverride, DayHours, DaySchedule, OverrideKind,
+    TimeOfDay, WeeklyHours, Window, MAX_WINDOWS,
 };
 use proptest::prelude::*;
 
