@@ -21,6 +21,7 @@ mod conversations;
 #[cfg(feature = "test-support")]
 mod counter;
 mod keys;
+mod rate_limits;
 mod realtime;
 mod reminders;
 mod settings;
@@ -65,6 +66,7 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            feed: ChangeFeed::default(),
         }
     }
 
