@@ -94,6 +94,9 @@ impl ApiError {
                     None,
                 ),
                 D::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, None),
+                D::RateLimited { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None, None)
+                }
             },
         }
     }
@@ -125,6 +128,14 @@ impl IntoResponse for ApiError {
                 http::header::RETRY_AFTER,
                 http::HeaderValue::from_static("1"),
             );
+        }
+        if let ApiError::Domain(DomainError::RateLimited {
+            retry_after_secs, ..
+        }) = &self
+        {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, (*retry_after_secs).into());
         }
         response
     }
