@@ -149,6 +149,16 @@ pub struct ConversationFilter {
     pub department_id: Option<DepartmentId>,
 }
 
+impl ConversationFilter {
+    /// The statuses the list reads: the one asked for, else both (each a partition of the activity index).
+    pub fn statuses(&self) -> Vec<ConversationStatus> {
+        match self.status {
+            Some(status) => vec![status],
+            None => vec![ConversationStatus::Open, ConversationStatus::Resolved],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConversationPage {
     /// Newest activity (`last_message_at`) first.

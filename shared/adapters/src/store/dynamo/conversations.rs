@@ -798,10 +798,7 @@ impl ConversationStore for DynamoStore {
             .map(|raw| decode_cursor(raw, practice_id))
             .transpose()?;
         let limit = limit.max(1);
-        let statuses = match filter.status {
-            Some(status) => vec![status],
-            None => vec![ConversationStatus::Open, ConversationStatus::Resolved],
-        };
+        let statuses = filter.statuses();
         let mut partitions: Vec<Partition> = statuses
             .into_iter()
             .map(|status| Partition {

@@ -492,10 +492,7 @@ impl ConversationStore for EmbeddedStore {
             .map(|raw| decode_cursor(raw, practice_id))
             .transpose()?;
         let limit = limit.max(1);
-        let statuses = match filter.status {
-            Some(status) => vec![status],
-            None => vec![ConversationStatus::Open, ConversationStatus::Resolved],
-        };
+        let statuses = filter.statuses();
         self.read(|tx| {
             // One more than a page from each status, merged newest first: the extra one only tells
             // whether there is a next page.
