@@ -1546,110 +1546,58 @@ fn max_age(h: &WeeklyHours, ov: &[DateOverride], online: bool, tz: Tz, now: Date
     fresh_seconds(next_change(&a, tz, now), now)
 }
 
-#[test]
-fn max_age_never_crosses_an_opening() {
-    // Weekdays 09:00-18:00 New York; Monday 2026-11-23 opens at 09:00 EST = 14:00Z.
+/// The max-age `ms` milliseconds before `change` (every day 09:00-18:00 in `tz`).
+fn max_age_before(tz: Tz, change: DateTime<Utc>, ms: i64) -> u32 {
     let h = every_day(hours("09:00", "18:00"));
-    let opening = at("2026-11-23T09:00:00-05:00");
-    assert_eq!(
-        max_age(&h, &[], true, NY, at("2026-11-23T08:00:00-05:00")),
-        AVAILABILITY_MAX_AGE_SECS
-    );
-    assert_eq!(
-        max_age(&h, &[], true, NY, opening - chrono::Duration::seconds(30)),
-        30
-    );
-    assert_eq!(
-        max_age(&h, &[], true, NY, opening - chrono::Duration::seconds(12)),
-        12
-    );
-    assert_eq!(
-        max_age(
-            &h,
-            &[],
-            true,
-            NY,
-            opening - chrono::Duration::milliseconds(12_400)
-        ),
-        12
-    );
-    // Due within the second: not cached at all (revalidated each time).
-    assert_eq!(
-        max_age(
-            &h,
-            &[],
-            true,
-            NY,
-            opening - chrono::Duration::milliseconds(999)
-        ),
-        0
-    );
-    assert_eq!(
-        max_age(
-            &h,
-            &[],
-            true,
-            NY,
-            opening - chrono::Duration::milliseconds(1)
-        ),
-        0
-    );
-    // From the opening on it is open, and caching is back to the cap.
-    assert_eq!(max_age(&h, &[], true, NY, opening), 30);
+    max_age(
+        &h,
+        &[],
+        true,
+        tz,
+        change - chrono::Duration::milliseconds(ms),
+    )
+}
+
+/// At every whole second in the 40 before `change`, now + max-age stays at or before it.
+fn assert_never_crosses(tz: Tz, change: DateTime<Utc>) {
     for back in 1..=40 {
-        let now = opening - chrono::Duration::seconds(back);
-        let n = max_age(&h, &[], true, NY, now);
+        let now = change - chrono::Duration::seconds(back);
+        let n = max_age_before(tz, change, back * 1000);
         assert!(
-            now + chrono::Duration::seconds(n.into()) <= opening,
-            "{back} s before: max-age {n}"
+            now + chrono::Duration::seconds(n.into()) <= change,
+            "{back} s before {change}: max-age {n}"
         );
     }
 }
 
 #[test]
+fn max_age_never_crosses_an_opening() {
+    // Monday 2026-11-23 opens at 09:00 EST = 14:00Z.
+    let opening = at("2026-11-23T09:00:00-05:00");
+    assert_eq!(
+        max_age_before(NY, opening, 3_600_000),
+        AVAILABILITY_MAX_AGE_SECS
+    );
+    assert_eq!(max_age_before(NY, opening, 30_000), 30);
+    assert_eq!(max_age_before(NY, opening, 12_000), 12);
+    assert_eq!(max_age_before(NY, opening, 12_400), 12, "rounded down");
+    // Due within the second: not cached at all (revalidated each time).
+    assert_eq!(max_age_before(NY, opening, 999), 0);
+    assert_eq!(max_age_before(NY, opening, 1), 0);
+    // From the opening on it is open, and caching is back to the cap.
+    assert_eq!(max_age_before(NY, opening, 0), 30);
+    assert_never_crosses(NY, opening);
+}
+
+#[test]
 fn max_age_never_crosses_a_closing() {
-    // Open 09:00-18:00 London; Friday 2026-11-27 closes at 18:00 GMT.
-    let h = every_day(hours("09:00", "18:00"));
+    // Friday 2026-11-27 closes at 18:00 GMT in London.
     let closing = at("2026-11-27T18:00:00Z");
-    assert_eq!(
-        max_age(
-            &h,
-            &[],
-            true,
-            LONDON,
-            closing - chrono::Duration::seconds(45)
-        ),
-        30
-    );
-    assert_eq!(
-        max_age(
-            &h,
-            &[],
-            true,
-            LONDON,
-            closing - chrono::Duration::seconds(5)
-        ),
-        5
-    );
-    assert_eq!(
-        max_age(
-            &h,
-            &[],
-            true,
-            LONDON,
-            closing - chrono::Duration::milliseconds(300)
-        ),
-        0
-    );
-    assert_eq!(max_age(&h, &[], true, LONDON, closing), 30);
-    for back in 1..=40 {
-        let now = closing - chrono::Duration::seconds(back);
-        let n = max_age(&h, &[], true, LONDON, now);
-        assert!(
-            now + chrono::Duration::seconds(n.into()) <= closing,
-            "{back} s before: max-age {n}"
-        );
-    }
+    assert_eq!(max_age_before(LONDON, closing, 45_000), 30);
+    assert_eq!(max_age_before(LONDON, closing, 5_000), 5);
+    assert_eq!(max_age_before(LONDON, closing, 300), 0);
+    assert_eq!(max_age_before(LONDON, closing, 0), 30);
+    assert_never_crosses(LONDON, closing);
 }
 
 #[test]

@@ -22,7 +22,7 @@ use domain::store::{
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::alerts::insert_alert;
-use super::rate_limits::{check_rate, read_rate, write_rate};
+use super::rate_limits::{check_and_write_rate, read_rate};
 use super::settings::{count_open, stored_department, DEPARTMENTS, PRACTICES};
 use super::{decode, engine, get, past, put, EmbeddedStore, Json};
 use crate::store::sortable;
@@ -320,7 +320,7 @@ impl ConversationIntake for EmbeddedStore {
                 return Err(StoreError::NotFound);
             }
             check_not_seen(tx, &c.practice_id, new.dedup_key.as_deref())?;
-            check_rate(tx, &c.practice_id, new.rate.as_ref())?;
+            check_and_write_rate(tx, &c.practice_id, new.rate.as_ref())?;
 
             put(
                 &mut claims,
@@ -330,7 +330,6 @@ impl ConversationIntake for EmbeddedStore {
             drop(claims);
             count_open(tx, &c.practice_id, &c.department_id, 1)?;
             mark_seen(tx, &c.practice_id, new.dedup_key.as_deref(), &c.id)?;
-            write_rate(tx, &c.practice_id, new.rate.as_ref())?;
             if let Some(alert) = &new.alert {
                 insert_alert(tx, alert)?;
             }
@@ -363,7 +362,7 @@ impl ConversationIntake for EmbeddedStore {
                 return Err(StoreError::VersionMismatch);
             }
             check_not_seen(tx, &practice_id, dedup_key.as_deref())?;
-            check_rate(tx, &practice_id, rate.as_ref())?;
+            check_and_write_rate(tx, &practice_id, rate.as_ref())?;
 
             mark_seen(
                 tx,
@@ -371,7 +370,6 @@ impl ConversationIntake for EmbeddedStore {
                 dedup_key.as_deref(),
                 &open.conversation_id,
             )?;
-            write_rate(tx, &practice_id, rate.as_ref())?;
             let mut next = current.clone();
             if let Some(last) = messages.iter().map(|m| m.at).max() {
                 next.last_message_at = last;

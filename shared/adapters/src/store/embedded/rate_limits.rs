@@ -26,8 +26,9 @@ pub(super) fn read_rate(
     get(&rates, (practice_id.0.as_str(), client_id))
 }
 
-/// The check of a write that carries counters: `VersionMismatch` unless they are still as read.
-pub(super) fn check_rate(
+/// The check of a write that carries counters, then their write: `VersionMismatch` unless they are still
+/// as read. Called after the write's other checks; a failure aborts the transaction, which writes nothing.
+pub(super) fn check_and_write_rate(
     tx: &WriteTransaction,
     practice_id: &PracticeId,
     update: Option<&RateUpdate>,
@@ -35,30 +36,11 @@ pub(super) fn check_rate(
     let Some(update) = update else {
         return Ok(());
     };
-    let rates = tx.open_table(CLIENT_RATES).map_err(engine)?;
-    let stored: Option<ClientRate> = get(
-        &rates,
-        (practice_id.0.as_str(), update.next.client_id.as_str()),
-    )?;
+    let key = (practice_id.0.as_str(), update.next.client_id.as_str());
+    let mut rates = tx.open_table(CLIENT_RATES).map_err(engine)?;
+    let stored: Option<ClientRate> = get(&rates, key)?;
     if stored.map(|r| r.version) != update.read_version {
         return Err(StoreError::VersionMismatch);
     }
-    Ok(())
-}
-
-/// Writes the counters a checked write carries.
-pub(super) fn write_rate(
-    tx: &WriteTransaction,
-    practice_id: &PracticeId,
-    update: Option<&RateUpdate>,
-) -> StoreResult<()> {
-    let Some(update) = update else {
-        return Ok(());
-    };
-    let mut rates = tx.open_table(CLIENT_RATES).map_err(engine)?;
-    put(
-        &mut rates,
-        (practice_id.0.as_str(), update.next.client_id.as_str()),
-        &update.next,
-    )
+    put(&mut rates, key, &update.next)
 }
