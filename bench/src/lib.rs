@@ -414,3 +414,25 @@ pub fn counts_text(counts: &BTreeMap<String, u64>) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// The number after `name` on the command line (`--seconds 10`), else `default`.
+pub fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// The `p` quantile (0 to 1) of sorted samples, nearest rank; NaN when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}

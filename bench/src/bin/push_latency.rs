@@ -12,26 +12,10 @@ use domain::identity::Role;
 use futures_util::StreamExt;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
+use vetchat_bench::{arg, percentile};
 use vetchat_tests::api::Api;
 use vetchat_tests::live::LiveServer;
 use vetchat_tests::TestStore;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use adapters::auth::Authenticated;
-use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, Body};
+use adapters::http::{
+    cacheable_json_response, json_response, method_not_allowed, parse_json, ApiResult, Body,
+};
 use adapters::{new_id, now};
 use domain::department::Department;
 use domain::identity::{DepartmentId, PracticeId};
@@ -200,9 +202,12 @@ fn parse_instant(raw: &str) -> Result<DateTime<Utc>, DomainError> {
         })
 }
 
+/// Cacheable for as long as it stays true (the domain's `max_age`), with a weak ETag of what it says: the
+/// body without `at`, the instant it was computed for, which differs between otherwise equal answers.
 async fn public_availability(
     State(s): State<AppState>,
     Path(practice_id): Path<String>,
+    headers: HeaderMap,
     query: Result<Query<AvailabilityQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(query) = query?;
@@ -213,5 +218,14 @@ async fn public_availability(
     // An id that cannot exist is answered like one that does not.
     let practice_id = PracticeId::parse(&practice_id).ok_or(DomainError::NotFound("practice"))?;
     let availability = settings::public_availability(&*s.store, &practice_id, at).await?;
-    Ok(json_response(StatusCode::OK, availability))
+    let max_age = availability.max_age(at);
+    let validator = serde_json::to_vec(&(&availability.practice, &availability.departments))
+        .expect("availability serializes");
+    Ok(cacheable_json_response(
+        &headers,
+        StatusCode::OK,
+        availability,
+        &validator,
+        max_age,
+    ))
 }

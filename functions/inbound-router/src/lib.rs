@@ -16,6 +16,7 @@ use adapters::auth::Authenticated;
 use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, Body};
 use adapters::{new_ticket_secret, now, UlidIds};
 use domain::client_view::{self, message_range};
+use domain::conversation::rate_limit::ClientRateLimits;
 use domain::conversation::{self, ConversationId, ConversationStatus, InboundInput, StartInput};
 use domain::identity::DepartmentId;
 use domain::realtime::{self, TicketInput};
@@ -28,8 +29,15 @@ pub mod sms;
 type AppState = adapters::http::AppState<dyn InboundRouterStore>;
 
 /// `websocket_url`: where the connections of the tickets this router sells go (the WebSocket API's URL on
-/// AWS, `ws://…/ws` locally).
-pub fn router(store: Arc<dyn InboundRouterStore>, websocket_url: &str) -> Router {
+/// AWS, `ws://…/ws` locally); `limits`: what a client's chat may send (`Config::client_rate_limits`).
+pub fn router(
+    store: Arc<dyn InboundRouterStore>,
+    websocket_url: &str,
+    limits: ClientRateLimits,
+) -> Router {
+    let inbound_route = Router::new()
+        .route("/inbound", post(inbound))
+        .with_state((AppState::new(store.clone()), limits));
     let tickets = Router::new()
         .route("/realtime/tickets", post(buy_ticket))
         .with_state((
@@ -37,7 +45,6 @@ pub fn router(store: Arc<dyn InboundRouterStore>, websocket_url: &str) -> Router
             Arc::<str>::from(websocket_url),
         ));
     Router::new()
-        .route("/inbound", post(inbound))
         .route(
             "/conversations",
             get(list_conversations).post(start_conversation),
@@ -48,12 +55,13 @@ pub fn router(store: Arc<dyn InboundRouterStore>, websocket_url: &str) -> Router
         .route("/client/conversations", get(client_conversations))
         .route("/client/conversations/{id}/messages", get(client_messages))
         .with_state(AppState::new(store))
+        .merge(inbound_route)
         .merge(tickets)
         .method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn inbound(
-    State(s): State<AppState>,
+    State((s, limits)): State<(AppState, ClientRateLimits)>,
     Authenticated(caller): Authenticated,
     headers: http::HeaderMap,
     Body(body): Body,
@@ -63,7 +71,8 @@ async fn inbound(
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let inbound = conversation::inbound_from_caller(&caller, input, idempotency_key.as_deref())?;
+    let inbound =
+        conversation::inbound_from_caller(&caller, input, idempotency_key.as_deref(), &limits)?;
     let routed = conversation::route_inbound(&*s.store, inbound, now(), &UlidIds).await?;
     let status = if routed.new_conversation {
         StatusCode::CREATED

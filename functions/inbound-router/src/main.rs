@@ -9,6 +9,7 @@ async fn main() -> Result<(), Error> {
         .serve_http(inbound_router::router(
             start.store(),
             &start.config.websocket_url,
+            start.config.client_rate_limits,
         ))
         .await
 }

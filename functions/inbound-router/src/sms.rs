@@ -66,6 +66,8 @@ pub async fn handle_text(
         // Longer texts are cut rather than lost.
         body: body.chars().take(conversation::MAX_MESSAGE_CHARS).collect(),
         dedup_key: Some(format!("sms:{}", text.inbound_message_id)),
+        // Texts are never refused for their rate.
+        rate_limits: None,
     };
     match conversation::route_inbound(store, inbound, now, ids).await {
         Ok(routed) => Ok(TextOutcome::Routed(routed)),

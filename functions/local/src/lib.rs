@@ -28,6 +28,7 @@ use adapters::senders::{RecordingSender, SentAlert};
 use adapters::store::{ChangeFeed, EmbeddedStore};
 use domain::alert::dispatch::dispatch_alert;
 use domain::alert::AlertSender;
+use domain::conversation::rate_limit::ClientRateLimits;
 use domain::identity::{plausible_id, PracticeId, Role};
 use domain::realtime::Change;
 use domain::store::Store;
@@ -90,6 +91,8 @@ pub struct LocalServices {
     pub sockets: live::LocalSockets,
     /// The origins whose pages may call the server from a browser (`*`: any), see [`cors`].
     pub cors_allow_origins: Vec<String>,
+    /// What a client's chat may send (`Config::client_rate_limits`; the defaults unless changed).
+    pub client_rate_limits: ClientRateLimits,
 }
 
 impl LocalServices {
@@ -103,6 +106,7 @@ impl LocalServices {
             websocket_url: websocket_url.to_owned(),
             sockets: live::LocalSockets::default(),
             cors_allow_origins: vec!["*".to_owned()],
+            client_rate_limits: ClientRateLimits::default(),
         }
     }
 }
@@ -120,7 +124,11 @@ pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Rou
         .with_state((store.clone(), local.sockets.clone()));
     let routes = Router::new()
         .merge(config_api::router(store.clone()))
-        .merge(inbound_router::router(store.clone(), &local.websocket_url))
+        .merge(inbound_router::router(
+            store.clone(),
+            &local.websocket_url,
+            local.client_rate_limits,
+        ))
         .merge(transfer_alerts::router(store))
         .route("/_local/sent", get(sent).with_state(local.recorder.clone()))
         .route(

@@ -113,6 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 sender,
                 dashboard_url: config.dashboard_url.clone(),
                 websocket_url: config.websocket_url.clone(),
+                client_rate_limits: config.client_rate_limits,
                 sockets,
                 cors_allow_origins: config.cors_allow_origins.clone(),
             };

@@ -3,6 +3,8 @@
 use std::env;
 use std::path::PathBuf;
 
+use domain::conversation::rate_limit::{ClientRateLimits, Limit};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// One JSON object per line, for CloudWatch.
@@ -82,6 +84,10 @@ pub struct Config {
     /// sites with the web-chat widget), comma-separated; `*` (the default) for any, as the template's
     /// `CorsAllowOrigins` parameter. On AWS API Gateway answers CORS itself.
     pub cors_allow_origins: Vec<String>,
+    /// What a client's app and web chat may send (`CLIENT_NEW_CONVERSATIONS_MAX` in
+    /// `CLIENT_NEW_CONVERSATIONS_WINDOW_SECONDS`, `CLIENT_MESSAGES_MAX` in `CLIENT_MESSAGES_WINDOW_SECONDS`;
+    /// default 3 in 600 s and 30 in 60 s).
+    pub client_rate_limits: ClientRateLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +132,38 @@ impl Config {
                 )))
             }
         };
+        let defaults = ClientRateLimits::default();
+        let limit = |max: &str, window: &str, default: Limit| -> Result<Limit, ConfigError> {
+            let number = |name: &str, default: u32| match var(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        ConfigError(format!("{name}={v:?} is not a whole number above 0"))
+                    }),
+            };
+            Ok(Limit {
+                max: number(max, default.max)?,
+                window_secs: number(window, default.window_secs)?,
+            })
+        };
+        let client_rate_limits = ClientRateLimits {
+            new_conversations: limit(
+                "CLIENT_NEW_CONVERSATIONS_MAX",
+                "CLIENT_NEW_CONVERSATIONS_WINDOW_SECONDS",
+                defaults.new_conversations,
+            )?,
+            messages: limit(
+                "CLIENT_MESSAGES_MAX",
+                "CLIENT_MESSAGES_WINDOW_SECONDS",
+                defaults.messages,
+            )?,
+        };
         Ok(Config {
+            client_rate_limits,
             table_name: var("DYNAMODB_TABLE"),
             data_dir: var("DATA_DIR").map(PathBuf::from),
             default_data_dir: default_data_dir(

@@ -94,6 +94,9 @@ impl ApiError {
                     None,
                 ),
                 D::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, None),
+                D::RateLimited { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None, None)
+                }
             },
         }
     }
@@ -125,6 +128,14 @@ impl IntoResponse for ApiError {
                 http::header::RETRY_AFTER,
                 http::HeaderValue::from_static("1"),
             );
+        }
+        if let ApiError::Domain(DomainError::RateLimited {
+            retry_after_secs, ..
+        }) = &self
+        {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, (*retry_after_secs).into());
         }
         response
     }
@@ -213,4 +224,121 @@ pub async fn no_route(uri: http::Uri) -> ApiError {
 /// Fallback for a known route with another method.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// A weak `ETag` (`W/"…"`) of `content`: the first 128 bits of its SHA-256, base64url. Weak because the
+/// answers it validates are equivalent rather than byte-identical (RFC 9110 §8.8.1): e.g. an availability
+/// answer names the instant it was computed at, which `content` leaves out.
+pub fn weak_etag(content: &[u8]) -> String {
+    use base64::Engine as _;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, content);
+    let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
+    format!("W/\"{tag}\"")
+}
+
+/// Does the request's `If-None-Match` name `etag`? RFC 9110 §13.1.2: `*` matches any current answer, and the
+/// list is compared weakly (`W/"x"` and `"x"` are the same tag); an entry that is not an entity tag is no match.
+pub fn if_none_match(request: &http::HeaderMap, etag: &str) -> bool {
+    let opaque = |tag: &str| {
+        let tag = tag.trim();
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        (tag.len() >= 2 && tag.starts_with('"') && tag.ends_with('"')).then(|| tag.to_owned())
+    };
+    let Some(current) = opaque(etag) else {
+        return false;
+    };
+    request
+        .get_all(http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|candidate| candidate.trim() == "*" || opaque(candidate).as_deref() == Some(&current))
+}
+
+/// A public JSON answer that browsers and shared caches (a CDN) may keep `max_age` seconds:
+/// `Cache-Control: public, max-age=N` (`public, no-cache` at 0: keep it, but ask each time), a weak `ETag`
+/// of `validator` (what the answer says), `Vary: Origin` (the CORS headers differ per origin); or, when the
+/// request's `If-None-Match` names that ETag, 304 with the same headers and no body.
+pub fn cacheable_json_response(
+    request: &http::HeaderMap,
+    status: StatusCode,
+    body: impl serde::Serialize,
+    validator: &[u8],
+    max_age: u32,
+) -> Response {
+    let etag = weak_etag(validator);
+    let mut response = if if_none_match(request, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        json_response(status, body)
+    };
+    let cache_control = if max_age == 0 {
+        "public, no-cache".to_owned()
+    } else {
+        format!("public, max-age={max_age}")
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (http::header::CACHE_CONTROL, cache_control),
+        (http::header::ETAG, etag),
+        (http::header::VARY, "Origin".to_owned()),
+    ] {
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod caching_tests {
+    use super::*;
+
+    fn request(if_none_match: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::IF_NONE_MATCH, if_none_match.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_takes_lists_and_star() {
+        let tag = weak_etag(b"departments");
+        let strong = tag.trim_start_matches("W/");
+        assert!(tag.starts_with("W/\"") && tag.ends_with('"'), "{tag}");
+        assert_eq!(
+            tag,
+            weak_etag(b"departments"),
+            "the same content, the same tag"
+        );
+        assert_ne!(tag, weak_etag(b"departments!"));
+        assert!(if_none_match(&request(&tag), &tag));
+        assert!(
+            if_none_match(&request(strong), &tag),
+            "weak comparison: W/ does not matter"
+        );
+        assert!(if_none_match(&request(&format!("\"old\", {tag}")), &tag));
+        assert!(if_none_match(&request("*"), &tag));
+        assert!(!if_none_match(&request("\"old\", W/\"older\""), &tag));
+        assert!(
+            !if_none_match(&request(strong.trim_matches('"')), &tag),
+            "an unquoted value is no entity tag"
+        );
+        assert!(!if_none_match(&http::HeaderMap::new(), &tag));
+    }
+
+    #[test]
+    fn a_matching_request_gets_304_without_a_body_and_the_same_headers() {
+        let tag = weak_etag(b"x");
+        let full =
+            cacheable_json_response(&http::HeaderMap::new(), StatusCode::OK, "body", b"x", 12);
+        assert_eq!(full.status(), StatusCode::OK);
+        assert_eq!(full.headers()["cache-control"], "public, max-age=12");
+        assert_eq!(full.headers()["etag"], tag.as_str());
+        let not_modified = cacheable_json_response(&request(&tag), StatusCode::OK, "body", b"x", 0);
+        assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(not_modified.headers()["cache-control"], "public, no-cache");
+        assert_eq!(not_modified.headers()["etag"], tag.as_str());
+        assert_eq!(not_modified.headers()["vary"], "Origin");
+        assert!(not_modified.headers().get("content-type").is_none());
+    }
 }

@@ -106,6 +106,13 @@ pub enum DomainError {
     /// A backing service failed; nothing was changed by this request.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A client sends faster than a person chats (HTTP 429 `rate_limited`, `Retry-After` in seconds);
+    /// nothing was stored.
+    #[error("{message}")]
+    RateLimited {
+        retry_after_secs: u32,
+        message: String,
+    },
 }
 
 impl DomainError {

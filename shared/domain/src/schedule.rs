@@ -760,6 +760,42 @@ pub fn availability(
     }
 }
 
+/// The first instant after `at` at which the availability computed at `at` may read differently because of
+/// the schedule alone: `closes_at` when open; when closed, `opens_at` or the next local midnight, whichever
+/// comes first (at midnight the date's rules change the `reason`, e.g. `non_working_day` to `outside_hours`,
+/// and the horizon of `opens_at` moves); the next local midnight for an open stretch past the horizon.
+/// `None` when offline: only staff change that (see [`AVAILABILITY_MAX_AGE_SECS`]).
+pub fn next_change(a: &Availability, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let midnight = || {
+        let today = at.with_timezone(&tz).date_naive();
+        local_instant(tz, today, TimeOfDay::END_OF_DAY)
+    };
+    let utc = |t: DateTime<FixedOffset>| t.with_timezone(&Utc);
+    match a.reason {
+        AvailabilityReason::Offline => None,
+        AvailabilityReason::Open => Some(a.closes_at.map_or_else(midnight, utc)),
+        _ => Some(a.opens_at.map_or_else(midnight, |o| utc(o).min(midnight()))),
+    }
+}
+
+/// The longest an availability answer may be kept by a browser or a CDN (`Cache-Control: max-age`): staff
+/// may flip the Online/Offline switch at any time, and a widget should show it within half a minute.
+pub const AVAILABILITY_MAX_AGE_SECS: u32 = 30;
+
+/// For how many whole seconds from `now` an answer stays true when its earliest scheduled change is
+/// `change` ([`next_change`]): at most [`AVAILABILITY_MAX_AGE_SECS`], rounded down so that `now + max-age`
+/// never passes the change; 0 (revalidate every time) when the change is due within the second.
+pub fn fresh_seconds(change: Option<DateTime<Utc>>, now: DateTime<Utc>) -> u32 {
+    let cap = AVAILABILITY_MAX_AGE_SECS;
+    match change {
+        None => cap,
+        Some(c) => {
+            let whole = (c - now).num_milliseconds().div_euclid(1000);
+            u32::try_from(whole.clamp(0, i64::from(cap))).unwrap_or(cap)
+        }
+    }
+}
+
 /// The schedules of the local dates `first..first+HORIZON_DATES`, with the override of each date looked up once.
 struct Horizon<'a> {
     hours: &'a WeeklyHours,

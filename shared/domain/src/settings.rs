@@ -382,6 +382,9 @@ pub struct DepartmentAvailability {
     pub greeting: Option<String>,
     pub accepts_messages_now: bool,
     pub after_hours_message: String,
+    /// When the schedule next changes what this says ([`schedule::next_change`]); not shown.
+    #[serde(skip)]
+    pub changes_at: Option<DateTime<Utc>>,
 }
 
 /// The availability of one department at an instant, as the public and the router see it.
@@ -405,6 +408,17 @@ pub fn department_availability(
         accepts_messages_now: conversation::new_conversation_outcome(&a, &s.chat, Channel::Web)
             .is_ok(),
         after_hours_message: s.chat.after_hours_message.clone(),
+        changes_at: schedule::next_change(&a, practice.timezone, at),
+    }
+}
+
+impl PublicAvailability {
+    /// How many whole seconds from `now` (the instant it was computed for) this answer may be kept: at most
+    /// [`schedule::AVAILABILITY_MAX_AGE_SECS`] and never past the next opening or closing (or any other
+    /// scheduled change) of a listed department, so a cached answer never shows a stale open/closed state.
+    pub fn max_age(&self, now: DateTime<Utc>) -> u32 {
+        let earliest = self.departments.iter().filter_map(|d| d.changes_at).min();
+        schedule::fresh_seconds(earliest, now)
     }
 }
 

@@ -4,9 +4,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use domain::schedule::{
-    availability, day_schedule, local_instant, reminder_instant, validate_hours,
-    validate_overrides, Availability, AvailabilityReason, DateOverride, DayHours, DaySchedule,
-    OverrideKind, TimeOfDay, WeeklyHours, Window,
+    availability, day_schedule, fresh_seconds, local_instant, next_change, reminder_instant,
+    validate_hours, validate_overrides, Availability, AvailabilityReason, DateOverride, DayHours,
+    DaySchedule, OverrideKind, TimeOfDay, WeeklyHours, Window, AVAILABILITY_MAX_AGE_SECS,
 };
 use domain::{DomainError, InvalidCode};
 use serde_json::json;
@@ -1536,4 +1536,132 @@ fn split_monday_only() -> WeeklyHours {
         mon: windows(&[("08:00", "12:00"), ("14:00", "19:00")]),
         ..closed_week()
     }
+}
+
+// ------------------------------------------------------------------------------------ caching (max-age)
+
+/// The max-age an availability answer computed at `now` gets (what `Cache-Control` carries).
+fn max_age(h: &WeeklyHours, ov: &[DateOverride], online: bool, tz: Tz, now: DateTime<Utc>) -> u32 {
+    let a = availability(h, ov, online, tz, now);
+    fresh_seconds(next_change(&a, tz, now), now)
+}
+
+/// The max-age `ms` milliseconds before `change` (every day 09:00-18:00 in `tz`).
+fn max_age_before(tz: Tz, change: DateTime<Utc>, ms: i64) -> u32 {
+    let h = every_day(hours("09:00", "18:00"));
+    max_age(
+        &h,
+        &[],
+        true,
+        tz,
+        change - chrono::Duration::milliseconds(ms),
+    )
+}
+
+/// At every whole second in the 40 before `change`, now + max-age stays at or before it.
+fn assert_never_crosses(tz: Tz, change: DateTime<Utc>) {
+    for back in 1..=40 {
+        let now = change - chrono::Duration::seconds(back);
+        let n = max_age_before(tz, change, back * 1000);
+        assert!(
+            now + chrono::Duration::seconds(n.into()) <= change,
+            "{back} s before {change}: max-age {n}"
+        );
+    }
+}
+
+#[test]
+fn max_age_never_crosses_an_opening() {
+    // Monday 2026-11-23 opens at 09:00 EST = 14:00Z.
+    let opening = at("2026-11-23T09:00:00-05:00");
+    assert_eq!(
+        max_age_before(NY, opening, 3_600_000),
+        AVAILABILITY_MAX_AGE_SECS
+    );
+    assert_eq!(max_age_before(NY, opening, 30_000), 30);
+    assert_eq!(max_age_before(NY, opening, 12_000), 12);
+    assert_eq!(max_age_before(NY, opening, 12_400), 12, "rounded down");
+    // Due within the second: not cached at all (revalidated each time).
+    assert_eq!(max_age_before(NY, opening, 999), 0);
+    assert_eq!(max_age_before(NY, opening, 1), 0);
+    // From the opening on it is open, and caching is back to the cap.
+    assert_eq!(max_age_before(NY, opening, 0), 30);
+    assert_never_crosses(NY, opening);
+}
+
+#[test]
+fn max_age_never_crosses_a_closing() {
+    // Friday 2026-11-27 closes at 18:00 GMT in London.
+    let closing = at("2026-11-27T18:00:00Z");
+    assert_eq!(max_age_before(LONDON, closing, 45_000), 30);
+    assert_eq!(max_age_before(LONDON, closing, 5_000), 5);
+    assert_eq!(max_age_before(LONDON, closing, 300), 0);
+    assert_eq!(max_age_before(LONDON, closing, 0), 30);
+    assert_never_crosses(LONDON, closing);
+}
+
+#[test]
+fn max_age_stops_at_the_split_shift_break_and_at_the_midnight_a_non_working_day_ends() {
+    let h = every_day(windows(&[("08:00", "12:00"), ("14:00", "19:00")]));
+    assert_eq!(
+        max_age(&h, &[], true, NY, at("2026-11-23T11:59:50-05:00")),
+        10
+    );
+    assert_eq!(
+        max_age(&h, &[], true, NY, at("2026-11-23T13:59:40-05:00")),
+        20
+    );
+    // Thursday a holiday: `non_working_day` turns into `outside_hours` at Friday's midnight, before Friday's
+    // 08:00 opening, so the answer at 23:59:50 is kept 10 s only.
+    let ov = [non_working("2026-11-26", "2026-11-26")];
+    let a = availability(&h, &ov, true, NY, at("2026-11-26T23:59:50-05:00"));
+    assert_eq!(a.reason, AvailabilityReason::NonWorkingDay);
+    assert_eq!(
+        max_age(&h, &ov, true, NY, at("2026-11-26T23:59:50-05:00")),
+        10
+    );
+    // An open stretch through midnight (22:00-24:00 then 00:00-06:00) changes nothing at midnight.
+    let mut night = closed_week();
+    night.mon = hours("22:00", "24:00");
+    night.tue = hours("00:00", "06:00");
+    assert_eq!(
+        max_age(&night, &[], true, NY, at("2026-11-23T23:59:50-05:00")),
+        30
+    );
+    assert_eq!(
+        max_age(&night, &[], true, NY, at("2026-11-24T05:59:58-05:00")),
+        2
+    );
+}
+
+#[test]
+fn offline_is_kept_the_cap_only_and_the_cap_is_thirty_seconds() {
+    let h = every_day(hours("09:00", "18:00"));
+    // Whatever the hours, an offline department changes only when staff flip the switch back.
+    assert_eq!(
+        max_age(&h, &[], false, NY, at("2026-11-23T08:59:59-05:00")),
+        30
+    );
+    assert_eq!(AVAILABILITY_MAX_AGE_SECS, 30);
+    // Never opening within the horizon: the cap (and midnight, when the horizon moves).
+    assert_eq!(
+        max_age(
+            &closed_week(),
+            &[],
+            true,
+            NY,
+            at("2026-11-23T12:00:00-05:00")
+        ),
+        30
+    );
+    assert_eq!(
+        max_age(
+            &closed_week(),
+            &[],
+            true,
+            NY,
+            at("2026-11-23T23:59:45-05:00")
+        ),
+        15
+    );
 }

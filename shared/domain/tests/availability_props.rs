@@ -8,9 +8,9 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Days, Duration, LocalResult, NaiveDate, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use domain::schedule::{
-    availability, day_schedule, reminder_instant, validate_hours, validate_overrides,
-    AvailabilityReason, DateOverride, DayHours, DaySchedule, OverrideKind, TimeOfDay, WeeklyHours,
-    Window, MAX_WINDOWS,
+    availability, day_schedule, fresh_seconds, next_change, reminder_instant, validate_hours,
+    validate_overrides, AvailabilityReason, DateOverride, DayHours, DaySchedule, OverrideKind,
+    TimeOfDay, WeeklyHours, Window, MAX_WINDOWS,
 };
 use proptest::prelude::*;
 
@@ -467,5 +467,39 @@ proptest! {
         };
         prop_assert_eq!(r, expected, "on {} in {}", date, tz);
         prop_assert_eq!(r.with_timezone(&tz).date_naive(), date, "{} in {}", r, tz);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// (cache) An answer is kept `max-age` seconds ([`fresh_seconds`] of [`next_change`]): at every whole
+    /// second of that time, and at its last millisecond, a fresh answer says exactly the same (open, reason,
+    /// opens_at, closes_at), so now + max-age never passes the next opening, closing or change of reason.
+    /// Half the cases start within 40 s before the change itself, where the rounding matters.
+    #[test]
+    fn a_cached_answer_never_outlives_the_next_change((h, ov, tz, at) in case(), back_ms in 0i64..40_000, near in any::<bool>()) {
+        let first = availability(&h, &ov, true, tz, at);
+        let now = match (near, next_change(&first, tz, at)) {
+            (true, Some(c)) if c - Duration::milliseconds(back_ms) > at => c - Duration::milliseconds(back_ms),
+            _ => at,
+        };
+        let a = availability(&h, &ov, true, tz, now);
+        let change = next_change(&a, tz, now);
+        let n = fresh_seconds(change, now);
+        prop_assert!(n <= 30);
+        if let Some(c) = change {
+            prop_assert!(c > now);
+            prop_assert!(now + Duration::seconds(n.into()) <= c, "max-age {} passes the change at {}", n, c);
+        }
+        let kept = (0..i64::from(n)).map(|k| now + Duration::seconds(k))
+            .chain((n > 0).then(|| now + Duration::seconds(n.into()) - Duration::milliseconds(1)));
+        for t in kept {
+            let b = availability(&h, &ov, true, tz, t);
+            prop_assert_eq!(&b, &a, "answer at {} differs from the one at {} kept for {} s", t.with_timezone(&tz), now.with_timezone(&tz), n);
+        }
+        // Offline is kept the cap, whatever the hours.
+        let off = availability(&h, &ov, false, tz, now);
+        prop_assert_eq!(fresh_seconds(next_change(&off, tz, now), now), 30);
     }
 }

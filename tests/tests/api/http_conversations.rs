@@ -25,6 +25,7 @@ vetchat_tests::on_every_store!(
     a_retried_message_with_its_idempotency_key_is_stored_once,
     an_app_chat_between_two_windows_follows_the_after_hours_rules,
     accepts_messages_now_says_what_inbound_does,
+    a_client_faster_than_a_person_is_answered_429_and_nothing_is_stored,
 );
 
 fn never_open() -> Value {
@@ -1098,4 +1099,107 @@ async fn accepts_messages_now_says_what_inbound_does(api: Api) {
     }
     // open, closed with messages, holiday with messages; on both channels.
     assert_eq!(taken, 6);
+}
+
+/// 30 messages a minute per client (the default limits): the 31st is 429 `rate_limited` in the contract's
+/// error shape with `Retry-After` in seconds, and is not stored; staff, another client and the texting
+/// gateway go on unaffected.
+async fn a_client_faster_than_a_person_is_answered_429_and_nothing_is_stored(api: Api) {
+    let p = Api::practice_id();
+    api.setup_open_practice(&p).await;
+    let send = |sub: &'static str, body: String| {
+        let (api, p) = (&api, p.clone());
+        async move {
+            api.call_as(
+                &p,
+                Role::Client,
+                sub,
+                Method::POST,
+                "/inbound",
+                Some(json!({"channel": "web", "body": body})),
+            )
+            .await
+        }
+    };
+    let mut id = String::new();
+    for k in 0..30 {
+        let r = send("owner-1", format!("message {k}")).await;
+        assert!(r.status.is_success(), "message {k}: {:?}", r.body);
+        id = r.body["conversation_id"].as_str().unwrap().to_owned();
+    }
+    let r = send("owner-1", "one too many".into()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{:?}",
+        r.body
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("30 messages")),
+        "{:?}",
+        r.body
+    );
+    let wait: u32 = r.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+
+    let conversation = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::GET,
+            &format!("/conversations/{id}"),
+            None,
+        )
+        .await;
+    let bodies: Vec<&str> = conversation.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert!(
+        !bodies.contains(&"one too many"),
+        "the refused message was not stored"
+    );
+    assert_eq!(
+        bodies.iter().filter(|b| b.starts_with("message ")).count(),
+        30
+    );
+
+    let reply = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some(json!({"body": "Slow down please, we read everything"})),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::CREATED,
+        "staff are never limited: {:?}",
+        reply.body
+    );
+    let other = send("owner-2", "hello".into()).await;
+    assert_eq!(
+        other.status,
+        StatusCode::CREATED,
+        "another client is not held up: {:?}",
+        other.body
+    );
+    for k in 0..40 {
+        let r = text(&api, &p, "+12015550188", &format!("text {k}")).await;
+        assert!(
+            r.status.is_success(),
+            "texts are never limited: {k} {:?}",
+            r.body
+        );
+    }
 }

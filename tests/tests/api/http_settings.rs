@@ -18,6 +18,7 @@ vetchat_tests::on_every_store!(
     tokens_are_verified,
     another_practice_is_invisible,
     public_availability_is_computed_and_hides_recipients,
+    public_availability_is_cached_until_the_next_change_and_revalidated_with_304,
     malformed_bodies,
     practice_must_be_set_up_first,
     texting_numbers_belong_to_one_practice,
@@ -1501,4 +1502,127 @@ async fn bad_windows_are_refused_and_nothing_is_stored(api: Api) {
         2,
         "no department was created"
     );
+}
+
+/// Caching headers of the public availability, through the HTTP router: `Cache-Control` never past the next
+/// opening or closing (0 = `no-cache` within the last second), a weak `ETag` of what the answer says (not of
+/// the instant it names), 304 without a body on a matching `If-None-Match` (a list, `*`, the strong form),
+/// and a new ETag once staff flip the switch.
+async fn public_availability_is_cached_until_the_next_change_and_revalidated_with_304(api: Api) {
+    let p = Api::practice_id();
+    api.setup_practice(&p).await; // weekdays 09:00-18:00, New York
+    let grooming = api
+        .add_department(
+            &p,
+            json!({"name": "Grooming", "visible_in_app": true,
+                                   "hours": {"mon": {"start": "09:00", "end": "12:30"}}}),
+        )
+        .await;
+    let url = |at: &str| {
+        format!(
+            "/public/practices/{p}/availability?at={}",
+            at.replace('+', "%2B")
+        )
+    };
+    let get = |at: &str, inm: Option<&str>| {
+        let path = url(at);
+        let inm = inm.map(str::to_owned);
+        let api = &api;
+        async move {
+            let h: Vec<(&str, &str)> = inm
+                .as_deref()
+                .map(|v| vec![("if-none-match", v)])
+                .unwrap_or_default();
+            api.raw(Method::GET, &path, &h, None).await
+        }
+    };
+    let cache = |r: &api::Reply| r.headers["cache-control"].to_str().unwrap().to_owned();
+
+    // Monday 2026-11-23: both open at 09:00. 12 s before: kept 12 s, then revalidated within the last second.
+    let r = get("2026-11-23T08:59:48-05:00", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["departments"][0]["open"], false);
+    assert_eq!(cache(&r), "public, max-age=12");
+    assert_eq!(r.headers["vary"], "Origin");
+    assert_eq!(
+        cache(&get("2026-11-23T08:59:59.400-05:00", None).await),
+        "public, no-cache"
+    );
+    assert_eq!(
+        cache(&get("2026-11-23T08:00:00-05:00", None).await),
+        "public, max-age=30"
+    );
+    // Open: Grooming closes at 12:30, the team at 18:00; the earliest listed change counts.
+    assert_eq!(
+        cache(&get("2026-11-23T12:29:35-05:00", None).await),
+        "public, max-age=25"
+    );
+    assert_eq!(
+        cache(&get("2026-11-23T17:59:51-05:00", None).await),
+        "public, max-age=9"
+    );
+    for (at, change) in [
+        ("2026-11-23T08:59:31-05:00", "2026-11-23T09:00:00-05:00"),
+        ("2026-11-23T12:29:59-05:00", "2026-11-23T12:30:00-05:00"),
+    ] {
+        let r = get(at, None).await;
+        let max_age: i64 = cache(&r).rsplit('=').next().unwrap().parse().unwrap_or(0);
+        let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+        let change = chrono::DateTime::parse_from_rfc3339(change).unwrap();
+        assert!(
+            at + chrono::Duration::seconds(max_age) <= change,
+            "{at} + {max_age} s passes {change}"
+        );
+    }
+
+    // Two instants with the same state: different `at`, the same (weak) ETag; a revalidation is 304, no body.
+    let first = get("2026-11-23T10:00:00-05:00", None).await;
+    let later = get("2026-11-23T10:05:00-05:00", None).await;
+    assert_ne!(first.body["at"], later.body["at"]);
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with("W/\"") && etag.ends_with('"'), "{etag}");
+    assert_eq!(later.headers["etag"], etag.as_str());
+    for inm in [
+        etag.clone(),
+        etag.trim_start_matches("W/").to_owned(),
+        format!("\"other\", {etag}"),
+        "*".into(),
+    ] {
+        let r = get("2026-11-23T10:05:00-05:00", Some(&inm)).await;
+        assert_eq!(r.status, StatusCode::NOT_MODIFIED, "If-None-Match: {inm}");
+        assert_eq!(r.body, Value::Null, "304 has no body");
+        assert_eq!(r.headers["etag"], etag.as_str());
+        assert_eq!(cache(&r), "public, max-age=30");
+    }
+    // Closed at 13:00: another answer, another ETag; the old one is answered in full.
+    let closed = get("2026-11-23T13:00:00-05:00", Some(&etag)).await;
+    assert_eq!(closed.status, StatusCode::OK);
+    assert_ne!(closed.headers["etag"], etag.as_str());
+
+    // Staff switch Grooming offline: the ETag changes at once, so a revalidating widget sees it.
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::PUT,
+            &format!("/departments/{}/online", grooming["id"].as_str().unwrap()),
+            Some(json!({"online": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = get("2026-11-23T10:05:00-05:00", Some(&etag)).await;
+    assert_eq!(r.status, StatusCode::OK, "the switch changed the answer");
+    assert_eq!(r.body["departments"][1]["reason"], "offline");
+    assert_ne!(r.headers["etag"], etag.as_str());
+
+    // Errors are not cacheable answers: no ETag on a 404.
+    let r = get_unknown(&api).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.headers.get("etag").is_none());
+}
+
+async fn get_unknown(api: &Api) -> api::Reply {
+    let path = format!("/public/practices/{}/availability", Api::practice_id());
+    api.raw(Method::GET, &path, &[("if-none-match", "*")], None)
+        .await
 }

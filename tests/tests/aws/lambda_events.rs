@@ -793,6 +793,7 @@ async fn seed_demo_practice(story: &Story) {
         department_id: None,
         body: BELLA_TEXT.to_owned(),
         dedup_key: None,
+        rate_limits: None,
     };
     let routed = conversation::route_inbound(store, text, seed_instant(), &DemoIds)
         .await

@@ -76,6 +76,7 @@ async fn a_reply_is_posted_to_each_connection_concerned_once_and_gone_ones_are_d
             department_id: None,
             body: "Is Rex ready?".to_owned(),
             dedup_key: None,
+            rate_limits: None,
         },
         Utc::now(),
         &adapters::UlidIds,

@@ -155,6 +155,7 @@ fn inbound(
         department_id: Some(department_id.clone()),
         body: body.to_owned(),
         dedup_key: None,
+        rate_limits: None,
     }
 }
 
@@ -957,6 +958,7 @@ async fn stored_alert(store: &DynStore, created_at: DateTime<Utc>) -> PendingAle
             messages: vec![],
             alert: Some(alert.clone()),
             dedup_key: None,
+            rate: None,
         })
         .await
         .expect("start");

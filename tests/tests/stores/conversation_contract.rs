@@ -13,6 +13,7 @@ use adapters::store::DynamoStore;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use domain::alert::{AlertKind, PendingAlert};
+use domain::conversation::rate_limit::{ClientRateLimits, Limit};
 use domain::conversation::{
     self, transfer_notice, Author, Channel, Conversation, ConversationId, ConversationStatus,
     Inbound, Message, MessageId, Routed,
@@ -46,6 +47,10 @@ vetchat_tests::on_every_store!(
     thirty_two_texts_from_one_number_start_one_conversation,
     a_department_deleted_while_chats_start_never_keeps_one,
     counts_match_the_truth_after_concurrent_starts_ends_and_messages,
+    a_client_is_limited_per_window_and_others_staff_and_texts_are_not,
+    concurrent_messages_of_one_client_never_pass_the_limit,
+    new_conversations_are_limited_when_staff_end_them_quickly,
+    two_hundred_texts_from_one_number_one_conversation_one_alert,
 );
 
 // ---------------------------------------------------------------------------------------------------------
@@ -145,6 +150,7 @@ fn new_conversation(mut c: Conversation, body: &str, dedup_key: Option<&str>) ->
         messages,
         alert: Some(alert),
         dedup_key: dedup_key.map(str::to_owned),
+        rate: None,
     }
 }
 
@@ -293,6 +299,7 @@ fn inbound(
         department_id: department_id.cloned(),
         body: body.to_owned(),
         dedup_key: None,
+        rate_limits: None,
     }
 }
 
@@ -345,6 +352,7 @@ async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
             practice: Some(practice.clone()),
             department: Some(counted),
             open_conversation: Some(open_of(&c)),
+            client_rate: None,
         }
     );
     assert_eq!(
@@ -369,7 +377,8 @@ async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
         RoutingContext {
             practice: None,
             department: None,
-            open_conversation: None
+            open_conversation: None,
+            client_rate: None,
         }
     );
 
@@ -1115,7 +1124,8 @@ async fn another_practice_never_sees_a_conversation(t: TestStore) {
         RoutingContext {
             practice: Some(b.clone()),
             department: None,
-            open_conversation: None
+            open_conversation: None,
+            client_rate: None,
         }
     );
 
@@ -1936,4 +1946,266 @@ async fn file_everything_reads_back_after_the_file_is_reopened() {
         Err(StoreError::DuplicateInbound(c.id.clone())),
         "the inbound message seen is still known"
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Per-client rate limits (app and web), through the routing service, on every store.
+// ---------------------------------------------------------------------------------------------------------
+
+/// Small limits, so a test sends few messages: 2 new conversations in 10 minutes, 5 messages a minute.
+fn small_limits() -> ClientRateLimits {
+    ClientRateLimits {
+        new_conversations: Limit {
+            max: 2,
+            window_secs: 600,
+        },
+        messages: Limit {
+            max: 5,
+            window_secs: 60,
+        },
+    }
+}
+
+/// An app message of `client_id`, counted against `limits`.
+fn limited(
+    practice_id: &PracticeId,
+    client_id: &str,
+    body: &str,
+    limits: ClientRateLimits,
+) -> Inbound {
+    Inbound {
+        rate_limits: Some(limits),
+        ..inbound(practice_id, Channel::App, client_id, None, body)
+    }
+}
+
+fn retry_after(r: &Result<Routed, DomainError>) -> Option<u32> {
+    match r {
+        Err(DomainError::RateLimited {
+            retry_after_secs, ..
+        }) => Some(*retry_after_secs),
+        _ => None,
+    }
+}
+
+/// The bodies a client wrote into a conversation (auto-replies and staff replies left out).
+async fn client_bodies(
+    store: &DynStore,
+    practice_id: &PracticeId,
+    id: &ConversationId,
+) -> Vec<String> {
+    detail(store, practice_id, id)
+        .await
+        .messages
+        .into_iter()
+        .filter(|m| matches!(m.author, Author::Client { .. }))
+        .map(|m| m.body)
+        .collect()
+}
+
+async fn a_client_is_limited_per_window_and_others_staff_and_texts_are_not(t: TestStore) {
+    let store = t.store();
+    let (practice, _default) = setup(&store).await;
+    let p = &practice.id;
+    let route = |m: Inbound, at: DateTime<Utc>| {
+        let s = store.clone();
+        async move { conversation::route_inbound(s.as_ref(), m, at, &TestIds).await }
+    };
+    let mut conversation_id = None;
+    for k in 0..5 {
+        let r = route(
+            limited(p, "owner-1", &format!("m{k}"), small_limits()),
+            t0() + Duration::seconds(k),
+        )
+        .await
+        .expect("within the limit");
+        assert_eq!(r.new_conversation, k == 0);
+        conversation_id = Some(r.conversation_id);
+    }
+    let id = conversation_id.unwrap();
+    // The sixth within the minute: 429 with the seconds until the window (opened at t0) ends; nothing stored.
+    let refused = route(
+        limited(p, "owner-1", "m5", small_limits()),
+        t0() + Duration::seconds(20),
+    )
+    .await;
+    assert_eq!(retry_after(&refused), Some(40), "{refused:?}");
+    assert_eq!(
+        client_bodies(&store, p, &id).await,
+        ["m0", "m1", "m2", "m3", "m4"]
+    );
+
+    // Another client, staff and the texting gateway are not held up by owner-1's window.
+    let other = route(
+        limited(p, "owner-2", "hello", small_limits()),
+        t0() + Duration::seconds(20),
+    )
+    .await;
+    assert!(other.is_ok(), "{other:?}");
+    let reply = conversation::staff_reply(
+        store.as_ref(),
+        &staff(p),
+        &id,
+        "We are on it",
+        t0() + Duration::seconds(21),
+        &TestIds,
+    )
+    .await;
+    assert!(reply.is_ok(), "{reply:?}");
+    for k in 0..12 {
+        let text = inbound(p, Channel::Sms, "+12025550177", None, &format!("text {k}"));
+        let r = route(text, t0() + Duration::seconds(22)).await;
+        assert!(r.is_ok(), "texts are never limited: {r:?}");
+    }
+    // Still refused at the window's last second; taken once it has ended (a new window opens).
+    let refused = route(
+        limited(p, "owner-1", "m5", small_limits()),
+        t0() + Duration::seconds(59),
+    )
+    .await;
+    assert_eq!(retry_after(&refused), Some(1));
+    let r = route(
+        limited(p, "owner-1", "m5", small_limits()),
+        t0() + Duration::seconds(60),
+    )
+    .await;
+    assert_eq!(r.expect("a new window").conversation_id, id);
+    assert_eq!(
+        client_bodies(&store, p, &id).await,
+        ["m0", "m1", "m2", "m3", "m4", "m5"]
+    );
+}
+
+async fn concurrent_messages_of_one_client_never_pass_the_limit(t: TestStore) {
+    let store = t.store();
+    let (practice, _default) = setup(&store).await;
+    // A new client's 12 messages at once (the first of them starts the conversation): 5 taken, 7 refused.
+    let s = store.clone();
+    let pid = practice.id.clone();
+    let results = race((0..12).collect::<Vec<u32>>(), move |k| {
+        let (s, pid) = (s.clone(), pid.clone());
+        async move {
+            let m = limited(&pid, "owner-1", &format!("burst {k}"), small_limits());
+            conversation::route_inbound(s.as_ref(), m, t0(), &TestIds).await
+        }
+    })
+    .await;
+    let taken: Vec<&Routed> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let refused = results
+        .iter()
+        .filter(|r| retry_after(r) == Some(60))
+        .count();
+    assert_eq!((taken.len(), refused), (5, 7), "{results:?}");
+    assert_eq!(taken.iter().filter(|r| r.new_conversation).count(), 1);
+    let id = taken[0].conversation_id.clone();
+    assert!(taken.iter().all(|r| r.conversation_id == id));
+    assert_eq!(
+        client_bodies(&store, &practice.id, &id).await.len(),
+        5,
+        "the refused ones left nothing"
+    );
+    assert_eq!(
+        list_all(&store, &practice.id, &ConversationFilter::default())
+            .await
+            .len(),
+        1
+    );
+}
+
+async fn new_conversations_are_limited_when_staff_end_them_quickly(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    let p = &practice.id;
+    let mut at = t0();
+    for k in 0..2 {
+        let m = limited(p, "owner-1", &format!("new {k}"), small_limits());
+        let r = conversation::route_inbound(store.as_ref(), m, at, &TestIds)
+            .await
+            .expect("taken");
+        assert!(r.new_conversation);
+        conversation::end_conversation(store.as_ref(), &staff(p), &r.conversation_id, at)
+            .await
+            .expect("staff end it");
+        at += Duration::minutes(1);
+    }
+    // A third new conversation within ten minutes of the first: refused until that window ends.
+    let m = limited(p, "owner-1", "new 2", small_limits());
+    let refused = conversation::route_inbound(store.as_ref(), m, at, &TestIds).await;
+    assert_eq!(retry_after(&refused), Some(480), "{refused:?}");
+    assert_eq!(
+        list_all(&store, p, &ConversationFilter::default())
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        claim(&store, p, "owner-1").await,
+        None,
+        "no conversation was opened"
+    );
+    assert_eq!(open_count(&store, p, &default.id).await, Some(0));
+    assert_eq!(
+        t.pending_alerts().await.len(),
+        2,
+        "the refused one alerted nobody"
+    );
+    // Ten minutes after the first, its window is over: a new conversation is taken.
+    let m = limited(p, "owner-1", "new 2", small_limits());
+    let r = conversation::route_inbound(store.as_ref(), m, t0() + Duration::minutes(10), &TestIds)
+        .await;
+    assert!(r.expect("a new window").new_conversation);
+}
+
+/// Issue #19: a flood of texts from one number is never refused (never lose a pet owner's text), opens one
+/// conversation and alerts once. 200 texts arrive at once and are handled 10 at a time (the inbound-text
+/// entry's reserved concurrency, `InboundTextConcurrency`); a text that meets a 503 is handed again, as
+/// SNS's retried delivery to the Lambda entry would, under its gateway message id, so none is stored twice.
+async fn two_hundred_texts_from_one_number_one_conversation_one_alert(t: TestStore) {
+    let store = t.store();
+    let (practice, default) = setup(&store).await;
+    const FROM: &str = "+12025550199";
+    let s = store.clone();
+    let pid = practice.id.clone();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(10));
+    let results = race((0..200).collect::<Vec<u32>>(), move |k| {
+        let (s, pid, in_flight) = (s.clone(), pid.clone(), in_flight.clone());
+        async move {
+            let _running = in_flight.acquire().await.expect("semaphore");
+            let mut attempts = 0;
+            loop {
+                let text = Inbound {
+                    dedup_key: Some(format!("sms:flood-{k}")),
+                    ..inbound(&pid, Channel::Sms, FROM, None, &format!("text {k}"))
+                };
+                attempts += 1;
+                match conversation::route_inbound(s.as_ref(), text, t0(), &TestIds).await {
+                    Err(DomainError::Unavailable(_)) if attempts < 20 => continue,
+                    other => break other,
+                }
+            }
+        }
+    })
+    .await;
+    let routed: Vec<Routed> = results
+        .into_iter()
+        .map(|r| r.expect("every text is taken"))
+        .collect();
+    let conversations: BTreeSet<&ConversationId> =
+        routed.iter().map(|r| &r.conversation_id).collect();
+    assert_eq!(
+        conversations.len(),
+        1,
+        "one conversation: {conversations:?}"
+    );
+    let id = routed[0].conversation_id.clone();
+    let mut bodies = client_bodies(&store, &practice.id, &id).await;
+    bodies.sort();
+    let mut sent: Vec<String> = (0..200).map(|k| format!("text {k}")).collect();
+    sent.sort();
+    assert_eq!(bodies, sent, "each of the 200 texts stored exactly once");
+    let alerts = t.pending_alerts().await;
+    assert_eq!(alerts.len(), 1, "one alert for the flood: {alerts:?}");
+    assert_eq!(alerts[0].kind(), AlertKind::NewConversation);
+    assert_eq!(alerts[0].department_id, default.id);
+    assert_eq!(open_count(&store, &practice.id, &default.id).await, Some(1));
 }

@@ -223,6 +223,7 @@ async fn app_message(
             department_id: Some(department_id.clone()),
             body: "Is Rex ready to be picked up?".into(),
             dedup_key: None,
+            rate_limits: None,
         },
         at,
         &TestIds,

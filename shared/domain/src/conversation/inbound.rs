@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::common::{messages_for, not_set_up, retry_races, text_sender, Attempt};
+use super::rate_limit::{self, ClientRateLimits, RateUpdate};
 use super::{
     Author, AutoReply, AutoReplyKind, Channel, Conversation, ConversationId, Message, Outcome,
 };
@@ -44,6 +45,8 @@ pub struct Inbound {
     pub body: String,
     /// The gateway's message id (SNS `inboundMessageId`): a redelivery is not stored twice.
     pub dedup_key: Option<String>,
+    /// The limits a client's app or web message is counted against; `None` for texts (never refused).
+    pub rate_limits: Option<ClientRateLimits>,
 }
 
 impl Inbound {
@@ -98,10 +101,12 @@ fn caller_dedup_key(caller: &Caller, idempotency_key: &str) -> DomainResult<Stri
 
 /// `POST /inbound` from the app, the web widget (role client) or the texting gateway (role integration).
 /// With an `Idempotency-Key`, a retry of a message that was stored (its answer lost) is not stored again.
+/// A client's message is counted against `limits`; the gateway's texts are not.
 pub fn inbound_from_caller(
     caller: &Caller,
     input: InboundInput,
     idempotency_key: Option<&str>,
+    limits: &ClientRateLimits,
 ) -> DomainResult<Inbound> {
     let (client_id, department_id) = if input.channel.is_text() {
         caller.require(&[Role::Integration])?;
@@ -120,6 +125,7 @@ pub fn inbound_from_caller(
         dedup_key: idempotency_key
             .map(|key| caller_dedup_key(caller, key))
             .transpose()?,
+        rate_limits: (!input.channel.is_text()).then_some(*limits),
     })
 }
 
@@ -151,7 +157,8 @@ pub async fn route_inbound(
     retry_races(|| route_once(store, inbound, wanted, now, ids)).await
 }
 
-/// One read (the practice, the department, the client's open conversation), then one write.
+/// One read (the practice, the department, the client's open conversation and rate counters), then one
+/// write, which carries the client's counters when it is limited.
 async fn route_once(
     store: &dyn ConversationIntake,
     inbound: &Inbound,
@@ -163,15 +170,25 @@ async fn route_once(
         .routing_context(&inbound.practice_id, &inbound.client_id, wanted)
         .await?;
     let practice = ctx.practice.ok_or_else(not_set_up)?;
+    let rate = match &inbound.rate_limits {
+        Some(limits) => Some(rate_limit::count_message(
+            limits,
+            &inbound.client_id,
+            ctx.client_rate.as_ref(),
+            ctx.open_conversation.is_none(),
+            now,
+        )?),
+        None => None,
+    };
     if let Some(open) = ctx.open_conversation {
-        return join(store, inbound, open, now, ids).await;
+        return join(store, inbound, open, rate.as_ref(), now, ids).await;
     }
     let department = match ctx.department {
         Some(d) if inbound.channel.is_text() || d.settings.visible_in_app => d,
         _ if inbound.channel.is_text() => return Err(not_set_up()),
         _ => return Err(not_visible(wanted)),
     };
-    start(store, inbound, &practice, department, now, ids).await
+    start(store, inbound, &practice, department, rate, now, ids).await
 }
 
 /// The message joins the client's open conversation.
@@ -179,6 +196,7 @@ async fn join(
     store: &dyn ConversationIntake,
     inbound: &Inbound,
     open: OpenConversation,
+    rate: Option<&RateUpdate>,
     now: DateTime<Utc>,
     ids: &dyn Ids,
 ) -> DomainResult<Attempt<Routed>> {
@@ -191,11 +209,12 @@ async fn join(
         auto_replies: Vec::new(),
     };
     match store
-        .append_messages(
+        .append_counted(
             &inbound.practice_id,
             &open,
             &messages,
             inbound.dedup_key.as_deref(),
+            rate,
         )
         .await
     {
@@ -204,7 +223,7 @@ async fn join(
             Ok(Attempt::Done(joined(conversation_id)))
         }
         // Ended between the read and the write (the message starts a new conversation), or another
-        // message took the next seq: read again.
+        // message took the next seq (or counted first): read again.
         Err(StoreError::NotFound) | Err(StoreError::VersionMismatch) => Ok(Attempt::LostRace),
         Err(e) => Err(e.into()),
     }
@@ -216,6 +235,7 @@ async fn start(
     inbound: &Inbound,
     practice: &Practice,
     department: Department,
+    rate: Option<RateUpdate>,
     now: DateTime<Utc>,
     ids: &dyn Ids,
 ) -> DomainResult<Attempt<Routed>> {
@@ -237,6 +257,7 @@ async fn start(
         messages,
         alert: Some(alert),
         dedup_key: inbound.dedup_key.clone(),
+        rate,
     };
     match store.start_conversation(&new).await {
         Ok(()) => Ok(Attempt::Done(Routed {
@@ -246,8 +267,10 @@ async fn start(
             outcome: admission.outcome,
             auto_replies: admission.auto_replies,
         })),
-        // Another message of this client started one first: join it on the next pass.
-        Err(StoreError::ClientHasOpenConversation) => Ok(Attempt::LostRace),
+        // Another message of this client started one first (or counted first): join it on the next pass.
+        Err(StoreError::ClientHasOpenConversation) | Err(StoreError::VersionMismatch) => {
+            Ok(Attempt::LostRace)
+        }
         Err(StoreError::DuplicateInbound(conversation_id)) => Ok(Attempt::Done(Routed {
             conversation_id,
             department_id: department.id,

@@ -3,6 +3,7 @@
 //! | flow | file | use case |
 //! |---|---|---|
 //! | a message arrives (app, web widget, text) | [`inbound`] | [`route_inbound`] (and [`new_conversation_outcome`], the rule a new chat meets) |
+//! | a client writes faster than a person chats | [`rate_limit`] | [`rate_limit::count_message`], called by [`route_inbound`] |
 //! | staff start a conversation | [`staff_start`] | [`staff_start()`] |
 //! | staff reply | [`reply`] | [`staff_reply`] |
 //! | staff end a conversation | [`end`] | [`end_conversation`] |
@@ -22,6 +23,7 @@ use crate::identity::{id_type, DepartmentId, PracticeId};
 mod common;
 pub mod end;
 pub mod inbound;
+pub mod rate_limit;
 pub mod read;
 pub mod reply;
 pub mod staff_start;

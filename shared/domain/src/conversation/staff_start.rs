@@ -111,6 +111,8 @@ async fn start_once(
     conversation.opened_with(&messages);
     // Staff started it themselves: their own department needs no alert.
     let new = NewConversation {
+        // Staff are never limited.
+        rate: None,
         conversation,
         messages,
         alert: None,

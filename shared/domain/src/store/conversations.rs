@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreResult;
 use crate::alert::PendingAlert;
+use crate::conversation::rate_limit::{ClientRate, RateUpdate};
 use crate::conversation::{
     Channel, Conversation, ConversationId, ConversationStatus, Message, Transfer,
 };
@@ -57,6 +58,8 @@ pub struct RoutingContext {
     /// The department asked for (the default one when none was named).
     pub department: Option<Department>,
     pub open_conversation: Option<OpenConversation>,
+    /// The client's rate-limit counters in the practice, if it has any.
+    pub client_rate: Option<ClientRate>,
 }
 
 /// A conversation to start, with everything written in the same atomic write.
@@ -69,6 +72,8 @@ pub struct NewConversation {
     pub alert: Option<PendingAlert>,
     /// The gateway's inbound message id, so a redelivery is not stored twice.
     pub dedup_key: Option<String>,
+    /// The client's rate-limit counters, written with it (`VersionMismatch` if no longer as read).
+    pub rate: Option<RateUpdate>,
 }
 
 /// A conversation with a page of its messages (in `seq` order, after a `seq`) and its transfers (oldest
@@ -165,7 +170,8 @@ pub struct ConversationPage {
 /// Everything the inbound-text entry may touch of conversations.
 #[async_trait]
 pub trait ConversationIntake: Send + Sync {
-    /// The practice, the department `department_id` and the client's open conversation: one read.
+    /// The practice, the department `department_id`, the client's open conversation and its rate-limit
+    /// counters: one read.
     async fn routing_context(
         &self,
         practice_id: &PracticeId,
@@ -188,6 +194,20 @@ pub trait ConversationIntake: Send + Sync {
         open: &OpenConversation,
         messages: &[Message],
         dedup_key: Option<&str>,
+    ) -> StoreResult<()> {
+        self.append_counted(practice_id, open, messages, dedup_key, None)
+            .await
+    }
+
+    /// [`ConversationIntake::append_messages`], with the client's rate-limit counters written in the same
+    /// atomic write (`VersionMismatch` if they are no longer as read).
+    async fn append_counted(
+        &self,
+        practice_id: &PracticeId,
+        open: &OpenConversation,
+        messages: &[Message],
+        dedup_key: Option<&str>,
+        rate: Option<&RateUpdate>,
     ) -> StoreResult<()>;
 }
 

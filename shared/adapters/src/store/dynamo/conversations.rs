@@ -11,9 +11,9 @@
 //!
 //! | method | requests |
 //! |---|---|
-//! | `routing_context` | one `BatchGetItem` (practice, department, the client's claim; consistent) |
-//! | `start_conversation` | one `TransactWriteItems` |
-//! | `append_messages` | one `TransactWriteItems` |
+//! | `routing_context` | one `BatchGetItem` (practice, department, the client's claim and rate counters; consistent) |
+//! | `start_conversation` | one `TransactWriteItems` (with the client's rate counters when limited) |
+//! | `append_counted` | one `TransactWriteItems` (likewise) |
 //! | `get_conversation` | one `GetItem` |
 //! | `conversation_detail` | one `Query` (the messages after `seq`, then the conversation item); one `GetItem` more when messages remain after the page |
 //! | `end_conversation` | one `TransactWriteItems` |
@@ -37,6 +37,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
 use domain::client_view::in_client_view;
+use domain::conversation::rate_limit::RateUpdate;
 use domain::conversation::{
     Channel, Conversation, ConversationId, ConversationStatus, Message, Transfer,
 };
@@ -61,6 +62,7 @@ use super::keys::{
     inbound_key, key, list_pk, message_sk, practice_key, status_str, CLAIM_SK, CONVERSATION_SK,
     GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, MESSAGE_SK_PREFIX,
 };
+use super::rate_limits::{rate_changed, rate_key, rate_put, read_rate, RATE_SK};
 use super::settings::read_collection;
 use super::{exists_in, failed, sdk_unavailable, DynamoStore, Verdict};
 
@@ -312,8 +314,13 @@ impl ConversationIntake for DynamoStore {
                 practice_key(practice_id.as_str()),
                 department_key(practice_id.as_str(), department_id.as_str()),
                 claim_key(practice_id, client_id),
+                rate_key(practice_id, client_id),
             ])
             .await?;
+        let (rates, items): (Vec<Item>, Vec<Item>) = items
+            .into_iter()
+            .partition(|item| sort_key(item) == Some(RATE_SK));
+        let client_rate = rates.into_iter().next().map(read_rate).transpose()?;
         let (claims, settings): (Vec<Item>, Vec<Item>) = items
             .into_iter()
             .partition(|item| sort_key(item) == Some(CLAIM_SK));
@@ -327,6 +334,7 @@ impl ConversationIntake for DynamoStore {
             practice,
             department: departments.into_iter().find(|d| &d.id == department_id),
             open_conversation,
+            client_rate,
         })
     }
 
@@ -341,8 +349,15 @@ impl ConversationIntake for DynamoStore {
             .dedup_key
             .as_ref()
             .map(|_| department_at + 1 + usize::from(alert_at.is_some()));
+        let rate_at = new.rate.as_ref().map(|_| {
+            department_at + 1 + usize::from(alert_at.is_some()) + usize::from(dedup_at.is_some())
+        });
         too_many_items(
-            department_at + 1 + usize::from(alert_at.is_some()) + usize::from(dedup_at.is_some()),
+            department_at
+                + 1
+                + usize::from(alert_at.is_some())
+                + usize::from(dedup_at.is_some())
+                + usize::from(rate_at.is_some()),
         )?;
 
         let build = || {
@@ -383,9 +398,12 @@ impl ConversationIntake for DynamoStore {
                     vec![],
                 )?);
             }
+            if let Some(rate) = &new.rate {
+                items.push(rate_put(&self.table, &c.practice_id, rate)?);
+            }
             Ok(items)
         };
-        // The same order of rules as the embedded store: claim, department, dedup.
+        // The same order of rules as the embedded store: claim, department, dedup, rate counters.
         let interpret = |reasons: &[CancellationReason]| {
             if failed(reasons, 0).is_some_and(exists_in) {
                 Verdict::Fail(StoreError::ClientHasOpenConversation)
@@ -393,6 +411,8 @@ impl ConversationIntake for DynamoStore {
                 Verdict::Fail(StoreError::NotFound)
             } else if let Some(error) = duplicate_inbound(reasons, dedup_at) {
                 Verdict::Fail(error)
+            } else if rate_changed(reasons, rate_at) {
+                Verdict::Fail(StoreError::VersionMismatch)
             } else if failed(reasons, 1).is_some_and(exists_in) {
                 Verdict::Fail(StoreError::AlreadyExists)
             } else {
@@ -404,17 +424,24 @@ impl ConversationIntake for DynamoStore {
         Ok(())
     }
 
-    async fn append_messages(
+    async fn append_counted(
         &self,
         practice_id: &PracticeId,
         open: &OpenConversation,
         messages: &[Message],
         dedup_key: Option<&str>,
+        rate: Option<&RateUpdate>,
     ) -> StoreResult<()> {
-        // Items in this order: the conversation, the claim, the messages, the dedup record.
+        // Items in this order: the conversation, the claim, the messages, the dedup record, the counters.
         let messages_at = 2;
         let dedup_at = dedup_key.map(|_| messages_at + messages.len());
-        too_many_items(messages_at + messages.len() + usize::from(dedup_at.is_some()))?;
+        let rate_at = rate.map(|_| messages_at + messages.len() + usize::from(dedup_at.is_some()));
+        too_many_items(
+            messages_at
+                + messages.len()
+                + usize::from(dedup_at.is_some())
+                + usize::from(rate_at.is_some()),
+        )?;
         let conversation = conversation_key(practice_id, &open.conversation_id);
         const OPEN_AT_SEQ: &str = "attribute_exists(PK) AND #status = :open AND #seq = :read";
         // The inbound message a dedup key names comes first (auto-replies follow it).
@@ -503,9 +530,12 @@ impl ConversationIntake for DynamoStore {
                     vec![],
                 )?);
             }
+            if let Some(rate) = rate {
+                items.push(rate_put(&self.table, practice_id, rate)?);
+            }
             Ok(items)
         };
-        // The same order of rules as the embedded store: open conversation, its seq, then dedup.
+        // The same order of rules as the embedded store: open conversation, its seq, dedup, counters.
         let interpret = |reasons: &[CancellationReason]| {
             if let Some(old) = failed(reasons, 0) {
                 let Some(item) = old.filter(|item| !item.is_empty()) else {
@@ -534,6 +564,9 @@ impl ConversationIntake for DynamoStore {
             }
             match duplicate_inbound(reasons, dedup_at) {
                 Some(error) => Verdict::Fail(error),
+                None if rate_changed(reasons, rate_at) => {
+                    Verdict::Fail(StoreError::VersionMismatch)
+                }
                 None => Verdict::Retry,
             }
         };

@@ -9,6 +9,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
 use domain::client_view::in_client_view;
+use domain::conversation::rate_limit::RateUpdate;
 use domain::conversation::{Conversation, ConversationId, ConversationStatus, Message, Transfer};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::realtime::Change;
@@ -21,6 +22,7 @@ use domain::store::{
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::alerts::insert_alert;
+use super::rate_limits::{check_and_write_rate, read_rate};
 use super::settings::{count_open, stored_department, DEPARTMENTS, PRACTICES};
 use super::{decode, engine, get, past, put, EmbeddedStore, Json};
 use crate::store::sortable;
@@ -295,6 +297,7 @@ impl ConversationIntake for EmbeddedStore {
                 practice: get(&practices, p)?,
                 department: get(&departments, (p, department_id.0.as_str()))?,
                 open_conversation: get(&claims, (p, client_id))?,
+                client_rate: read_rate(tx, practice_id, client_id)?,
             })
         })
     }
@@ -317,6 +320,7 @@ impl ConversationIntake for EmbeddedStore {
                 return Err(StoreError::NotFound);
             }
             check_not_seen(tx, &c.practice_id, new.dedup_key.as_deref())?;
+            check_and_write_rate(tx, &c.practice_id, new.rate.as_ref())?;
 
             put(
                 &mut claims,
@@ -337,15 +341,17 @@ impl ConversationIntake for EmbeddedStore {
         .map(|changes| self.feed.publish(changes))
     }
 
-    async fn append_messages(
+    async fn append_counted(
         &self,
         practice_id: &PracticeId,
         open: &OpenConversation,
         messages: &[Message],
         dedup_key: Option<&str>,
+        rate: Option<&RateUpdate>,
     ) -> StoreResult<()> {
         let (practice_id, open, messages) = (practice_id.clone(), open.clone(), messages.to_vec());
         let dedup_key = dedup_key.map(str::to_owned);
+        let rate = rate.cloned();
         self.write(move |tx| {
             let current = match stored_conversation(tx, &practice_id, &open.conversation_id)? {
                 Some(c) if c.status == ConversationStatus::Open => c,
@@ -356,6 +362,7 @@ impl ConversationIntake for EmbeddedStore {
                 return Err(StoreError::VersionMismatch);
             }
             check_not_seen(tx, &practice_id, dedup_key.as_deref())?;
+            check_and_write_rate(tx, &practice_id, rate.as_ref())?;
 
             mark_seen(
                 tx,

@@ -35,6 +35,7 @@
 //! | `open_claims` | (practice, client) | `OpenConversation` | `conversations.rs` |
 //! | `client_conversations` | (practice, client, conversation) | — (the client's view, GSI2) | `conversations.rs` |
 //! | `inbound_seen` | (practice, dedup key) | conversation | `conversations.rs` |
+//! | `client_rates` | (practice, client) | `ClientRate` (rate-limit counters) | `rate_limits.rs` |
 //! | `alerts` | alert | `AlertRecord` with its delivery claims | `alerts.rs` |
 //! | `pending_alerts` | (`created_at`, alert) | — (the pending partition of GSI1) | `alerts.rs` |
 //! | `tickets` | SHA-256 of the secret | `Ticket` | `realtime.rs` |
@@ -53,6 +54,7 @@
 
 mod alerts;
 mod conversations;
+mod rate_limits;
 mod realtime;
 mod reminders;
 mod settings;
@@ -310,6 +312,7 @@ fn prepare(db: &Database, migrations: &[Migration]) -> Result<(), PrepareError> 
         .map_err(redb::Error::from)?;
     settings::create_tables(&tx)?;
     conversations::create_tables(&tx)?;
+    rate_limits::create_tables(&tx)?;
     alerts::create_tables(&tx)?;
     realtime::create_tables(&tx)?;
     tx.commit().map_err(redb::Error::from)?;
