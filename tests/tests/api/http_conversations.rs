@@ -147,7 +147,11 @@ async fn texts_start_in_the_default_department_and_join_the_open_conversation(ap
         let bad = text(&api, &p, not_e164, "x").await;
         assert_eq!(
             (bad.status, bad.code(), bad.body["error"]["field"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", Some("from")),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_phone",
+                Some("from")
+            ),
             "{not_e164}"
         );
     }
@@ -435,8 +439,16 @@ async fn staff_start_reply_and_end_conversations(api: Api) {
         )
         .await;
     assert_eq!(
-        (typo.status, typo.code(), typo.body["error"]["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", Some("client_id"))
+        (
+            typo.status,
+            typo.code(),
+            typo.body["error"]["field"].as_str()
+        ),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_phone",
+            Some("client_id")
+        )
     );
 
     // The client's answer joins it.
