@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod fake_connections;
+pub mod fake_texting;
 pub mod fault_proxy;
 pub mod live;
 pub mod local_server;

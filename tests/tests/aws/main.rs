@@ -6,6 +6,7 @@
 //! (`tls_trust` stays a binary of its own: it sets `SSL_CERT_FILE` for its whole process.)
 
 mod alerts_moto;
+mod fake_texting;
 mod lambda_events;
 mod lambda_watch;
 mod realtime_fanout;
