@@ -153,6 +153,29 @@ def test_after_hours_the_pop_up_shows_the_message_and_when_it_opens_and_a_messag
 
 
 @pytest.mark.store
+def test_the_pop_up_shows_when_the_department_closes_while_the_panel_is_open_and_only_once(owner_page, api, clinic, practice):
+    team = chat_practice(api, practice)
+    panel = open_widget(owner_page, clinic, practice, refresh=1)
+    popup = panel.get_by_role("alertdialog")
+    expect(panel.get_by_label("Your message")).to_be_enabled()
+    expect(popup).to_have_count(0)
+
+    # The department closes while the owner has the panel open: within a refresh or two, the pop-up.
+    opens = closed_until_the_day_after_tomorrow(api, practice, team, allow=True, message="We have closed for today; leave us a note.")
+    popup = panel.get_by_role("alertdialog", name="Happy Paws Team is closed right now")
+    expect(popup).to_be_visible(timeout=5_000)
+    expect(popup).to_contain_text("We have closed for today; leave us a note.")
+    expect(popup).to_contain_text(f"We open again {in_words(opens)}.")
+    popup.get_by_role("button", name="Not now").click()
+    expect(popup).to_be_hidden()
+
+    # Closed it stays: the next refreshes do not bring the dismissed pop-up back.
+    owner_page.wait_for_timeout(2_500)
+    expect(panel.get_by_role("alertdialog")).to_have_count(0)
+    expect(panel.get_by_text("We are closed now: leave a message and we will answer when we open.")).to_be_visible()
+
+
+@pytest.mark.store
 def test_a_refused_message_says_so_in_words_and_stores_nothing(owner_page, api, clinic, practice):
     team = chat_practice(api, practice)
     # The widget's availability is read once (a refresh every 10 minutes): the department changes after it

@@ -146,7 +146,7 @@ class Widget {
     this.departmentId = null;
     this.conversation = null; // the client's view of its latest conversation
     this.messages = new Map(); // seq → message
-    this.dismissed = new Set(); // departments whose after-hours pop-up was closed
+    this.dismissed = new Set(); // the closed periods (department@opens_at) whose after-hours pop-up was closed
     this.live = null;
     this.refreshTimer = null;
     this.key = null; // the Idempotency-Key of the message being sent (the same on every try)
@@ -261,9 +261,14 @@ class Widget {
     // While the panel is open the availability is re-read (the API lets the browser revalidate it cheaply):
     // the banner follows the Online/Offline switch within one refresh. So is the chat's state: the end of a
     // chat sends the owner no frame.
-    this.refreshTimer = setInterval(() => {
-      this.refresh();
+    this.refreshTimer = setInterval(async () => {
+      const before = this.department;
       this.syncConversation();
+      await this.refresh();
+      // The department closed while the panel was open (its hours ended, a non-working day was set): the
+      // owner gets the pop-up as if the chat had just been opened.
+      const after = this.department;
+      if (before?.id === after?.id && before?.open && !after.open) this.maybePopup();
     }, this.options.refreshSeconds * 1000);
     this.maybePopup();
   }
@@ -375,11 +380,12 @@ class Widget {
   }
 
   // After hours (outside the hours, a non-working day; not the switch: that is the banner), once per
-  // department until the page is left: the practice's message and when it opens.
+  // department and closed period until the page is left: the practice's message and when it opens.
   maybePopup() {
     const d = this.department;
     if (this.panel.hidden || !d || d.open || d.reason === "offline" || this.hasOpenConversation) return;
-    if (this.dismissed.has(d.id) || !this.popup.hidden) return;
+    const period = `${d.id}@${d.opens_at ?? ""}`;
+    if (this.dismissed.has(period) || !this.popup.hidden) return;
     const titleId = uid("vetchat-popup-title");
     const textId = uid("vetchat-popup-text");
     const buttons = [];
@@ -408,7 +414,7 @@ class Widget {
       ),
     );
     this.popup.hidden = false;
-    this.popupFor = d.id;
+    this.popupFor = period;
     buttons[0].focus();
   }
 
