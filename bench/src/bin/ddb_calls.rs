@@ -74,10 +74,14 @@ impl Budget {
                 Some(reads == 1 && n("TransactWriteItems") == 1 && total == 2)
             }
             Budget::Query => Some(n("Query") == 1 && total == 1),
-            // One query of the due index, then at most 4 reads per due department: its practice and
-            // settings, its open conversations, and (when the reminder is delivered in the same run) the
-            // alert and the settings again, as the dispatcher reads them.
-            Budget::PerDue(due) => Some(n("Scan") == 0 && reads <= 1 + 4 * due as u64),
+            // One query per partition of the due index (its shards and the legacy one), then at most 4
+            // reads per due department: its practice and settings, its open conversations, and (when the
+            // reminder is delivered in the same run) the alert and the settings again, as the dispatcher
+            // reads them.
+            Budget::PerDue(due) => Some(
+                n("Scan") == 0
+                    && reads <= u64::from(adapters::store::DUE_SHARDS) + 1 + 4 * due as u64,
+            ),
         }
     }
 }

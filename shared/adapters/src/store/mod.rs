@@ -80,7 +80,8 @@ use domain::realtime::Change;
 #[cfg(feature = "test-support")]
 pub use dynamo::RequestCounter;
 pub use dynamo::{
-    change_of_record, ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, TableSpec,
+    change_of_record, due_partition, ensure_table, table_spec, DynamoStore, IndexSpec,
+    KeyAttribute, TableSpec, DUE_SHARDS,
 };
 pub use embedded::EmbeddedStore;
 
