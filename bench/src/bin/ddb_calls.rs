@@ -203,6 +203,7 @@ async fn main() {
                 json!({
                     "operation": r.operation, "counts": r.counts,
                     "rcu": r.capacity.read, "wcu": r.capacity.write, "capacity_units": r.capacity.units,
+                    "units_by_target": r.capacity.by_target,
                     "budget": r.budget.text(), "within": r.budget.holds(&r.counts), "guard": r.guard,
                 })
             })
