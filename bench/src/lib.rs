@@ -193,12 +193,15 @@ pub async fn fresh_table(client: &aws_sdk_dynamodb::Client) -> String {
 }
 
 /// Consumed capacity, as DynamoDB reports it with `ReturnConsumedCapacity=INDEXES`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Capacity {
     /// Total capacity units (table and indexes).
     pub units: f64,
     pub read: f64,
     pub write: f64,
+    /// The units by where they were consumed: `table`, or an index's name (`GSI1`, `GSI2`, `DUE`), for the
+    /// scale model's per-index rates and write amplification (scripts/scale-model).
+    pub by_target: std::collections::BTreeMap<String, f64>,
     /// Responses that carried a `ConsumedCapacity`.
     pub reported: u64,
 }
@@ -255,12 +258,24 @@ impl CapacityProbe {
                 split("WriteCapacityUnits", !reads),
             )
         };
-        let all: Vec<(f64, f64, f64)> = match &response["ConsumedCapacity"] {
-            Value::Array(list) => list.iter().map(one).collect(),
-            c @ Value::Object(_) => vec![one(c)],
+        let consumed: Vec<&Value> = match &response["ConsumedCapacity"] {
+            Value::Array(list) => list.iter().collect(),
+            c @ Value::Object(_) => vec![c],
             _ => return,
         };
+        let all: Vec<(f64, f64, f64)> = consumed.iter().map(|c| one(c)).collect();
         let mut total = self.total.lock().unwrap_or_else(PoisonError::into_inner);
+        for c in &consumed {
+            let units = |v: &Value| v["CapacityUnits"].as_f64().unwrap_or(0.0);
+            *total.by_target.entry("table".into()).or_default() += units(&c["Table"]);
+            for indexes in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
+                if let Some(map) = c[indexes].as_object() {
+                    for (name, v) in map {
+                        *total.by_target.entry(name.clone()).or_default() += units(v);
+                    }
+                }
+            }
+        }
         for (units, read, write) in all {
             total.units += units;
             total.read += read;

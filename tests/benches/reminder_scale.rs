@@ -5,6 +5,8 @@
 //! ```text
 //! # full size (release build, as `cargo bench` builds):
 //! BENCH_DEPARTMENTS=20000 cargo bench -p vetchat-tests --bench reminder_scale
+//! # a fleet's minute at 200,000 departments, 3,000 due:
+//! BENCH_DEPARTMENTS=200000 BENCH_DUE=3000 cargo bench -p vetchat-tests --bench reminder_scale
 //! # short (a dev build, seconds; what CI can afford):
 //! BENCH_DEPARTMENTS=500 cargo test -p vetchat-tests --bench reminder_scale
 //! ```
@@ -12,7 +14,13 @@
 //! Needs DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`, e.g. from `scripts/test --services-only`). Knobs:
 //! `BENCH_DEPARTMENTS` (default 20000), `BENCH_DUE` (default 1.5% of them: 300 of 20000),
 //! `BENCH_OPEN` (due departments with open conversations, default due/15), `BENCH_SEED_CONCURRENCY`
-//! (default 32), `BENCH_KEEP_TABLE=1` (keep the table afterwards).
+//! (default 32), `BENCH_LEGACY_EVERY` (every n-th due department seeded with the due entry as written
+//! before the index was sharded, `DUE_PK = DUE`; default 10, 0 for none), `BENCH_KEEP_TABLE=1` (keep the
+//! table afterwards).
+//!
+//! The due index is sharded (`DUE#00`…`DUE#31` by a hash of the department, plus the legacy `DUE`): the
+//! find step asserts one Query a partition and nothing read but the due entries; after the run, the legacy
+//! partition is empty (each advance moved its entry to its shard).
 //!
 //! Seeding: one template practice is written through the store itself (`Store::create_practice`, then
 //! `Store::create_department` once per reminder variant) on a scratch table and read back; every seeded
@@ -30,7 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::senders::RecordingSender;
-use adapters::store::{ensure_table, DynamoStore};
+use adapters::store::{due_partition, ensure_table, DynamoStore, DUE_SHARDS};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, TimeZone, Utc};
 use domain::conversation::{self, StartInput};
@@ -224,6 +232,8 @@ struct Seeded {
     practices: usize,
     items: usize,
     due: Vec<(PracticeId, DepartmentId)>,
+    /// Due departments seeded with the legacy entry.
+    legacy: usize,
     open_departments: usize,
     open_conversations: usize,
     requests: usize,
@@ -236,6 +246,8 @@ struct Plan {
     departments: usize,
     due: usize,
     open: usize,
+    /// Every n-th due department keeps a legacy due entry (`DUE_PK = DUE`); 0: none.
+    legacy_every: usize,
     concurrency: usize,
     now: DateTime<Utc>,
 }
@@ -252,6 +264,7 @@ async fn seed(
         departments,
         due,
         open,
+        legacy_every,
         concurrency,
         now,
     } = *plan;
@@ -292,6 +305,7 @@ async fn seed(
     let stride = (others / due.max(1)).max(1);
     let mut items: Vec<Item> = Vec::new();
     let mut due_ids = Vec::new();
+    let mut legacy_count = 0;
     let mut k = 0;
     for p in 0..practices {
         let practice_id = format!("prc_bench_{p:06}");
@@ -325,9 +339,24 @@ async fn seed(
                 (name_key(&tpl_name), name_key(&name)),
             ];
             subs.extend(practice_subs.iter().cloned());
-            items.extend(variant_templates[v].iter().map(|i| rewrite_item(i, &subs)));
+            let (practice, department) = (PracticeId(practice_id.clone()), DepartmentId(id));
+            // Every `legacy_every`-th due department keeps the unsharded entry (`DUE_PK = DUE`), as
+            // written before the index was sharded; the others get their shard, as the store writes it.
+            let legacy = is_due[v] && legacy_every > 0 && due_ids.len() % legacy_every == 0;
+            items.extend(variant_templates[v].iter().map(|i| {
+                let mut item = rewrite_item(i, &subs);
+                if let Some(due_pk) = item.get_mut("DUE_PK") {
+                    *due_pk = AttributeValue::S(if legacy {
+                        "DUE".to_owned()
+                    } else {
+                        due_partition(&practice, &department)
+                    });
+                }
+                item
+            }));
             if is_due[v] {
-                due_ids.push((PracticeId(practice_id.clone()), DepartmentId(id)));
+                legacy_count += usize::from(legacy);
+                due_ids.push((practice, department));
             }
         }
     }
@@ -420,6 +449,7 @@ async fn seed(
         items: total_items,
         open_departments: open.min(due_ids.len()),
         due: due_ids,
+        legacy: legacy_count,
         open_conversations,
         requests: requests + retries,
         took: started.elapsed(),
@@ -476,6 +506,40 @@ fn sortable(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
 }
 
+/// How many entries each shard of the due index holds after `after` (how evenly the hash spreads them).
+async fn shard_sizes(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    after: DateTime<Utc>,
+) -> Vec<i32> {
+    let mut sizes = Vec::new();
+    for n in 0..DUE_SHARDS {
+        let mut start: Option<Item> = None;
+        let mut count = 0;
+        loop {
+            let out = client
+                .query()
+                .table_name(table)
+                .index_name("DUE")
+                .key_condition_expression("DUE_PK = :p AND DUE_AT > :after")
+                .expression_attribute_values(":p", AttributeValue::S(format!("DUE#{n:02}")))
+                .expression_attribute_values(":after", AttributeValue::S(sortable(after)))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .expect("Query a shard");
+            count += out.count;
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        sizes.push(count);
+    }
+    sizes
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let departments = env_usize("BENCH_DEPARTMENTS")
@@ -483,6 +547,7 @@ async fn main() {
         .max(PER_PRACTICE);
     let due = env_usize("BENCH_DUE").unwrap_or((departments * 3 / 200).max(1));
     let open = env_usize("BENCH_OPEN").unwrap_or((due / 15).max(1));
+    let legacy_every = env_usize("BENCH_LEGACY_EVERY").unwrap_or(10);
     let concurrency = env_usize("BENCH_SEED_CONCURRENCY").unwrap_or(32);
     let keep = std::env::var("BENCH_KEEP_TABLE").is_ok_and(|v| v == "1");
 
@@ -516,6 +581,7 @@ async fn main() {
         departments,
         due,
         open,
+        legacy_every,
         concurrency,
         now: seed_now,
     };
@@ -527,7 +593,7 @@ async fn main() {
         seeded.requests
     );
 
-    // 1. Finding the due departments alone: one Query on the DUE index.
+    // 1. Finding the due departments alone: one Query per partition of the DUE index.
     log.clear();
     let started = Instant::now();
     let listed = store
@@ -541,6 +607,13 @@ async fn main() {
         listed.len(),
         seeded.due.len(),
         "the due index lists the due departments"
+    );
+    // One Query a shard and one for the legacy partition, and nothing read but what is due.
+    assert_eq!(find.requests, DUE_SHARDS as usize + 1, "{find_ops}");
+    assert_eq!(
+        (find.read, find.returned),
+        (listed.len() as u64, listed.len() as u64),
+        "reads only what is due"
     );
 
     // 2. What a run without the index would read just to find them (before the run moves them on): a Scan of the whole table.
@@ -595,6 +668,20 @@ async fn main() {
     assert!(run_entries.iter().all(|e| e.operation != "Scan"));
     let counted: u64 = store.request_counts().values().sum();
     assert_eq!(counted as usize, run_entries.len());
+    // The run moved every legacy entry it advanced to its shard: the legacy partition is empty.
+    let legacy_left = client
+        .query()
+        .table_name(&table)
+        .index_name("DUE")
+        .key_condition_expression("DUE_PK = :p")
+        .expression_attribute_values(":p", AttributeValue::S("DUE".into()))
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .send()
+        .await
+        .expect("Query the legacy partition")
+        .count;
+    assert_eq!(legacy_left, 0, "legacy due entries left after the run");
+    let per_shard = shard_sizes(&client, &table, run_at).await;
 
     println!(
         "\n### Reminder run over {departments} departments ({} practices), {} due, {} with open conversations \
@@ -607,7 +694,7 @@ async fn main() {
     println!("| | requests | items read | items returned | read units | write units | wall time |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| find the due departments: `due_reminders` (Query on `DUE`) | {} | {} | {} | {} | – | {} |",
+        "| find the due departments: `due_reminders` (a Query per `DUE` shard) | {} | {} | {} | {} | – | {} |",
         find.requests,
         find.read,
         find.returned,
@@ -632,6 +719,18 @@ async fn main() {
         ms(scan_wall)
     );
     println!();
+    println!(
+        "- due index: {DUE_SHARDS} shards + the legacy `DUE` partition; {} of the due departments seeded with a \
+         legacy entry (`DUE_PK = DUE`), all moved to their shard by the run; entries per shard after the run \
+         (the departments' next reminders): min {}, max {}",
+        seeded.legacy,
+        per_shard.iter().min().unwrap_or(&0),
+        per_shard.iter().max().unwrap_or(&0),
+    );
+    println!(
+        "- run wall time {:.1} s against the 15-minute schedule period (900 s) and the function's 300 s timeout",
+        run_wall.as_secs_f64()
+    );
     println!("- find: {find_ops}");
     println!("- run: {run_ops}");
     println!(

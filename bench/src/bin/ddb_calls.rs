@@ -74,10 +74,14 @@ impl Budget {
                 Some(reads == 1 && n("TransactWriteItems") == 1 && total == 2)
             }
             Budget::Query => Some(n("Query") == 1 && total == 1),
-            // One query of the due index, then at most 4 reads per due department: its practice and
-            // settings, its open conversations, and (when the reminder is delivered in the same run) the
-            // alert and the settings again, as the dispatcher reads them.
-            Budget::PerDue(due) => Some(n("Scan") == 0 && reads <= 1 + 4 * due as u64),
+            // One query per partition of the due index (its shards and the legacy one), then at most 4
+            // reads per due department: its practice and settings, its open conversations, and (when the
+            // reminder is delivered in the same run) the alert and the settings again, as the dispatcher
+            // reads them.
+            Budget::PerDue(due) => Some(
+                n("Scan") == 0
+                    && reads <= u64::from(adapters::store::DUE_SHARDS) + 1 + 4 * due as u64,
+            ),
         }
     }
 }
@@ -146,6 +150,9 @@ async fn main() {
     let client = vetchat_bench::dynamo_client(Some(probe.clone())).await;
     let mut rows = api_operations(&client, &probe).await;
     rows.extend(reminder_runs(&client, &probe).await);
+    let history = history_rows(&client, &probe).await;
+    let grown = grown_with_history(&history);
+    rows.extend(history);
 
     let mut over = Vec::new();
     let printed: Vec<Vec<String>> = rows
@@ -199,12 +206,17 @@ async fn main() {
                 json!({
                     "operation": r.operation, "counts": r.counts,
                     "rcu": r.capacity.read, "wcu": r.capacity.write, "capacity_units": r.capacity.units,
+                    "units_by_target": r.capacity.by_target,
                     "budget": r.budget.text(), "within": r.budget.holds(&r.counts), "guard": r.guard,
                 })
             })
             .collect();
         std::fs::write(&path, serde_json::to_string_pretty(&list).expect("JSON"))
             .unwrap_or_else(|e| panic!("write {path}: {e}"));
+    }
+    if !grown.is_empty() {
+        eprintln!("read units grow with the history: {grown:?}");
+        std::process::exit(1);
     }
     if !over.is_empty() {
         eprintln!("over budget: {over:?}");
@@ -612,6 +624,195 @@ async fn first_alert_for(store: &DynamoStore, department: &str) -> AlertId {
         }
     }
     panic!("no pending alert for {department}");
+}
+
+/// The history sizes the constant-cost operations are measured at.
+const HISTORIES: [u64; 2] = [10, 10_000];
+
+/// What must cost the same read units whatever the conversation's history (issue #18).
+const CONSTANT_COST: [&str; 4] = [
+    "POST /inbound (text, into an open conversation)",
+    "POST /conversations/{id}/messages (staff reply)",
+    "GET /conversations/{id}?after={last_seq - 10}&limit=10 (the newest page)",
+    "POST /conversations/{id}/transfer",
+];
+
+fn with_history(operation: &str, messages: u64) -> String {
+    format!("{operation}, {messages} messages of history")
+}
+
+/// The operations of [`CONSTANT_COST`] whose read units differ between the history sizes.
+fn grown_with_history(rows: &[Row]) -> Vec<String> {
+    let read_units = |name: String| {
+        rows.iter()
+            .find(|r| r.operation == name)
+            .map(|r| r.capacity.read)
+            .unwrap_or_else(|| panic!("no row {name}"))
+    };
+    CONSTANT_COST
+        .iter()
+        .filter(|op| {
+            let [small, large] = HISTORIES.map(|n| read_units(with_history(op, n)));
+            small != large
+        })
+        .map(|op| (*op).to_owned())
+        .collect()
+}
+
+/// A transfer, a staff reply, an inbound text into the open conversation and the newest page of it, each
+/// on a conversation with 10 and with 10,000 messages of history (on a table of its own per size). The
+/// history is appended through the store, 90 messages to a transaction, as copies of the conversation's
+/// first message (so they have the stored shape whatever fields a message gains).
+async fn history_rows(client: &aws_sdk_dynamodb::Client, probe: &CapacityProbe) -> Vec<Row> {
+    use domain::conversation::{ConversationId, Message};
+    use domain::identity::PracticeId;
+    use domain::store::{
+        ConversationHistory, ConversationIntake, ConversationStore, MessageRange, OpenConversation,
+    };
+
+    let mut rows = Vec::new();
+    for n in HISTORIES {
+        let table = vetchat_bench::fresh_table(client).await;
+        let store = Arc::new(DynamoStore::new(client.clone(), table));
+        let api = Api::new(store.clone());
+        let admin = Api::token(PRACTICE, Role::Admin, "admin-1");
+        let staff = Api::token(PRACTICE, Role::Staff, "staff-1");
+        let gateway = Api::token(PRACTICE, Role::Integration, "gateway-1");
+        api.expect(
+            StatusCode::CREATED,
+            Method::PUT,
+            "/practice",
+            &admin,
+            Some(&json!({"name": "History Vets", "timezone": "America/New_York", "country": "US", "sms_numbers": ["+12015550100"]})),
+        )
+        .await;
+        let target = api
+            .expect(
+                StatusCode::CREATED,
+                Method::POST,
+                "/departments",
+                &admin,
+                Some(&json!({"name": "Grooming"})),
+            )
+            .await;
+        let target = id(&target, "id");
+        let text =
+            json!({"channel": "sms", "from": "+12015550111", "body": "Is Rex ready for pickup?"});
+        let started = api
+            .expect(
+                StatusCode::CREATED,
+                Method::POST,
+                "/inbound",
+                &gateway,
+                Some(&text),
+            )
+            .await;
+        let (practice, conversation) = (
+            PracticeId(PRACTICE.to_owned()),
+            ConversationId(id(&started, "conversation_id")),
+        );
+        let first = store
+            .conversation_detail(
+                &practice,
+                &conversation,
+                MessageRange { after: 0, limit: 1 },
+            )
+            .await
+            .expect("detail")
+            .expect("the conversation")
+            .messages
+            .remove(0);
+        let template = serde_json::to_value(&first).expect("a message as JSON");
+        loop {
+            let c = store
+                .get_conversation(&practice, &conversation)
+                .await
+                .expect("get")
+                .expect("the conversation");
+            if c.last_seq >= n {
+                break;
+            }
+            let messages: Vec<Message> = (c.last_seq + 1..=(c.last_seq + 90).min(n))
+                .map(|seq| {
+                    let mut m = template.clone();
+                    m["seq"] = json!(seq);
+                    m["id"] = json!(format!("msg_history_{seq:06}"));
+                    serde_json::from_value(m).expect("a message")
+                })
+                .collect();
+            store
+                .append_messages(&practice, &OpenConversation::of(&c), &messages, None)
+                .await
+                .expect("append the history");
+        }
+        let mut b = Bench {
+            store: store.clone(),
+            probe: probe.clone(),
+            rows: Vec::new(),
+        };
+        let path = format!("/conversations/{}", conversation.0);
+        b.measure(
+            &with_history(CONSTANT_COST[0], n),
+            Budget::ReadWrite,
+            G_CONV,
+            api.expect(
+                StatusCode::OK,
+                Method::POST,
+                "/inbound",
+                &gateway,
+                Some(&text),
+            ),
+        )
+        .await;
+        b.measure(
+            &with_history(CONSTANT_COST[1], n),
+            Budget::ReadTransaction,
+            G_CONV,
+            api.expect(
+                StatusCode::CREATED,
+                Method::POST,
+                &format!("{path}/messages"),
+                &staff,
+                Some(&json!({"body": "See you at 5"})),
+            ),
+        )
+        .await;
+        let last = n + 2;
+        let page = b
+            .measure(
+                &with_history(CONSTANT_COST[2], n),
+                Budget::None,
+                "",
+                api.expect(
+                    StatusCode::OK,
+                    Method::GET,
+                    &format!("{path}?after={}&limit=10", last - 10),
+                    &staff,
+                    None,
+                ),
+            )
+            .await;
+        assert_eq!(
+            page["messages"].as_array().map(Vec::len),
+            Some(10),
+            "{page}"
+        );
+        b.measure(
+            &with_history(CONSTANT_COST[3], n),
+            Budget::ReadTransaction,
+            G_XFER,
+            api.expect(
+                StatusCode::OK,
+                Method::POST,
+                &format!("{path}/transfer"),
+                &staff,
+                Some(&json!({"department_id": target, "note": "Grooming question"})),
+            ),
+        )
+        .await;
+        rows.extend(b.rows);
+    }
+    rows
 }
 
 /// The reminder run on its own table: 40 departments with the reminder on and one open conversation each,

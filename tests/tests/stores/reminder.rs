@@ -7,11 +7,13 @@
 //! routing opens and ends conversations, and `domain::reminder::run_reminders` runs for an instant chosen
 //! here too. Time travel is choosing that instant. The DynamoDB-only check of what a run reads comes last.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use adapters::senders::{FaultySender, RecordingSender};
+use adapters::store::{due_partition, DynamoStore, DUE_SHARDS};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use domain::alert::{AlertKind, AlertSender, Delivery, DeliveryChannel, SendError};
@@ -1494,14 +1496,15 @@ async fn dynamo_a_run_reads_only_the_due_departments() {
         .iter()
         .filter(|e| e.index.as_deref() == Some("DUE"))
         .collect();
-    assert_eq!(due_queries.len(), 1, "{entries:#?}");
+    // One Query per shard of the due index and one for its legacy partition.
+    assert_eq!(due_queries.len(), DUE_SHARDS as usize + 1, "{entries:#?}");
+    assert!(due_queries.iter().all(|q| q.operation == "Query"));
     assert_eq!(
         (
-            due_queries[0].operation.as_str(),
-            due_queries[0].items,
-            due_queries[0].scanned
+            due_queries.iter().map(|q| q.items).sum::<u64>(),
+            due_queries.iter().map(|q| q.scanned).sum::<u64>()
         ),
-        ("Query", 3, 3),
+        (3, 3),
         "the due index gives the three due departments and nothing else"
     );
     // Per due department: its practice and settings (1 BatchGetItem), its open conversations (1 Query on
@@ -1510,7 +1513,7 @@ async fn dynamo_a_run_reads_only_the_due_departments() {
     // delivery (as the dispatcher does it): the alert (GetItem), practice and department (BatchGetItem), per
     // recipient a claim and an outcome (UpdateItem each), and the completion (UpdateItem).
     let expected: BTreeMap<String, u64> = [
-        ("Query DUE", 1),
+        ("Query DUE", u64::from(DUE_SHARDS) + 1),
         ("Query GSI1", 3),
         ("BatchGetItem", 3 + 2),
         ("TransactWriteItems", 2),
@@ -1535,4 +1538,65 @@ async fn dynamo_a_run_reads_only_the_due_departments() {
     for id in &due {
         assert!(listed(&store, id).await.is_some_and(|next| next > at));
     }
+}
+
+/// A due entry written before the index was sharded (`DUE_PK = DUE`) is still found, and its advance moves
+/// it to the department's shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_a_legacy_due_entry_is_found_and_moved_to_its_shard() {
+    let client = vetchat_tests::dynamo_client().await;
+    let table = vetchat_tests::unique_table_name();
+    adapters::store::ensure_table(&client, &table)
+        .await
+        .expect("create the test table");
+    let store: DynStore = Arc::new(DynamoStore::new(client.clone(), table.clone()));
+    let now = utc("2031-06-09T12:00:00Z"); // Monday 08:00 in New York
+    let fx = practice(&store, "America/New_York", now).await;
+    let id = department(
+        &store,
+        &fx,
+        with_reminder("Surgery", Some("17:30"), true),
+        now,
+    )
+    .await;
+    let key = HashMap::from([
+        (
+            "PK".to_owned(),
+            AttributeValue::S(format!("PRACTICE#{}", fx.practice_id)),
+        ),
+        ("SK".to_owned(), AttributeValue::S(format!("DEPT#{id}"))),
+    ]);
+    let due_pk = || async {
+        client
+            .get_item()
+            .table_name(&table)
+            .set_key(Some(key.clone()))
+            .send()
+            .await
+            .expect("GetItem")
+            .item
+            .and_then(|i| i.get("DUE_PK").cloned())
+    };
+    let shard = AttributeValue::S(due_partition(&fx.practice_id, &id));
+    assert_eq!(due_pk().await, Some(shard.clone()), "written to its shard");
+    // As the store wrote it before the shards.
+    client
+        .update_item()
+        .table_name(&table)
+        .set_key(Some(key.clone()))
+        .update_expression("SET DUE_PK = :legacy")
+        .expression_attribute_values(":legacy", AttributeValue::S("DUE".into()))
+        .send()
+        .await
+        .expect("UpdateItem");
+    assert_eq!(listed(&store, &id).await, Some(utc("2031-06-09T21:30:00Z")));
+
+    let at = utc("2031-06-09T21:30:00Z"); // 17:30 EDT
+    let recorder = RecordingSender::new();
+    assert_eq!(
+        run(&store, &recorder, at).await,
+        summary(at, [1, 0, 0, 1, 0, 0])
+    );
+    assert_eq!(due_pk().await, Some(shard), "moved to its shard");
+    assert!(listed(&store, &id).await.is_some_and(|next| next > at));
 }

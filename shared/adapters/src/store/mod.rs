@@ -56,7 +56,8 @@
 //! conversation's, `ADD -1`). `delete_department` is conditioned on `open_conversations = 0`, so a
 //! conversation never outlives its department. `GSI1` lists a practice's conversations per status, newest
 //! activity first (an unfiltered list merges the open and resolved partitions); a list cursor holds the
-//! practice and the last `GSI1SK` answered.
+//! practice and the position (`last_message_at`, id) of the last conversation answered, encoded by
+//! `cursor.rs` for both stores (DynamoDB turns it into the `GSI1SK` to start after).
 //!
 //! Transferring is one transaction too: the conversation's `department_id` set if it is still open in the
 //! department the caller saw, the transfer record, `ADD -1` / `ADD 1` on the two departments (the target must
@@ -71,6 +72,7 @@
 //! one `GSI1` Query on `ALERTS#pending`, oldest first: a sparse partition that holds only the alerts in
 //! flight (a single partition key on purpose; fine at alert volumes, shard it if that ever changes).
 
+mod cursor;
 mod dynamo;
 pub mod embedded;
 
@@ -80,7 +82,8 @@ use domain::realtime::Change;
 #[cfg(feature = "test-support")]
 pub use dynamo::RequestCounter;
 pub use dynamo::{
-    change_of_record, ensure_table, table_spec, DynamoStore, IndexSpec, KeyAttribute, TableSpec,
+    change_of_record, due_partition, ensure_table, table_spec, DynamoStore, IndexSpec,
+    KeyAttribute, TableSpec, DUE_SHARDS,
 };
 pub use embedded::EmbeddedStore;
 

@@ -33,7 +33,6 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, ConditionCheck, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
 use domain::client_view::in_client_view;
@@ -49,7 +48,6 @@ use domain::store::{
     NewConversation, OpenConversation, RoutingContext, StoreError, StoreResult, TransferContext,
     TransferStore,
 };
-use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
 use super::alerts::alert_item;
@@ -65,6 +63,7 @@ use super::keys::{
 use super::rate_limits::{rate_changed, rate_key, rate_put, read_rate, RATE_SK};
 use super::settings::read_collection;
 use super::{exists_in, failed, sdk_unavailable, DynamoStore, Verdict};
+use crate::store::cursor::{decode_list_cursor, encode_list_cursor};
 
 /// How long an inbound message id is remembered (the table's TTL deletes the record after).
 const INBOUND_DEDUP_DAYS: i64 = 7;
@@ -258,35 +257,6 @@ struct Collection {
     conversation: Option<Item>,
     /// Messages may follow: the page is full, or DynamoDB cut it at 1 MB.
     more: bool,
-}
-
-/// What a list cursor holds: the caller's practice and the index sort key of the last conversation
-/// answered (unique per conversation, so the next page starts right after it in every status partition).
-#[derive(Serialize, Deserialize)]
-struct Cursor {
-    #[serde(rename = "p")]
-    practice_id: PracticeId,
-    #[serde(rename = "k")]
-    after: String,
-}
-
-fn encode_cursor(cursor: &Cursor) -> String {
-    let json = serde_json::to_vec(cursor).unwrap_or_default();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
-}
-
-fn decode_cursor(raw: &str, practice_id: &PracticeId) -> StoreResult<String> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw)
-        .map_err(|_| StoreError::BadCursor)?;
-    let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
-    // Another practice's cursor could only ever position a read of the caller's own partition (the
-    // partition key comes from the caller, never from the cursor); it is refused all the same.
-    // A position is a key of this table: bounded like one (a longer one is not a cursor this API gave).
-    if &cursor.practice_id != practice_id || cursor.after.is_empty() || cursor.after.len() > 1024 {
-        return Err(StoreError::BadCursor);
-    }
-    Ok(cursor.after)
 }
 
 /// One status partition of the index, read newest first, a page at a time as the merge needs it.
@@ -795,8 +765,9 @@ impl ConversationStore for DynamoStore {
         limit: usize,
     ) -> StoreResult<ConversationPage> {
         let after = cursor
-            .map(|raw| decode_cursor(raw, practice_id))
-            .transpose()?;
+            .map(|raw| decode_list_cursor(raw, practice_id))
+            .transpose()?
+            .map(|at| activity_sk(at.last_message_at, &at.id));
         let limit = limit.max(1);
         let statuses = filter.statuses();
         let mut partitions: Vec<Partition> = statuses
@@ -838,19 +809,14 @@ impl ConversationStore for DynamoStore {
 
         let more = found.len() > limit;
         found.truncate(limit);
-        let next_cursor = match found.last() {
-            Some(last) if more => Some(encode_cursor(&Cursor {
-                practice_id: practice_id.clone(),
-                after: string_attribute(last, GSI1SK)
-                    .unwrap_or_default()
-                    .to_owned(),
-            })),
-            _ => None,
-        };
         let conversations = found
             .into_iter()
             .map(|item| from_item::<Conversation>(item).map_err(decoding_failed))
             .collect::<StoreResult<Vec<_>>>()?;
+        let next_cursor = match conversations.last() {
+            Some(last) if more => Some(encode_list_cursor(practice_id, last)),
+            _ => None,
+        };
         Ok(ConversationPage {
             conversations,
             next_cursor,
@@ -1108,26 +1074,5 @@ impl DynamoStore {
         partition.start_key = out.last_evaluated_key.filter(|k| !k.is_empty());
         partition.exhausted = partition.start_key.is_none();
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_name_their_practice() {
-        let p = PracticeId::from("p1");
-        let raw = encode_cursor(&Cursor {
-            practice_id: p.clone(),
-            after: "2026#cnv".into(),
-        });
-        assert_eq!(decode_cursor(&raw, &p), Ok("2026#cnv".into()));
-        assert_eq!(
-            decode_cursor(&raw, &PracticeId::from("p2")),
-            Err(StoreError::BadCursor)
-        );
-        assert_eq!(decode_cursor("%%%", &p), Err(StoreError::BadCursor));
-        assert_eq!(decode_cursor("e30", &p), Err(StoreError::BadCursor));
     }
 }

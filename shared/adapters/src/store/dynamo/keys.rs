@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::conversation::{AlertId, ConversationId, ConversationStatus};
-use domain::identity::PracticeId;
+use domain::identity::{DepartmentId, PracticeId};
 use domain::realtime::ConnectionId;
 
 use super::codec::{s, Item};
@@ -24,9 +24,49 @@ pub(super) const GSI2SK: &str = "GSI2SK";
 
 /// The sparse index of departments by their next reminder instant (`DUE_PK`, `DUE_AT`).
 pub(super) const DUE_INDEX: &str = "DUE";
-/// The one partition of the due index: it holds only departments with the reminder on, each written once a
-/// day, so it stays far below a partition's limits.
-pub(super) const DUE_PARTITION: &str = "DUE";
+/// How many partitions the due index is spread over (`DUE#00` … `DUE#31`), a department's by a stable hash
+/// of its ids. Why 32: a fleet's reminders cluster on a few local minutes (17:30 Eastern for 100,000
+/// departments), and each advance moves the department's index entry (a delete and a put on the index: 2
+/// WCU), so one minute is 200,000 index writes. One partition takes 1,000 WCU/s: 4 partitions suffice if the
+/// writes were spread evenly over the minute, but a run writes as fast as it goes, so 32 leave room for the
+/// whole minute being written in 7 s (200,000 / 32 / 7 ≈ 890 WCU/s a partition). A run reads the shards in
+/// parallel ([`DUE_QUERY_CONCURRENCY`]); an empty shard's Query costs half a read unit.
+pub const DUE_SHARDS: u32 = 32;
+/// How many shards' Queries one `due_reminders` has in flight: enough that 33 Queries (the shards and
+/// [`LEGACY_DUE_PARTITION`]) take about four round trips, few enough not to crowd the connection pool.
+pub(super) const DUE_QUERY_CONCURRENCY: usize = 8;
+/// The due index's one partition before it was sharded. Entries written then keep it until their next
+/// advance or settings write, which moves them to their shard; until then `due_reminders` reads it too (one
+/// more Query, which finds nothing once every department with the reminder on has advanced once: a day).
+pub(super) const LEGACY_DUE_PARTITION: &str = "DUE";
+
+/// The due-index partition of a department: `DUE#{n}`, n = FNV-1a (64 bit) of `{practice_id}#{department_id}`,
+/// mixed by MurmurHash3's 64-bit finaliser (FNV's low bits alone spread sequential ids unevenly), modulo
+/// [`DUE_SHARDS`]. Written out here (not `std`'s hasher, whose output may change between Rust releases)
+/// because the stored keys must be found again by every later build.
+pub fn due_partition(practice_id: &PracticeId, department_id: &DepartmentId) -> String {
+    format!("DUE#{:02}", due_shard(practice_id, department_id))
+}
+
+fn due_shard(practice_id: &PracticeId, department_id: &DepartmentId) -> u32 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = [practice_id.as_str(), "#", department_id.as_str()]
+        .iter()
+        .flat_map(|part| part.bytes())
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    let hash = (hash ^ (hash >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    let hash = (hash ^ (hash >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    let hash = hash ^ (hash >> 33);
+    u32::try_from(hash % u64::from(DUE_SHARDS)).expect("below DUE_SHARDS")
+}
+
+/// Every partition `due_reminders` reads: the shards, then the legacy one.
+pub(super) fn due_partitions() -> impl Iterator<Item = String> {
+    (0..DUE_SHARDS)
+        .map(|n| format!("DUE#{n:02}"))
+        .chain([LEGACY_DUE_PARTITION.to_owned()])
+}
 
 pub(super) const PRACTICE_SK: &str = "PRACTICE";
 pub(super) const DEPT_SK_PREFIX: &str = "DEPT#";
@@ -163,6 +203,33 @@ mod tests {
         assert_eq!(parse_sortable(&sortable(c)), Some(c));
         let id = ConversationId("cnv_1".into());
         assert_eq!(activity_sk(a, &id), "2026-11-21T17:30:00.000000000Z#cnv_1");
+    }
+
+    #[test]
+    fn due_partitions_are_stable_and_spread_evenly() {
+        let of = |p: &str, d: &str| due_partition(&PracticeId(p.into()), &DepartmentId(d.into()));
+        // Pinned: stored keys must be found again by every later build.
+        assert_eq!(of("prc_1", "dep_1"), "DUE#12");
+        assert_eq!(of("prc_01HZ", "dep_01HZ"), "DUE#12");
+        let mut counts = [0u32; DUE_SHARDS as usize];
+        for p in 0..2_000 {
+            for d in 1..10 {
+                let shard = due_shard(
+                    &PracticeId(format!("prc_bench_{p:06}")),
+                    &DepartmentId(format!("dep_b{p:06}_{d}")),
+                );
+                counts[shard as usize] += 1;
+            }
+        }
+        // 18,000 sequential ids over 32 shards: 562 each on average, none far off.
+        let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(*min > 480 && *max < 650, "{counts:?}");
+        let all: Vec<String> = due_partitions().collect();
+        assert_eq!(all.len(), DUE_SHARDS as usize + 1);
+        assert_eq!(
+            (all[0].as_str(), all[31].as_str(), all[32].as_str()),
+            ("DUE#00", "DUE#31", "DUE")
+        );
     }
 
     #[test]

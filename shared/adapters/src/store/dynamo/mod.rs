@@ -46,6 +46,7 @@ pub use changes::change_of_record;
 use codec::{build_failed, Item};
 #[cfg(feature = "test-support")]
 pub use counter::RequestCounter;
+pub use keys::{due_partition, DUE_SHARDS};
 pub use table::{ensure_table, table_spec, IndexSpec, KeyAttribute, TableSpec};
 
 /// The store traits of `domain::store` on one DynamoDB table. Build it once per process. With the

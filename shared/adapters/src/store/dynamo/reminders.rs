@@ -3,7 +3,7 @@
 //!
 //! | method | requests |
 //! |---|---|
-//! | `due_reminders` | one `Query` on `DUE` (`DUE_PK = DUE AND DUE_AT <= :until`; more pages only past 1 MB or `limit`) |
+//! | `due_reminders` | one `Query` on `DUE` per partition (`DUE_PK = :shard AND DUE_AT <= :until`, for the 32 shards `DUE#00`…`DUE#31` and the legacy `DUE`, 8 in flight; more pages only past 1 MB or `limit`), merged earliest first |
 //! | `open_conversations_in` | one `Query` on `GSI1`'s open partition of the practice, filtered by department |
 //! | `advance_reminder` | one conditional `UpdateItem`, or one `TransactWriteItems` with the reminder's outbox record |
 
@@ -17,16 +17,19 @@ use domain::conversation::{Conversation, ConversationStatus};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::reminder::DueReminder;
 use domain::store::{ReminderClaim, ReminderStore, StoreError, StoreResult};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_dynamo::aws_sdk_dynamodb_1::from_item;
 
 use super::alerts::alert_item;
 use super::codec::{build_failed, decoding_failed, put, s, string_attribute, ABSENT};
 use super::keys::{
-    department_key, list_pk, parse_sortable, sortable, DUE_INDEX, DUE_PARTITION, GSI1, GSI1PK,
+    department_key, due_partition, due_partitions, list_pk, parse_sortable, sortable, DUE_INDEX,
+    DUE_QUERY_CONCURRENCY, GSI1, GSI1PK,
 };
 use super::{exists_in, failed, DynamoStore, Single, Verdict};
 
-/// The department update that moves (or removes) its due entry if it is still at `from`.
+/// The department update that moves (or removes) its due entry if it is still at `from`. Moving it also
+/// writes its shard, so a legacy entry (`DUE_PK = DUE`) leaves the legacy partition on its first advance.
 fn advance_update(
     table: &str,
     practice_id: &PracticeId,
@@ -37,7 +40,10 @@ fn advance_update(
     let mut values = HashMap::from([(":from".to_owned(), s(sortable(from)))]);
     let expression = match to {
         Some(at) => {
-            values.insert(":due_pk".into(), s(DUE_PARTITION));
+            values.insert(
+                ":due_pk".into(),
+                s(due_partition(practice_id, department_id)),
+            );
             values.insert(":to".into(), s(sortable(at)));
             "SET DUE_PK = :due_pk, DUE_AT = :to"
         }
@@ -56,10 +62,11 @@ fn advance_update(
         .map_err(build_failed)
 }
 
-#[async_trait]
-impl ReminderStore for DynamoStore {
-    async fn due_reminders(
+impl DynamoStore {
+    /// The due entries of one partition of the due index, earliest first, at most `limit`.
+    async fn due_in(
         &self,
+        partition: String,
         until: DateTime<Utc>,
         limit: usize,
     ) -> StoreResult<Vec<DueReminder>> {
@@ -69,7 +76,7 @@ impl ReminderStore for DynamoStore {
             .table_name(&self.table)
             .index_name(DUE_INDEX)
             .key_condition_expression("DUE_PK = :p AND DUE_AT <= :until")
-            .expression_attribute_values(":p", s(DUE_PARTITION))
+            .expression_attribute_values(":p", s(partition))
             .expression_attribute_values(":until", s(sortable(until)))
             .projection_expression("practice_id, id, DUE_AT");
         self.query(request, Some(limit), |item| {
@@ -87,6 +94,33 @@ impl ReminderStore for DynamoStore {
             }))
         })
         .await
+    }
+}
+
+#[async_trait]
+impl ReminderStore for DynamoStore {
+    async fn due_reminders(
+        &self,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueReminder>> {
+        let shards: Vec<Vec<DueReminder>> = stream::iter(due_partitions())
+            .map(|partition| self.due_in(partition, until, limit))
+            .buffer_unordered(DUE_QUERY_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut due: Vec<DueReminder> = shards.into_iter().flatten().collect();
+        // Each shard answered its earliest `limit`, so the earliest `limit` of all are among them; ties in
+        // the order the embedded store keeps (instant, department, practice).
+        due.sort_by(|a, b| {
+            (a.due_at, &a.department_id.0, &a.practice_id.0).cmp(&(
+                b.due_at,
+                &b.department_id.0,
+                &b.practice_id.0,
+            ))
+        });
+        due.truncate(limit);
+        Ok(due)
     }
 
     async fn open_conversations_in(

@@ -35,8 +35,8 @@ use super::codec::{
     string_attribute, Item, ABSENT,
 };
 use super::keys::{
-    department_key, department_name_key, department_sk, parse_sortable, practice_key, practice_pk,
-    sms_number_key, sortable, DEPT_SK_PREFIX, DUE_PARTITION, PRACTICE_SK,
+    department_key, department_name_key, department_sk, due_partition, parse_sortable,
+    practice_key, practice_pk, sms_number_key, sortable, DEPT_SK_PREFIX, PRACTICE_SK,
 };
 use super::{exists_in, failed, sdk_unavailable, DynamoStore, Single, Verdict};
 
@@ -84,7 +84,9 @@ impl DepartmentItem {
             version: d.version,
             created_at: d.created_at,
             updated_at: d.updated_at,
-            due_pk: d.next_reminder_at.map(|_| DUE_PARTITION.to_owned()),
+            due_pk: d
+                .next_reminder_at
+                .map(|_| due_partition(&d.practice_id, &d.id)),
             due_at: d.next_reminder_at.map(sortable),
         }
     }
@@ -310,7 +312,10 @@ fn settings_update(
     // A settings write also moves the department's entry in the due index (or takes it out).
     let expression = match department.next_reminder_at {
         Some(at) => {
-            values.insert(":due_pk".to_owned(), s(DUE_PARTITION));
+            values.insert(
+                ":due_pk".to_owned(),
+                s(due_partition(&department.practice_id, &department.id)),
+            );
             values.insert(":due_at".to_owned(), s(sortable(at)));
             "SET #settings = :settings, #name_key = :name_key, #version = :version, \
              #updated_at = :updated_at, #write_token = :write_token, DUE_PK = :due_pk, DUE_AT = :due_at"

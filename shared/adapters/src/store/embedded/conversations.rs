@@ -5,7 +5,6 @@
 //! (the local stand-in for the table's stream).
 
 use async_trait::async_trait;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
 use domain::client_view::in_client_view;
@@ -25,6 +24,7 @@ use super::alerts::insert_alert;
 use super::rate_limits::{check_and_write_rate, read_rate};
 use super::settings::{count_open, stored_department, DEPARTMENTS, PRACTICES};
 use super::{decode, engine, get, past, put, EmbeddedStore, Json};
+use crate::store::cursor::{decode_list_cursor, encode_list_cursor};
 use crate::store::sortable;
 
 const CONVERSATIONS: TableDefinition<(&str, &str), Json> = TableDefinition::new("conversations");
@@ -256,30 +256,6 @@ fn newest_in(
     Ok(out)
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Cursor {
-    practice_id: PracticeId,
-    last_message_at: DateTime<Utc>,
-    id: ConversationId,
-}
-
-fn encode_cursor(cursor: &Cursor) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(cursor).expect("cursor serializes"))
-}
-
-/// The position after which a page starts; `BadCursor` for one this store did not hand to this practice.
-fn decode_cursor(raw: &str, practice_id: &PracticeId) -> StoreResult<(String, String)> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw)
-        .map_err(|_| StoreError::BadCursor)?;
-    let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
-    if &c.practice_id != practice_id {
-        return Err(StoreError::BadCursor);
-    }
-    Ok((sortable(c.last_message_at), c.id.0))
-}
-
 #[async_trait]
 impl ConversationIntake for EmbeddedStore {
     async fn routing_context(
@@ -487,8 +463,9 @@ impl ConversationStore for EmbeddedStore {
         limit: usize,
     ) -> StoreResult<ConversationPage> {
         let before = cursor
-            .map(|raw| decode_cursor(raw, practice_id))
-            .transpose()?;
+            .map(|raw| decode_list_cursor(raw, practice_id))
+            .transpose()?
+            .map(|at| (sortable(at.last_message_at), at.id.0));
         let limit = limit.max(1);
         let statuses = filter.statuses();
         self.read(|tx| {
@@ -521,11 +498,7 @@ impl ConversationStore for EmbeddedStore {
                 conversations.push(c);
             }
             let next_cursor = match conversations.last() {
-                Some(last) if more => Some(encode_cursor(&Cursor {
-                    practice_id: practice_id.clone(),
-                    last_message_at: last.last_message_at,
-                    id: last.id.clone(),
-                })),
+                Some(last) if more => Some(encode_list_cursor(practice_id, last)),
                 _ => None,
             };
             Ok(ConversationPage {
