@@ -45,7 +45,7 @@ use domain::conversation::{self, StartInput};
 use domain::department::{name_key, Department, DepartmentSettings, UnresolvedReminder};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::Practice;
-use domain::reminder::{next_reminder, run_reminders};
+use domain::reminder::{next_reminder, run_reminders, DueShards};
 use domain::schedule::TimeOfDay;
 use domain::store::{ReminderStore, SettingsStore};
 use tokio::sync::Semaphore;
@@ -597,7 +597,7 @@ async fn main() {
     log.clear();
     let started = Instant::now();
     let listed = store
-        .due_reminders(run_at, domain::reminder::MAX_DUE_PER_RUN)
+        .due_reminders(run_at, DueShards::ALL, domain::reminder::MAX_DUE_PER_RUN)
         .await
         .expect("due_reminders");
     let find_wall = started.elapsed();
@@ -652,7 +652,7 @@ async fn main() {
     store.request_counter().reset();
     let recorder = RecordingSender::new();
     let started = Instant::now();
-    let summary = run_reminders(store.as_ref(), &recorder, run_at, DASHBOARD)
+    let summary = run_reminders(store.as_ref(), &recorder, run_at, DueShards::ALL, DASHBOARD)
         .await
         .expect("run_reminders");
     let run_wall = started.elapsed();

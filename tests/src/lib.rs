@@ -728,6 +728,7 @@ impl ReminderStore for GatedStore {
     async fn due_reminders(
         &self,
         until: DateTime<Utc>,
+        shards: domain::reminder::DueShards,
         limit: usize,
     ) -> StoreResult<Vec<domain::reminder::DueReminder>> {
         let gate = self
@@ -735,7 +736,7 @@ impl ReminderStore for GatedStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let due = self.inner.due_reminders(until, limit).await;
+        let due = self.inner.due_reminders(until, shards, limit).await;
         if let Some(gate) = gate {
             gate.wait().await;
         }

@@ -869,9 +869,15 @@ async fn reminder_runs(client: &aws_sdk_dynamodb::Client, probe: &CapacityProbe)
     };
     let sender = RecordingSender::new();
     // Catch up whatever is due before tomorrow (uncounted), so each run below sees only its group.
-    domain::reminder::run_reminders(store.as_ref(), &sender, at(0, 1), DASHBOARD)
-        .await
-        .expect("catch-up run");
+    domain::reminder::run_reminders(
+        store.as_ref(),
+        &sender,
+        at(0, 1),
+        domain::reminder::DueShards::ALL,
+        DASHBOARD,
+    )
+    .await
+    .expect("catch-up run");
     let mut b = Bench {
         store: store.clone(),
         probe: probe.clone(),
@@ -883,7 +889,13 @@ async fn reminder_runs(client: &aws_sdk_dynamodb::Client, probe: &CapacityProbe)
                 &format!("reminder run, {due} of 40 departments due"),
                 Budget::PerDue(due),
                 G_REMIND,
-                domain::reminder::run_reminders(store.as_ref(), &sender, at(h, m), DASHBOARD),
+                domain::reminder::run_reminders(
+                    store.as_ref(),
+                    &sender,
+                    at(h, m),
+                    domain::reminder::DueShards::ALL,
+                    DASHBOARD,
+                ),
             )
             .await
             .expect("reminder run");

@@ -1,13 +1,16 @@
 //! The reminder runs: one run per EventBridge scheduled event (the `eod-reminder` entry), for the event's
-//! `time`, not the wall clock, so runs can be replayed and tested. The run itself is
-//! `domain::reminder::run_reminders`.
+//! `time`, not the wall clock, so runs can be replayed and tested, over the due-index shards its `detail`
+//! names (`{"shards": {"first": 0, "last": 7}}`; none: every shard). The schedule's rule has one target per
+//! range of shards, so one tick is several invocations, each reading only its shards (template.yaml,
+//! docs/architecture.md). The run itself is `domain::reminder::run_reminders`.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
 
 use domain::alert::AlertSender;
-use domain::reminder::{run_reminders, RunSummary};
+use domain::reminder::{run_reminders, DueShards, RunSummary, DUE_SHARDS};
 use domain::store::ReminderRunStore;
 use domain::DomainError;
 
@@ -16,30 +19,70 @@ use domain::DomainError;
 pub enum ReminderError {
     #[error("not an EventBridge scheduled event with an RFC 3339 `time`: {0}")]
     BadEvent(String),
+    #[error("the event's `detail.shards` is not a range of the due index's shards (`{{\"first\": a, \"last\": b}}`, 0 <= a <= b < {DUE_SHARDS}): {0}")]
+    BadShards(String),
     #[error(transparent)]
     Domain(#[from] DomainError),
 }
 
-/// The instant a scheduled event is for: its `time`. Anything else is refused, so a wrong trigger runs
-/// nothing (EventBridge's retry gets the same answer).
-pub fn scheduled_time(event: Value) -> Result<DateTime<Utc>, ReminderError> {
-    let event: EventBridgeEvent =
-        serde_json::from_value(event).map_err(|e| ReminderError::BadEvent(e.to_string()))?;
-    event
-        .time
-        .ok_or_else(|| ReminderError::BadEvent("the event has no `time`".into()))
+/// What one scheduled event runs: the instant and the shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledRun {
+    /// The event's `time`.
+    pub run_at: DateTime<Utc>,
+    /// The event's `detail.shards`, every shard without one.
+    pub shards: DueShards,
 }
 
-/// Runs the reminders due at `run_at` and logs the summary.
+/// The `detail` of a scheduled event: `{}` from a plain schedule, `{"shards": {...}}` from one of the rule's
+/// targets (its input transformer).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RunDetail {
+    shards: Option<ShardRange>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShardRange {
+    first: u32,
+    last: u32,
+}
+
+/// The instant a scheduled event is for (its `time`) and the shards it names. Anything else is refused, so a
+/// wrong trigger runs nothing (EventBridge's retry gets the same answer).
+pub fn scheduled_run(event: Value) -> Result<ScheduledRun, ReminderError> {
+    let event: EventBridgeEvent =
+        serde_json::from_value(event).map_err(|e| ReminderError::BadEvent(e.to_string()))?;
+    let run_at = event
+        .time
+        .ok_or_else(|| ReminderError::BadEvent("the event has no `time`".into()))?;
+    let detail: RunDetail = match event.detail {
+        Value::Null => RunDetail::default(),
+        detail => {
+            serde_json::from_value(detail).map_err(|e| ReminderError::BadShards(e.to_string()))?
+        }
+    };
+    let shards = match detail.shards {
+        None => DueShards::ALL,
+        Some(ShardRange { first, last }) => DueShards::new(first, last)
+            .ok_or_else(|| ReminderError::BadShards(format!("{first}..={last}")))?,
+    };
+    Ok(ScheduledRun { run_at, shards })
+}
+
+/// Runs the reminders of `shards` due at `run_at` and logs the summary.
 pub async fn run(
     store: &dyn ReminderRunStore,
     sender: &dyn AlertSender,
-    run_at: DateTime<Utc>,
+    ScheduledRun { run_at, shards }: ScheduledRun,
     dashboard_url: &str,
 ) -> Result<RunSummary, DomainError> {
-    let summary = run_reminders(store, sender, run_at, dashboard_url).await?;
+    let summary = run_reminders(store, sender, run_at, shards, dashboard_url).await?;
     tracing::info!(
         run_at = %summary.run_at,
+        first_shard = shards.first(),
+        last_shard = shards.last(),
         due = summary.due,
         departments_reminded = summary.departments_reminded,
         reminders_sent = summary.reminders_sent,

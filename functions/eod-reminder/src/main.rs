@@ -12,8 +12,8 @@ async fn main() -> Result<(), Error> {
     // The event is read here rather than by the runtime, so that anything but a scheduled event is refused
     // with a message saying what was expected.
     serve_events(reminders, |r, event: Value| async move {
-        let run_at = eod_reminder::scheduled_time(event)?;
-        let summary = eod_reminder::run(&*r.store, &r.sender, run_at, &r.dashboard_url).await?;
+        let run = eod_reminder::scheduled_run(event)?;
+        let summary = eod_reminder::run(&*r.store, &r.sender, run, &r.dashboard_url).await?;
         Ok::<_, Error>(summary)
     })
     .await

@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Json;
 use axum::Router;
-use chrono::{DateTime, Utc};
 use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,6 +30,7 @@ use domain::alert::AlertSender;
 use domain::conversation::rate_limit::ClientRateLimits;
 use domain::identity::{plausible_id, PracticeId, Role};
 use domain::realtime::Change;
+use domain::reminder::DueShards;
 use domain::store::Store;
 use domain::{DomainError, InvalidCode};
 
@@ -273,27 +273,33 @@ pub fn spawn_alert_worker(
     })
 }
 
-/// The body of `POST /_local/eod-reminder`: an EventBridge scheduled event, of which only the `time` is read
-/// (so `{"time": ...}` alone will do).
-#[derive(Deserialize)]
-struct RunAt {
-    time: DateTime<Utc>,
-}
-
-/// `POST /_local/eod-reminder`: runs the reminder function for the scheduled event in the body (its `time`
-/// is the instant the run is for) and answers its summary.
+/// `POST /_local/eod-reminder`: runs the reminder function for the scheduled event in the body, read as the
+/// Lambda entry reads it (`eod_reminder::scheduled_run`): its `time` is the instant the run is for, and its
+/// `detail.shards`, if any, the range of the due index's shards (none: every shard). `{"time": ...}` alone
+/// will do. Answers the run's summary.
 async fn eod_reminder(
     State((store, local)): State<(Arc<dyn Store>, LocalServices)>,
     body: bytes::Bytes,
 ) -> Result<Json<domain::reminder::RunSummary>, ApiError> {
-    let event: Value = adapters::http::parse_json(&body)?;
-    let RunAt { time } = serde_json::from_value(event).map_err(|e| {
-        DomainError::malformed(
-            format!("the scheduled event has no RFC 3339 `time`: {e}"),
-            Some("time".into()),
-        )
+    let mut event: Value = adapters::http::parse_json(&body)?;
+    // The fields of an EventBridge event that are not the run's, so that `{"time": ...}` parses as one.
+    if let Value::Object(fields) = &mut event {
+        for (name, value) in [
+            ("detail-type", json!("Scheduled Event")),
+            ("source", json!("aws.events")),
+            ("detail", json!({})),
+        ] {
+            fields.entry(name).or_insert(value);
+        }
+    }
+    let run = eod_reminder::scheduled_run(event).map_err(|e| {
+        let field = match e {
+            eod_reminder::ReminderError::BadShards(_) => "detail.shards",
+            _ => "time",
+        };
+        DomainError::malformed(e.to_string(), Some(field.into()))
     })?;
-    let summary = eod_reminder::run(&*store, &*local.sender, time, &local.dashboard_url).await?;
+    let summary = eod_reminder::run(&*store, &*local.sender, run, &local.dashboard_url).await?;
     Ok(Json(summary))
 }
 
@@ -306,9 +312,12 @@ pub fn spawn_reminder_timer(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            let now = adapters::now();
+            let run = eod_reminder::ScheduledRun {
+                run_at: adapters::now(),
+                shards: DueShards::ALL,
+            };
             if let Err(e) =
-                eod_reminder::run(&*store, &*local.sender, now, &local.dashboard_url).await
+                eod_reminder::run(&*store, &*local.sender, run, &local.dashboard_url).await
             {
                 tracing::warn!(error = %e, "reminder run failed; the next run catches up");
             }

@@ -26,6 +26,73 @@ pub const CONCURRENCY: usize = 8;
 /// How many due departments one run reads at most; the rest are caught up by the next run.
 pub const MAX_DUE_PER_RUN: usize = 5000;
 
+/// How many shards the due index is spread over (on DynamoDB, partitions `DUE#00` … `DUE#31`; why 32 in
+/// `adapters::store::dynamo::keys`). A department's shard is [`due_shard`]; a run reads a range of them
+/// ([`DueShards`]), so a fleet's reminder minute is split across invocations.
+pub const DUE_SHARDS: u32 = 32;
+
+/// The due-index shard of a department: FNV-1a (64 bit) of `{practice_id}#{department_id}`, mixed by
+/// MurmurHash3's 64-bit finaliser (FNV's low bits alone spread sequential ids unevenly), modulo
+/// [`DUE_SHARDS`]. Written out here (not `std`'s hasher, whose output may change between Rust releases)
+/// because the stored keys must be found again by every later build.
+pub fn due_shard(practice_id: &PracticeId, department_id: &DepartmentId) -> u32 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = [practice_id.as_str(), "#", department_id.as_str()]
+        .iter()
+        .flat_map(|part| part.bytes())
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    let hash = (hash ^ (hash >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    let hash = (hash ^ (hash >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    let hash = hash ^ (hash >> 33);
+    u32::try_from(hash % u64::from(DUE_SHARDS)).expect("below DUE_SHARDS")
+}
+
+/// The shards of the due index one run reads, `first..=last`. The range that starts at shard 0 also reads
+/// the legacy partition (the due index's one partition before it was sharded, on DynamoDB), so any set of
+/// runs whose ranges cover every shard once reads it once. [`DueShards::ALL`] is the whole index: what a
+/// plain scheduled event runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DueShards {
+    first: u32,
+    last: u32,
+}
+
+impl DueShards {
+    pub const ALL: DueShards = DueShards {
+        first: 0,
+        last: DUE_SHARDS - 1,
+    };
+
+    /// `first..=last`, if it is a range of existing shards.
+    pub fn new(first: u32, last: u32) -> Option<DueShards> {
+        (first <= last && last < DUE_SHARDS).then_some(DueShards { first, last })
+    }
+
+    pub fn first(&self) -> u32 {
+        self.first
+    }
+
+    pub fn last(&self) -> u32 {
+        self.last
+    }
+
+    /// The shards, in order.
+    pub fn iter(&self) -> std::ops::RangeInclusive<u32> {
+        self.first..=self.last
+    }
+
+    /// Whether this range holds a department's due entry.
+    pub fn holds(&self, practice_id: &PracticeId, department_id: &DepartmentId) -> bool {
+        self.iter().contains(&due_shard(practice_id, department_id))
+    }
+
+    /// Whether this range's run also reads the legacy partition.
+    pub fn reads_legacy(&self) -> bool {
+        self.first == 0
+    }
+}
+
 /// The next reminder instant strictly after `after`. `None` when the reminder is off.
 pub fn next_reminder(
     settings: &DepartmentSettings,
@@ -114,14 +181,16 @@ enum DueOutcome {
     Rescheduled,
 }
 
-/// One reminder run for the instant `run_at` (the scheduled event's `time`, not the wall clock).
+/// One reminder run for the instant `run_at` (the scheduled event's `time`, not the wall clock), over the
+/// departments of the due-index shards `shards` ([`DueShards::ALL`]: every department).
 pub async fn run_reminders(
     store: &dyn ReminderRunStore,
     sender: &dyn AlertSender,
     run_at: DateTime<Utc>,
+    shards: DueShards,
     dashboard_url: &str,
 ) -> DomainResult<RunSummary> {
-    let due = store.due_reminders(run_at, MAX_DUE_PER_RUN).await?;
+    let due = store.due_reminders(run_at, shards, MAX_DUE_PER_RUN).await?;
     let mut summary = RunSummary {
         run_at,
         due: due.len(),
@@ -242,4 +311,29 @@ async fn handle(
         sent: report.sent,
         complete: report.done,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_that_cover_every_shard_once_hold_each_department_once_and_one_reads_the_legacy_partition(
+    ) {
+        let ranges =
+            [(0, 7), (8, 15), (16, 23), (24, 31)].map(|(a, b)| DueShards::new(a, b).unwrap());
+        for n in 0..500 {
+            let (p, d) = (
+                PracticeId(format!("prc_{n}")),
+                DepartmentId(format!("dep_{n}")),
+            );
+            assert_eq!(ranges.iter().filter(|r| r.holds(&p, &d)).count(), 1);
+            assert!(DueShards::ALL.holds(&p, &d));
+        }
+        assert_eq!(ranges.iter().filter(|r| r.reads_legacy()).count(), 1);
+        assert!(DueShards::ALL.reads_legacy());
+        assert_eq!(DueShards::new(0, DUE_SHARDS - 1), Some(DueShards::ALL));
+        assert_eq!(DueShards::new(5, 4), None);
+        assert_eq!(DueShards::new(31, 32), None);
+    }
 }

@@ -160,6 +160,19 @@ async fn an_event_without_a_time_is_refused(api: Api) {
         assert_eq!(r.code(), "malformed_request", "{}", r.body);
         assert_eq!(r.field(), "time", "{}", r.body);
     }
+    // A range that is not one of the due index's shards: refused the same way, naming the field.
+    for shards in [
+        json!({"first": 8, "last": 32}),
+        json!({"first": 9, "last": 8}),
+        json!("0-7"),
+    ] {
+        let mut event = scheduled_event(Some("2031-06-09T21:30:00Z"));
+        event["detail"] = json!({ "shards": shards });
+        let r = eod_reminder(&api, event.to_string()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{shards}: {}", r.body);
+        assert_eq!(r.code(), "malformed_request", "{}", r.body);
+        assert_eq!(r.field(), "detail.shards", "{}", r.body);
+    }
     let r = eod_reminder(&api, "{\"time\": ".to_owned()).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert_eq!(r.code(), "malformed_request");

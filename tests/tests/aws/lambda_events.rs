@@ -363,11 +363,23 @@ const FUNCTIONS: &[Function] = &[
         seed: &[Seed::DemoPractice],
         sender: Sender::Verified,
         steps: &[
+            // As the schedule's rule delivers a tick, one target's range at a time (template.yaml): the
+            // demo department's due entry is in shard 18, so the range 0-7 (with the legacy partition) finds
+            // nothing and the range 16-23 reminds it.
             Step {
-                file: "scheduled-event.json",
+                file: "scheduled-event-shards-00-07.json",
+                expect: Expect::Output(nothing_due),
+            },
+            Step {
+                file: "scheduled-event-shards-16-23.json",
                 expect: Expect::Output(one_department_reminded),
             },
-            // The same scheduled event again (EventBridge delivers at least once): nothing is due any more.
+            // The same event again (EventBridge delivers at least once): nothing is due any more.
+            Step {
+                file: "scheduled-event-shards-16-23.json",
+                expect: Expect::Output(nothing_due),
+            },
+            // A plain scheduled event (no range: every shard) finds it handled too.
             Step {
                 file: "scheduled-event.json",
                 expect: Expect::Output(nothing_due),
@@ -1388,6 +1400,20 @@ async fn broken_events_of_the_other_entries_are_refused() {
                 )
             }
             other => panic!("{what}: expected an invocation error, got {other:?}"),
+        }
+    }
+    // A range that is not one of the due index's shards: refused, nothing run.
+    for (first, last) in [(8, 32), (9, 8)] {
+        let mut event = read_event("eod-reminder", "scheduled-event-shards-16-23.json");
+        event["detail"]["shards"] = json!({"first": first, "last": last});
+        match reminder.invoke(event).await {
+            Err(InvocationError::Function { error_message, .. }) => {
+                assert!(
+                    error_message.contains("detail.shards"),
+                    "{first}..={last}: {error_message}"
+                )
+            }
+            other => panic!("{first}..={last}: expected an invocation error, got {other:?}"),
         }
     }
     // Still serving, and nothing ran: the real event finds the reminder due.

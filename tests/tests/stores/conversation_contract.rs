@@ -22,6 +22,7 @@ use domain::department::Department;
 use domain::error::{DomainError, InvalidCode};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::Practice;
+use domain::reminder::DueShards;
 use domain::store::{
     ConversationDetail, ConversationFilter, ConversationPage, MessageRange, NewConversation,
     OpenConversation, RoutingContext, Store, StoreError,
@@ -1918,7 +1919,7 @@ async fn file_everything_reads_back_after_the_file_is_reopened() {
                 .await,
             store.get_alert(&alert.id).await,
             store.pending_alert_ids(10).await,
-            store.due_reminders(far, 10).await,
+            store.due_reminders(far, DueShards::ALL, 10).await,
             store
                 .list_conversations(&practice.id, &ConversationFilter::default(), None, 10)
                 .await,

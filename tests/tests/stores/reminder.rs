@@ -7,7 +7,7 @@
 //! routing opens and ends conversations, and `domain::reminder::run_reminders` runs for an instant chosen
 //! here too. Time travel is choosing that instant. The DynamoDB-only check of what a run reads comes last.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use domain::alert::{AlertKind, AlertSender, Delivery, DeliveryChannel, SendError
 use domain::conversation::{self, AlertId, Channel, ConversationId, Inbound, StartInput};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::PracticeInput;
-use domain::reminder::{run_reminders, DueReminder, RunSummary};
+use domain::reminder::{run_reminders, DueReminder, DueShards, RunSummary};
 use domain::settings;
 use domain::store::Store;
 use serde_json::{json, Value};
@@ -42,6 +42,7 @@ vetchat_tests::on_every_store!(
     // Once
     a_repeated_or_retried_run_sends_nothing_new_and_the_next_day_sends_again,
     overlapping_runs_send_each_reminder_once,
+    runs_over_disjoint_ranges_of_shards_together_remind_each_department_once,
     // Catch-up
     a_missed_run_is_caught_up_once_by_the_next_one,
     several_missed_days_send_one_reminder_and_the_due_instant_moves_on,
@@ -242,7 +243,7 @@ async fn end(store: &DynStore, fx: &Fx, id: &ConversationId, at: DateTime<Utc>) 
 }
 
 async fn run(store: &DynStore, sender: &dyn AlertSender, at: DateTime<Utc>) -> RunSummary {
-    run_reminders(store.as_ref(), sender, at, DASHBOARD)
+    run_reminders(store.as_ref(), sender, at, DueShards::ALL, DASHBOARD)
         .await
         .expect("run_reminders")
 }
@@ -281,7 +282,7 @@ async fn next_due(store: &DynStore, fx: &Fx, id: &DepartmentId) -> Option<DateTi
 /// Everything due before the year 3000: the whole due list.
 async fn due_list(store: &DynStore) -> Vec<DueReminder> {
     store
-        .due_reminders(utc("2999-01-01T00:00:00Z"), 100_000)
+        .due_reminders(utc("2999-01-01T00:00:00Z"), DueShards::ALL, 100_000)
         .await
         .expect("due_reminders")
 }
@@ -813,7 +814,7 @@ async fn overlapping_runs_send_each_reminder_once(t: TestStore) {
                 let (gated, recorder, barrier) = (gated.clone(), recorder.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    run_reminders(gated.as_ref(), &recorder, at, DASHBOARD)
+                    run_reminders(gated.as_ref(), &recorder, at, DueShards::ALL, DASHBOARD)
                         .await
                         .expect("run_reminders")
                 })
@@ -866,6 +867,60 @@ async fn overlapping_runs_send_each_reminder_once(t: TestStore) {
 // ---------------------------------------------------------------------------------------------------------
 // Catch-up
 // ---------------------------------------------------------------------------------------------------------
+
+/// A tick of the deployed schedule is several invocations, each over a range of the due index's shards
+/// (template.yaml). Two runs over disjoint ranges covering every shard, at once: each reminds exactly the due
+/// departments of its shards, so together each department once; a plain run (every shard) then finds
+/// nothing due. On the embedded store (one table, no shards) a range keeps the departments whose shard it
+/// holds, so the split is the same as on DynamoDB.
+async fn runs_over_disjoint_ranges_of_shards_together_remind_each_department_once(t: TestStore) {
+    let store: DynStore = t.store();
+    let fx = practice(&store, "America/New_York", utc("2031-06-09T12:00:00Z")).await;
+    let now = fx.local("2031-06-09 08:00");
+    let mut departments = Vec::new();
+    for n in 0..12 {
+        let id = department(
+            &store,
+            &fx,
+            with_reminder(&format!("Department {n}"), Some("17:30"), true),
+            now,
+        )
+        .await;
+        start(&store, &fx, &id, &format!("client-{n}"), Channel::App, now).await;
+        departments.push(id);
+    }
+    let (low, high) = (
+        DueShards::new(0, 15).expect("a range"),
+        DueShards::new(16, 31).expect("a range"),
+    );
+    let in_range = |range: DueShards| -> Vec<DepartmentId> {
+        departments
+            .iter()
+            .filter(|d| range.holds(&fx.practice_id, d))
+            .cloned()
+            .collect()
+    };
+    let (low_ids, high_ids) = (in_range(low), in_range(high));
+    assert_eq!(low_ids.len() + high_ids.len(), departments.len());
+
+    let recorder = RecordingSender::new();
+    let at = fx.local("2031-06-09 17:30");
+    let (low_run, high_run) = tokio::join!(
+        run_reminders(store.as_ref(), &recorder, at, low, DASHBOARD),
+        run_reminders(store.as_ref(), &recorder, at, high, DASHBOARD),
+    );
+    let (low_run, high_run) = (low_run.expect("run 0-15"), high_run.expect("run 16-31"));
+    for (run, ids) in [(&low_run, &low_ids), (&high_run, &high_ids)] {
+        let n = ids.len();
+        assert_eq!(run, &summary(at, [n, n, 2 * n, 0, 0, 0]), "{ids:?}");
+    }
+    for id in &departments {
+        assert_reminded(&reminders_of(&recorder, id), id, "2031-06-09");
+    }
+    assert!(recorder.repeated_keys().is_empty());
+    assert_eq!(run(&store, &recorder, at).await, idle(at));
+    assert_eq!(recorder.deliveries().len(), 2 * departments.len());
+}
 
 /// No run at the reminder's time (the schedule skipped one, the function failed): the next run sends it, the
 /// same evening or the next morning, once.
@@ -1599,4 +1654,51 @@ async fn dynamo_a_legacy_due_entry_is_found_and_moved_to_its_shard() {
     );
     assert_eq!(due_pk().await, Some(shard), "moved to its shard");
     assert!(listed(&store, &id).await.is_some_and(|next| next > at));
+}
+
+/// A run over a range of shards Queries only those shards of the due index (and the legacy partition if the
+/// range starts at shard 0), and finds only their due departments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamo_a_range_of_shards_reads_only_its_shards() {
+    let log = RequestLog::new();
+    let dynamo = Arc::new(logged_dynamo_store(&log).await);
+    let store: DynStore = dynamo.clone();
+    let now = utc("2031-06-09T12:00:00Z"); // Monday 08:00 in New York
+    let fx = practice(&store, "America/New_York", now).await;
+    let mut departments = Vec::new();
+    for n in 0..8 {
+        let body = with_reminder(&format!("Department {n}"), Some("17:30"), true);
+        departments.push(department(&store, &fx, body, now).await);
+    }
+    let at = utc("2031-06-09T21:30:00Z"); // 17:30 EDT
+    for (first, last, partitions) in [(8, 15, 8), (0, 3, 5), (31, 31, 1)] {
+        let range = DueShards::new(first, last).expect("a range");
+        let mine: BTreeSet<&DepartmentId> = departments
+            .iter()
+            .filter(|d| range.holds(&fx.practice_id, d))
+            .collect();
+        log.clear();
+        dynamo.request_counter().reset();
+        let due = store
+            .due_reminders(at, range, 100)
+            .await
+            .expect("due_reminders");
+        let found: BTreeSet<&DepartmentId> = due.iter().map(|d| &d.department_id).collect();
+        assert_eq!(found, mine, "shards {first}..={last}");
+        let entries = log.entries();
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.operation == "Query" && e.index.as_deref() == Some("DUE")),
+            "{entries:#?}"
+        );
+        assert_eq!(
+            (entries.len(), entries.iter().map(|e| e.scanned).sum::<u64>()),
+            (partitions, mine.len() as u64),
+            "shards {first}..={last}: one Query per shard (and the legacy partition from shard 0), reading only \
+             the due entries of those shards: {entries:#?}"
+        );
+        let counted: u64 = dynamo.request_counts().values().sum();
+        assert_eq!(counted, partitions as u64);
+    }
 }

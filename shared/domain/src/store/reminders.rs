@@ -8,7 +8,7 @@ use super::StoreResult;
 use crate::alert::PendingAlert;
 use crate::conversation::Conversation;
 use crate::identity::{DepartmentId, PracticeId};
-use crate::reminder::DueReminder;
+use crate::reminder::{DueReminder, DueShards};
 
 /// What `advance_reminder` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,11 +24,13 @@ pub enum ReminderClaim {
 /// A reminder run's reads and writes (eod-reminder).
 #[async_trait]
 pub trait ReminderStore: Send + Sync {
-    /// Departments whose `next_reminder_at` is at or before `until`, earliest first, at most `limit`.
-    /// Reads only the due ones (a sparse index on DynamoDB), never the whole table.
+    /// Departments of the due-index shards `shards` whose `next_reminder_at` is at or before `until`,
+    /// earliest first, at most `limit`. Reads only the due ones of those shards (a sparse index on DynamoDB,
+    /// one Query per shard), never the whole table.
     async fn due_reminders(
         &self,
         until: DateTime<Utc>,
+        shards: DueShards,
         limit: usize,
     ) -> StoreResult<Vec<DueReminder>>;
 

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use domain::conversation::{AlertId, ConversationId, ConversationStatus};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::realtime::ConnectionId;
+use domain::reminder::{due_shard, DueShards};
 
 use super::codec::{s, Item};
 
@@ -31,7 +32,9 @@ pub(super) const DUE_INDEX: &str = "DUE";
 /// writes were spread evenly over the minute, but a run writes as fast as it goes, so 32 leave room for the
 /// whole minute being written in 7 s (200,000 / 32 / 7 ≈ 890 WCU/s a partition). A run reads the shards in
 /// parallel ([`DUE_QUERY_CONCURRENCY`]); an empty shard's Query costs half a read unit.
-pub const DUE_SHARDS: u32 = 32;
+/// (The count and the hash are the domain's, `domain::reminder`, so a run's shard range means the same to
+/// both stores.)
+pub use domain::reminder::DUE_SHARDS;
 /// How many shards' Queries one `due_reminders` has in flight: enough that 33 Queries (the shards and
 /// [`LEGACY_DUE_PARTITION`]) take about four round trips, few enough not to crowd the connection pool.
 pub(super) const DUE_QUERY_CONCURRENCY: usize = 8;
@@ -40,32 +43,18 @@ pub(super) const DUE_QUERY_CONCURRENCY: usize = 8;
 /// more Query, which finds nothing once every department with the reminder on has advanced once: a day).
 pub(super) const LEGACY_DUE_PARTITION: &str = "DUE";
 
-/// The due-index partition of a department: `DUE#{n}`, n = FNV-1a (64 bit) of `{practice_id}#{department_id}`,
-/// mixed by MurmurHash3's 64-bit finaliser (FNV's low bits alone spread sequential ids unevenly), modulo
-/// [`DUE_SHARDS`]. Written out here (not `std`'s hasher, whose output may change between Rust releases)
-/// because the stored keys must be found again by every later build.
+/// The due-index partition of a department: `DUE#{n}`, n its shard (`domain::reminder::due_shard`).
 pub fn due_partition(practice_id: &PracticeId, department_id: &DepartmentId) -> String {
     format!("DUE#{:02}", due_shard(practice_id, department_id))
 }
 
-fn due_shard(practice_id: &PracticeId, department_id: &DepartmentId) -> u32 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let hash = [practice_id.as_str(), "#", department_id.as_str()]
-        .iter()
-        .flat_map(|part| part.bytes())
-        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
-    let hash = (hash ^ (hash >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    let hash = (hash ^ (hash >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    let hash = hash ^ (hash >> 33);
-    u32::try_from(hash % u64::from(DUE_SHARDS)).expect("below DUE_SHARDS")
-}
-
-/// Every partition `due_reminders` reads: the shards, then the legacy one.
-pub(super) fn due_partitions() -> impl Iterator<Item = String> {
-    (0..DUE_SHARDS)
-        .map(|n| format!("DUE#{n:02}"))
-        .chain([LEGACY_DUE_PARTITION.to_owned()])
+/// The partitions a run over `shards` reads: those shards, then the legacy one if the range starts at 0.
+pub(super) fn due_partitions(shards: DueShards) -> impl Iterator<Item = String> {
+    shards.iter().map(|n| format!("DUE#{n:02}")).chain(
+        shards
+            .reads_legacy()
+            .then(|| LEGACY_DUE_PARTITION.to_owned()),
+    )
 }
 
 pub(super) const PRACTICE_SK: &str = "PRACTICE";
@@ -224,12 +213,23 @@ mod tests {
         // 18,000 sequential ids over 32 shards: 562 each on average, none far off.
         let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
         assert!(*min > 480 && *max < 650, "{counts:?}");
-        let all: Vec<String> = due_partitions().collect();
+        let all: Vec<String> = due_partitions(DueShards::ALL).collect();
         assert_eq!(all.len(), DUE_SHARDS as usize + 1);
         assert_eq!(
             (all[0].as_str(), all[31].as_str(), all[32].as_str()),
             ("DUE#00", "DUE#31", "DUE")
         );
+    }
+
+    #[test]
+    fn a_range_reads_its_shards_and_only_the_first_reads_the_legacy_partition() {
+        let range =
+            |a, b| due_partitions(DueShards::new(a, b).expect("a range")).collect::<Vec<_>>();
+        assert_eq!(range(0, 1), ["DUE#00", "DUE#01", "DUE"]);
+        assert_eq!(range(8, 10), ["DUE#08", "DUE#09", "DUE#10"]);
+        assert_eq!(range(31, 31), ["DUE#31"]);
+        assert_eq!(DueShards::new(3, 2), None);
+        assert_eq!(DueShards::new(0, DUE_SHARDS), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! | method | requests |
 //! |---|---|
-//! | `due_reminders` | one `Query` on `DUE` per partition (`DUE_PK = :shard AND DUE_AT <= :until`, for the 32 shards `DUE#00`…`DUE#31` and the legacy `DUE`, 8 in flight; more pages only past 1 MB or `limit`), merged earliest first |
+//! | `due_reminders` | one `Query` on `DUE` per partition (`DUE_PK = :shard AND DUE_AT <= :until`, for the run's shards of `DUE#00`…`DUE#31`, and the legacy `DUE` if the range starts at shard 0, 8 in flight; more pages only past 1 MB or `limit`), merged earliest first |
 //! | `open_conversations_in` | one `Query` on `GSI1`'s open partition of the practice, filtered by department |
 //! | `advance_reminder` | one conditional `UpdateItem`, or one `TransactWriteItems` with the reminder's outbox record |
 
@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
 use domain::conversation::{Conversation, ConversationStatus};
 use domain::identity::{DepartmentId, PracticeId};
-use domain::reminder::DueReminder;
+use domain::reminder::{DueReminder, DueShards};
 use domain::store::{ReminderClaim, ReminderStore, StoreError, StoreResult};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_dynamo::aws_sdk_dynamodb_1::from_item;
@@ -102,9 +102,10 @@ impl ReminderStore for DynamoStore {
     async fn due_reminders(
         &self,
         until: DateTime<Utc>,
+        shards: DueShards,
         limit: usize,
     ) -> StoreResult<Vec<DueReminder>> {
-        let shards: Vec<Vec<DueReminder>> = stream::iter(due_partitions())
+        let shards: Vec<Vec<DueReminder>> = stream::iter(due_partitions(shards))
             .map(|partition| self.due_in(partition, until, limit))
             .buffer_unordered(DUE_QUERY_CONCURRENCY)
             .try_collect()

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
 use domain::conversation::Conversation;
 use domain::identity::{DepartmentId, PracticeId};
-use domain::reminder::DueReminder;
+use domain::reminder::{DueReminder, DueShards};
 use domain::store::{ReminderClaim, ReminderStore, StoreError, StoreResult};
 use redb::ReadableTable;
 
@@ -21,8 +21,12 @@ impl ReminderStore for EmbeddedStore {
     async fn due_reminders(
         &self,
         until: DateTime<Utc>,
+        shards: DueShards,
         limit: usize,
     ) -> StoreResult<Vec<DueReminder>> {
+        // One table, not sharded: a range keeps the departments whose shard it holds (the same hash as on
+        // DynamoDB), so runs over ranges split the departments exactly as they do there; the whole range
+        // reads just what is due.
         let until = sortable(until);
         self.read(|tx| {
             let due = tx.open_table(DUE_REMINDERS).map_err(engine)?;
@@ -33,9 +37,16 @@ impl ReminderStore for EmbeddedStore {
                 if at > until.as_str() || out.len() == limit {
                     break;
                 }
+                let (practice_id, department_id) = (
+                    PracticeId(practice.to_owned()),
+                    DepartmentId(department.to_owned()),
+                );
+                if shards != DueShards::ALL && !shards.holds(&practice_id, &department_id) {
+                    continue;
+                }
                 out.push(DueReminder {
-                    practice_id: PracticeId(practice.to_owned()),
-                    department_id: DepartmentId(department.to_owned()),
+                    practice_id,
+                    department_id,
                     due_at: parse_sortable(at).ok_or_else(|| {
                         StoreError::Unavailable("embedded store: unreadable due instant".into())
                     })?,
