@@ -444,6 +444,7 @@ mod tests {
                 body: "Ready at 5".into(),
                 department_id: DepartmentId::from(department),
                 department_name: "Grooming".into(),
+                delivery: None,
             },
         }
     }

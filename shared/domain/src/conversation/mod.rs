@@ -21,6 +21,7 @@ use crate::department::Department;
 use crate::identity::{id_type, DepartmentId, PracticeId};
 
 mod common;
+pub mod delivery;
 pub mod end;
 pub mod inbound;
 pub mod rate_limit;
@@ -30,6 +31,7 @@ pub mod staff_start;
 pub mod transfer;
 
 pub use common::{text_sender, MAX_MESSAGE_CHARS};
+pub use delivery::{Delivery, DeliveryEvent, DeliveryStatus, FailureReason};
 pub use end::end_conversation;
 pub use inbound::{
     admit, inbound_from_caller, new_conversation_outcome, route_inbound, Admission, Inbound,
@@ -167,6 +169,9 @@ pub struct Message {
     /// automatic reply is shown to the client under this name.
     pub department_id: DepartmentId,
     pub department_name: String,
+    /// What became of it as a text: set on every reply that goes out by SMS or WhatsApp, `None` otherwise.
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
 }
 
 impl Message {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::common::{known_conversation, message_body, message_in, resolved, retry_races, Attempt};
+use super::delivery::fits_the_channel;
 use super::{Author, ConversationId, ConversationStatus, Message};
 use crate::error::{DomainError, DomainResult};
 use crate::identity::{Caller, Ids, DASHBOARD};
@@ -41,6 +42,7 @@ async fn reply_once(
     if conversation.status == ConversationStatus::Resolved {
         return Err(resolved());
     }
+    fits_the_channel(conversation.channel, body)?;
     let open = OpenConversation::of(&conversation);
     let author = Author::Staff {
         id: caller.sub.clone(),
