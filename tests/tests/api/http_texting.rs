@@ -10,7 +10,165 @@ vetchat_tests::on_every_store!(
     a_staff_reply_to_a_text_is_queued_with_its_sms_parts,
     an_sms_reply_over_1600_characters_is_refused_and_nothing_is_stored,
     a_staff_started_sms_conversation_queues_its_first_text,
+    chatwoot_9314_a_reply_by_sms_is_sent_once_from_the_practice_number,
+    chatwoot_14529_a_late_status_never_moves_a_delivered_text_back,
+    rocket_chat_9921_a_provider_refusal_is_failed_with_its_reason_never_sent,
+    a_timeout_after_the_provider_may_have_taken_it_is_unconfirmed_and_not_resent,
 );
+
+const PRACTICE_NUMBER: &str = "+12015550100";
+
+/// A practice with a texting number, and a client's text to it: the conversation's id.
+async fn texted_practice(api: &Api, p: &str) -> String {
+    let r = api
+        .admin(
+            p,
+            Method::PUT,
+            "/practice",
+            Some(
+                json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
+                        "sms_numbers": [PRACTICE_NUMBER]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = api
+        .call(
+            p,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(json!({"channel": "sms", "from": "+12015550111", "body": "Is Rex ready?"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    r.body["conversation_id"].as_str().unwrap().to_owned()
+}
+
+async fn reply(api: &Api, p: &str, id: &str, body: &str) -> Value {
+    let r = api
+        .call(
+            p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some(json!({ "body": body })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    r.body
+}
+
+/// The `reply` entries of `GET /_local/sent`.
+async fn sent_replies(api: &Api) -> Vec<Value> {
+    let r = api.public("/_local/sent").await;
+    assert_eq!(r.status, StatusCode::OK);
+    r.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "reply")
+        .cloned()
+        .collect()
+}
+
+async fn delivery_of(api: &Api, p: &str, id: &str, message_id: &Value) -> Value {
+    messages(api, p, id)
+        .await
+        .into_iter()
+        .find(|m| &m["id"] == message_id)
+        .expect("the reply is listed")["delivery"]
+        .clone()
+}
+
+async fn play(api: &Api, body: Value) -> Value {
+    let r = api
+        .raw(
+            Method::POST,
+            "/_local/delivery",
+            &[],
+            Some(body.to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body
+}
+
+async fn chatwoot_9314_a_reply_by_sms_is_sent_once_from_the_practice_number(api: Api) {
+    let p = Api::practice_id();
+    let id = texted_practice(&api, &p).await;
+    let m = reply(&api, &p, &id, "Rex is ready at 5").await;
+    api.deliver_texts().await;
+    // The same changes again (a replayed stream record, a retried sender): nothing more goes out.
+    api.deliver_texts().await;
+    let sent = sent_replies(&api).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["channel"], "sms");
+    assert_eq!(sent[0]["to"], "+12015550111");
+    assert_eq!(sent[0]["from"], PRACTICE_NUMBER);
+    assert_eq!(sent[0]["body"], "Rex is ready at 5");
+    assert_eq!(sent[0]["message_id"], m["id"]);
+    assert_eq!(sent[0]["conversation_ids"], json!([id]));
+    assert_eq!(delivery_of(&api, &p, &id, &m["id"]).await["status"], "sent");
+}
+
+async fn chatwoot_14529_a_late_status_never_moves_a_delivered_text_back(api: Api) {
+    let p = Api::practice_id();
+    let id = texted_practice(&api, &p).await;
+    let m = reply(&api, &p, &id, "Rex is ready at 5").await;
+    api.deliver_texts().await;
+    let played = play(&api, json!({"message_id": m["id"], "status": "delivered"})).await;
+    assert_eq!(played["delivery"]["status"], "delivered");
+    // A failure reported after the delivery is ignored (Chatwoot #9542's mirror: nothing is rewritten).
+    play(
+        &api,
+        json!({"message_id": m["id"], "status": "failed", "reason": "carrier_unreachable"}),
+    )
+    .await;
+    let d = delivery_of(&api, &p, &id, &m["id"]).await;
+    assert_eq!(
+        (d["status"].clone(), d["reason"].clone()),
+        (json!("delivered"), Value::Null)
+    );
+}
+
+/// Refuses every text with one reason, or times out: what a provider may answer.
+struct Provider(domain::texting::SendOutcome);
+
+#[async_trait::async_trait]
+impl domain::texting::TextSender for Provider {
+    async fn send(&self, _: &domain::texting::OutboundText) -> domain::texting::SendOutcome {
+        self.0.clone()
+    }
+}
+
+async fn rocket_chat_9921_a_provider_refusal_is_failed_with_its_reason_never_sent(api: Api) {
+    let p = Api::practice_id();
+    let id = texted_practice(&api, &p).await;
+    let m = reply(&api, &p, &id, "Rex is ready at 5").await;
+    let refusing = Provider(domain::texting::SendOutcome::Refused(
+        domain::conversation::FailureReason::InvalidNumber,
+    ));
+    api.deliver_texts_with(&refusing).await;
+    let d = delivery_of(&api, &p, &id, &m["id"]).await;
+    assert_eq!(d["status"], "failed");
+    assert_eq!(d["reason"], "invalid_number");
+}
+
+async fn a_timeout_after_the_provider_may_have_taken_it_is_unconfirmed_and_not_resent(api: Api) {
+    let p = Api::practice_id();
+    let id = texted_practice(&api, &p).await;
+    let m = reply(&api, &p, &id, "Rex is ready at 5").await;
+    api.deliver_texts_with(&Provider(domain::texting::SendOutcome::Unconfirmed))
+        .await;
+    assert_eq!(
+        delivery_of(&api, &p, &id, &m["id"]).await["status"],
+        "unconfirmed"
+    );
+    // Nothing queued is left: the next run sends nothing.
+    api.deliver_texts().await;
+    assert!(sent_replies(&api).await.is_empty());
+}
 
 async fn texted_conversation(api: &Api, p: &str) -> String {
     api.setup_practice(p).await;

@@ -133,6 +133,7 @@ pub trait Store:
     + PendingAlerts
     + ReminderRunStore
     + TextIntakeStore
+    + TextSenderStore
     + RealtimeStore
     + 'static
 {
@@ -144,6 +145,7 @@ impl<T> Store for T where
         + PendingAlerts
         + ReminderRunStore
         + TextIntakeStore
+        + TextSenderStore
         + RealtimeStore
         + 'static
         + ?Sized

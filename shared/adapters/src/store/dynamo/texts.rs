@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use domain::conversation::{Delivery, DeliveryEvent, DeliveryStatus, Message};
+use domain::realtime::Change;
 use domain::store::{StoreError, StoreResult, StoredText, TextOutbox, TextRef};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value};
 
@@ -76,7 +77,18 @@ impl DynamoStore {
             request = request.expression_attribute_values(name, value);
         }
         match request.send().await {
-            Ok(out) => stored_text(out.attributes.unwrap_or_default()),
+            Ok(out) => {
+                let changed = stored_text(out.attributes.unwrap_or_default())?;
+                if let Some(t) = &changed {
+                    // The local stand-in for the stream's MODIFY record.
+                    self.feed.publish(vec![Change::DeliveryChanged {
+                        practice_id: text.practice_id.clone(),
+                        client_id: t.client_id.clone(),
+                        message: t.message.clone(),
+                    }]);
+                }
+                Ok(changed)
+            }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
