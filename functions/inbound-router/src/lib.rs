@@ -17,7 +17,9 @@ use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, B
 use adapters::{new_ticket_secret, now, UlidIds};
 use domain::client_view::{self, message_range};
 use domain::conversation::rate_limit::ClientRateLimits;
-use domain::conversation::{self, ConversationId, ConversationStatus, InboundInput, StartInput};
+use domain::conversation::{
+    self, ConversationId, ConversationStatus, InboundInput, MessageId, StartInput,
+};
 use domain::identity::DepartmentId;
 use domain::realtime::{self, TicketInput};
 use domain::store::{ConversationFilter, InboundRouterStore, MessageRange};
@@ -51,6 +53,10 @@ pub fn router(
         )
         .route("/conversations/{id}", get(conversation_detail))
         .route("/conversations/{id}/messages", post(reply))
+        .route(
+            "/conversations/{id}/messages/{message_id}/retry",
+            post(retry_text),
+        )
         .route("/conversations/{id}/end", post(end_conversation))
         .route("/client/conversations", get(client_conversations))
         .route("/client/conversations/{id}/messages", get(client_messages))
@@ -237,6 +243,23 @@ async fn reply(
     )
     .await?;
     Ok(json_response(StatusCode::CREATED, message))
+}
+
+/// `POST /conversations/{id}/messages/{message_id}/retry`: 200 with the message queued again.
+async fn retry_text(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((id, message_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let message = conversation::retry_text(
+        &*s.store,
+        &caller,
+        &ConversationId(id),
+        &MessageId(message_id),
+        now(),
+    )
+    .await?;
+    Ok(json_response(StatusCode::OK, message))
 }
 
 async fn end_conversation(

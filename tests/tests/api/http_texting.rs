@@ -4,7 +4,7 @@
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use vetchat_tests::api::{always_open, Api};
+use vetchat_tests::api::{always_open, Api, Reply};
 
 vetchat_tests::on_every_store!(
     a_staff_reply_to_a_text_is_queued_with_its_sms_parts,
@@ -14,6 +14,7 @@ vetchat_tests::on_every_store!(
     chatwoot_14529_a_late_status_never_moves_a_delivered_text_back,
     rocket_chat_9921_a_provider_refusal_is_failed_with_its_reason_never_sent,
     a_timeout_after_the_provider_may_have_taken_it_is_unconfirmed_and_not_resent,
+    chatwoot_14120_a_retry_of_a_failed_text_sends_it_exactly_once_more,
 );
 
 const PRACTICE_NUMBER: &str = "+12015550100";
@@ -296,4 +297,76 @@ async fn a_staff_started_sms_conversation_queues_its_first_text(api: Api) {
     let listed = messages(&api, &p, r.body["id"].as_str().unwrap()).await;
     assert_eq!(listed[0]["delivery"]["status"], "queued");
     assert_eq!(listed[0]["delivery"]["segments"], 1);
+}
+
+async fn retry(api: &Api, p: &str, id: &str, message_id: &Value) -> Reply {
+    api.call(
+        p,
+        Role::Staff,
+        Method::POST,
+        &format!(
+            "/conversations/{id}/messages/{}/retry",
+            message_id.as_str().unwrap()
+        ),
+        None,
+    )
+    .await
+}
+
+async fn chatwoot_14120_a_retry_of_a_failed_text_sends_it_exactly_once_more(api: Api) {
+    let p = Api::practice_id();
+    let id = texted_practice(&api, &p).await;
+    let m = reply(&api, &p, &id, "Rex is ready at 5").await;
+    // Queued or being sent: nothing to retry.
+    let early = retry(&api, &p, &id, &m["id"]).await;
+    assert_eq!(
+        (early.status, early.code()),
+        (StatusCode::CONFLICT, "not_retryable")
+    );
+    let outage = Provider(domain::texting::SendOutcome::Refused(
+        domain::conversation::FailureReason::ProviderError,
+    ));
+    api.deliver_texts_with(&outage).await;
+    assert_eq!(
+        delivery_of(&api, &p, &id, &m["id"]).await["status"],
+        "failed"
+    );
+
+    let r = retry(&api, &p, &id, &m["id"]).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["id"], m["id"]);
+    assert_eq!(r.body["delivery"]["status"], "queued");
+    assert_eq!(r.body["delivery"]["reason"], Value::Null);
+    assert_eq!(r.body["delivery"]["attempt"], 2);
+    // A double click: the second finds it queued.
+    let twice = retry(&api, &p, &id, &m["id"]).await;
+    assert_eq!(
+        (twice.status, twice.code()),
+        (StatusCode::CONFLICT, "not_retryable")
+    );
+    api.deliver_texts().await;
+    api.deliver_texts().await;
+    let sent = sent_replies(&api).await;
+    assert_eq!(sent.len(), 1, "exactly one new send: {sent:?}");
+    assert_eq!(sent[0]["message_id"], m["id"]);
+    let d = delivery_of(&api, &p, &id, &m["id"]).await;
+    assert_eq!(
+        (d["status"].clone(), d["attempt"].clone()),
+        (json!("sent"), json!(2))
+    );
+    // What was sent is never sent again by a retry.
+    let after = retry(&api, &p, &id, &m["id"]).await;
+    assert_eq!(
+        (after.status, after.code()),
+        (StatusCode::CONFLICT, "not_retryable")
+    );
+    // The client's own message is no text; an unknown message is 404.
+    let theirs = messages(&api, &p, &id).await[0]["id"].clone();
+    let r = retry(&api, &p, &id, &theirs).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "not_retryable")
+    );
+    let r = retry(&api, &p, &id, &json!("msg_nope")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

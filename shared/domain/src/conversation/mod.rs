@@ -6,6 +6,7 @@
 //! | a client writes faster than a person chats | [`rate_limit`] | [`rate_limit::count_message`], called by [`route_inbound`] |
 //! | staff start a conversation | [`staff_start`] | [`staff_start()`] |
 //! | staff reply | [`reply`] | [`staff_reply`] |
+//! | staff retry a text that failed | [`retry`] | [`retry_text`] |
 //! | staff end a conversation | [`end`] | [`end_conversation`] |
 //! | staff transfer a conversation | [`transfer`] | [`transfer_conversation`] |
 //! | staff list and open conversations | [`read`] | [`list_conversations`], [`conversation_detail`] |
@@ -27,6 +28,7 @@ pub mod inbound;
 pub mod rate_limit;
 pub mod read;
 pub mod reply;
+pub mod retry;
 pub mod staff_start;
 pub mod transfer;
 
@@ -39,6 +41,7 @@ pub use inbound::{
 };
 pub use read::{conversation_detail, list_conversations};
 pub use reply::staff_reply;
+pub use retry::retry_text;
 pub use staff_start::{staff_start, StartInput};
 pub use transfer::{transfer_conversation, TransferInput};
 
