@@ -73,10 +73,7 @@ async fn inbound(
     Body(body): Body,
 ) -> ApiResult<Response> {
     let input: InboundInput = parse_json(&body)?;
-    // Checked by the domain (visible ASCII): a header that is not text fails it there.
-    let idempotency_key = headers
-        .get("idempotency-key")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let idempotency_key = idempotency_key(&headers);
     let inbound =
         conversation::inbound_from_caller(&caller, input, idempotency_key.as_deref(), &limits)?;
     let routed = conversation::route_inbound(&*s.store, inbound, now(), &UlidIds).await?;
@@ -230,19 +227,35 @@ async fn reply(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
+    headers: http::HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
     let ReplyBody { body } = parse_json(&body)?;
-    let message = conversation::staff_reply(
+    let idempotency_key = idempotency_key(&headers);
+    let (message, replayed) = conversation::staff_reply_with_key(
         &*s.store,
         &caller,
         &ConversationId(id),
         &body,
+        idempotency_key.as_deref(),
         now(),
         &UlidIds,
     )
     .await?;
-    Ok(json_response(StatusCode::CREATED, message))
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(json_response(status, message))
+}
+
+/// The `Idempotency-Key` header as text; checked by the domain (visible ASCII), so a header that is not
+/// text fails it there.
+fn idempotency_key(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// `POST /conversations/{id}/messages/{message_id}/retry`: 200 with the message queued again.

@@ -15,6 +15,7 @@ vetchat_tests::on_every_store!(
     rocket_chat_9921_a_provider_refusal_is_failed_with_its_reason_never_sent,
     a_timeout_after_the_provider_may_have_taken_it_is_unconfirmed_and_not_resent,
     chatwoot_14120_a_retry_of_a_failed_text_sends_it_exactly_once_more,
+    chatwoot_9314_a_reply_retried_with_its_idempotency_key_is_stored_and_sent_once,
 );
 
 const PRACTICE_NUMBER: &str = "+12015550100";
@@ -369,4 +370,57 @@ async fn chatwoot_14120_a_retry_of_a_failed_text_sends_it_exactly_once_more(api:
     );
     let r = retry(&api, &p, &id, &json!("msg_nope")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+async fn chatwoot_9314_a_reply_retried_with_its_idempotency_key_is_stored_and_sent_once(api: Api) {
+    let p = Api::practice_id();
+    let id = texted_practice(&api, &p).await;
+    let api = std::sync::Arc::new(api);
+    let auth = format!("Bearer {}", Api::token(&p, Role::Staff));
+    let path = format!("/conversations/{id}/messages");
+    let send = |key: &'static str| {
+        let (api, auth, path) = (api.clone(), auth.clone(), path.clone());
+        async move {
+            api.raw(
+                Method::POST,
+                &path,
+                &[("authorization", &auth), ("idempotency-key", key)],
+                Some(json!({"body": "Rex is ready at 5"}).to_string()),
+            )
+            .await
+        }
+    };
+    // Two at once with one key (a double tap on a weak connection), then a late retry.
+    let (a, b) = tokio::join!(send("tap-1"), send("tap-1"));
+    let mut statuses = vec![a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CREATED],
+        "{:?} {:?}",
+        a.body,
+        b.body
+    );
+    assert_eq!(a.body["id"], b.body["id"]);
+    let late = send("tap-1").await;
+    assert_eq!(late.status, StatusCode::OK, "{:?}", late.body);
+    assert_eq!(late.body["id"], a.body["id"]);
+    assert_eq!(late.body["seq"], a.body["seq"]);
+    // Another key is another reply.
+    let other = send("tap-2").await;
+    assert_eq!(other.status, StatusCode::CREATED);
+    assert_eq!(messages(&api, &p, &id).await.len(), 3);
+    api.deliver_texts().await;
+    api.deliver_texts().await;
+    let sent = sent_replies(&api).await;
+    assert_eq!(sent.len(), 2, "one text per key: {sent:?}");
+    // A key that is not visible ASCII is refused, nothing stored.
+    let bad = send("two words").await;
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        bad.body
+    );
+    assert_eq!(messages(&api, &p, &id).await.len(), 3);
 }

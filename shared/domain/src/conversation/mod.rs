@@ -40,7 +40,7 @@ pub use inbound::{
     InboundInput, Routed, MAX_IDEMPOTENCY_KEY_CHARS,
 };
 pub use read::{conversation_detail, list_conversations};
-pub use reply::staff_reply;
+pub use reply::{staff_reply, staff_reply_with_key};
 pub use retry::retry_text;
 pub use staff_start::{staff_start, StartInput};
 pub use transfer::{transfer_conversation, TransferInput};
