@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use adapters::config::{AlertSenderKind, Config, StoreFlags};
 use adapters::senders::{AwsSender, RecordingSender};
+use adapters::texting::AwsTextSender;
 use domain::alert::AlertSender;
 use domain::identity::Role;
 use domain::texting::TextSender;
@@ -108,7 +109,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 Duration::from_millis(500),
             );
             let sockets = local::live::LocalSockets::default();
-            let text_sender: Arc<dyn TextSender> = Arc::new(recorder.clone());
+            let text_sender: Arc<dyn TextSender> = match config.text_sender {
+                AlertSenderKind::Record => Arc::new(recorder.clone()),
+                AlertSenderKind::Aws => {
+                    let sdk = adapters::aws::sdk_config(&config).await?;
+                    Arc::new(AwsTextSender::new(
+                        &sdk,
+                        config.sms_configuration_set.clone(),
+                    ))
+                }
+            };
             local::live::spawn_fanout(store.clone(), sockets.clone(), text_sender.clone(), changes);
             let services = local::LocalServices {
                 recorder,
