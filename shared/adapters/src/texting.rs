@@ -25,13 +25,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The Meta Graph API version the WhatsApp messages are written for.
 const META_API_VERSION: &str = "v20.0";
 
-/// The `Context` keys of an SMS send (echoed into its delivery events).
-pub mod context {
-    pub const PRACTICE: &str = "practice_id";
-    pub const CONVERSATION: &str = "conversation_id";
-    pub const SEQ: &str = "seq";
-    pub const ATTEMPT: &str = "attempt";
-}
+/// The `Context` keys of an SMS send (echoed into its delivery events), the domain's.
+pub use domain::texting::context;
 
 /// SMS and WhatsApp replies. Built once per cold start; cheap to clone.
 #[derive(Debug, Clone)]

@@ -174,3 +174,73 @@ pub fn texts_to_send(changes: &[crate::realtime::Change]) -> Vec<TextRef> {
         })
         .collect()
 }
+
+/// The `Context` keys a send carries (the SMS event destination echoes them into each event).
+pub mod context {
+    pub const PRACTICE: &str = "practice_id";
+    pub const CONVERSATION: &str = "conversation_id";
+    pub const SEQ: &str = "seq";
+    pub const ATTEMPT: &str = "attempt";
+}
+
+/// An End User Messaging SMS event, as its SNS event destination publishes it (the fields we read).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SmsEvent {
+    event_type: String,
+    /// Milliseconds since the epoch.
+    event_timestamp: i64,
+    #[serde(default)]
+    context: std::collections::HashMap<String, String>,
+}
+
+/// What an SMS configuration-set event says of one of our texts: where it is stored and the delivery
+/// event, or `None` for events of no text of ours (no context) or that say nothing of where it stands.
+pub fn sms_status_event(message: &str) -> Option<(TextRef, DeliveryEvent)> {
+    let event: SmsEvent = serde_json::from_str(message).ok()?;
+    let (status, reason) = crate::conversation::delivery::sms_event_status(&event.event_type)?;
+    let text = TextRef {
+        practice_id: crate::identity::PracticeId::parse(event.context.get(context::PRACTICE)?)?,
+        conversation_id: ConversationId(event.context.get(context::CONVERSATION)?.clone()),
+        seq: event.context.get(context::SEQ)?.parse().ok()?,
+    };
+    let attempt = event
+        .context
+        .get(context::ATTEMPT)
+        .and_then(|a| a.parse().ok());
+    let at = DateTime::from_timestamp_millis(event.event_timestamp)?;
+    Some((
+        text,
+        DeliveryEvent {
+            status,
+            reason,
+            at,
+            attempt,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sms_delivery_event_names_its_text_and_attempt() {
+        let message = r#"{"eventType":"TEXT_CARRIER_UNREACHABLE","eventVersion":"1.0","eventTimestamp":1795446300123,
+            "isFinal":true,"originationPhoneNumber":"+12015550100","destinationPhoneNumber":"+12015550111",
+            "messageId":"abc","context":{"practice_id":"prc_demo","conversation_id":"cnv_1","seq":"4","attempt":"2"}}"#;
+        let (text, event) = sms_status_event(message).expect("ours");
+        assert_eq!(text.practice_id.as_str(), "prc_demo");
+        assert_eq!(text.conversation_id.0, "cnv_1");
+        assert_eq!(text.seq, 4);
+        assert_eq!(event.status, DeliveryStatus::Failed);
+        assert_eq!(event.reason, Some(FailureReason::CarrierUnreachable));
+        assert_eq!(event.attempt, Some(2));
+        assert_eq!(event.at.timestamp_millis(), 1795446300123);
+        // Not ours (no context), not JSON, or an event that says nothing: ignored.
+        assert!(sms_status_event(r#"{"eventType":"TEXT_DELIVERED","eventTimestamp":1}"#).is_none());
+        assert!(sms_status_event("nope").is_none());
+        let queued = message.replace("TEXT_CARRIER_UNREACHABLE", "TEXT_QUEUED");
+        assert!(sms_status_event(&queued).is_none());
+    }
+}
