@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::Router;
 use domain::identity::Role;
 use domain::store::Store;
+use domain::texting::TextSender;
 use http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -27,11 +28,23 @@ pub struct Api {
     pub store: Arc<dyn Store>,
     /// What `GET /_local/sent` shows: the alerts the local sender took.
     pub recorder: RecordingSender,
+    /// The store's change feed, when it has one: what [`Api::deliver_texts`] sends from.
+    changes: Option<Arc<tokio::sync::Mutex<Changes>>>,
 }
 
+type Changes = tokio::sync::mpsc::UnboundedReceiver<Vec<domain::realtime::Change>>;
+
 impl From<crate::TestStore> for Api {
+    /// On the test's store, with a change feed (the texts its writes leave to send).
     fn from(store: crate::TestStore) -> Api {
-        Api::with_store(store.store())
+        let (feed, changes) = adapters::store::ChangeFeed::channel();
+        let store: Arc<dyn Store> = match store {
+            crate::TestStore::Embedded(s, _) => Arc::new((*s).clone().with_change_feed(feed)),
+            crate::TestStore::Dynamo(s) => Arc::new((*s).clone().with_change_feed(feed)),
+        };
+        let mut api = Api::with_store(store);
+        api.changes = Some(Arc::new(tokio::sync::Mutex::new(changes)));
+        api
     }
 }
 
@@ -65,6 +78,7 @@ impl Api {
             app: local::app(store.clone(), SECRET, services),
             store,
             recorder,
+            changes: None,
         }
     }
 
@@ -79,6 +93,24 @@ impl Api {
     /// Runs the dispatcher over every pending alert, as the local worker does every half second.
     pub async fn deliver_alerts(&self) {
         local::dispatch_pending(&*self.store, &self.recorder, DASHBOARD).await;
+    }
+
+    /// Sends the texts the changes committed so far left queued, as the local server's worker does as they
+    /// commit (the stream-triggered sender on AWS). Panics on an `Api` built without a change feed.
+    pub async fn deliver_texts(&self) {
+        self.deliver_texts_with(&self.recorder).await;
+    }
+
+    /// [`Api::deliver_texts`] through `sender`.
+    pub async fn deliver_texts_with(&self, sender: &dyn TextSender) {
+        let changes = self
+            .changes
+            .as_ref()
+            .expect("deliver_texts needs an Api built from a TestStore (with a change feed)");
+        let mut changes = changes.lock().await;
+        while let Ok(batch) = changes.try_recv() {
+            local::send_texts(&*self.store, sender, &batch).await;
+        }
     }
 
     /// A fresh, unique practice id (tests on a shared table must not meet).

@@ -47,7 +47,12 @@ impl LiveServer {
         let addr = listener.local_addr().expect("address");
         let services = local::LocalServices::recording(DASHBOARD, &format!("ws://{addr}/ws"));
         let sockets = services.sockets.clone();
-        local::live::spawn_fanout(store.clone(), sockets.clone(), changes);
+        local::live::spawn_fanout(
+            store.clone(),
+            sockets.clone(),
+            services.text_sender.clone(),
+            changes,
+        );
         let app = local::app(store.clone(), SECRET, services.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");

@@ -17,7 +17,9 @@ use adapters::http::{json_response, method_not_allowed, parse_json, ApiResult, B
 use adapters::{new_ticket_secret, now, UlidIds};
 use domain::client_view::{self, message_range};
 use domain::conversation::rate_limit::ClientRateLimits;
-use domain::conversation::{self, ConversationId, ConversationStatus, InboundInput, StartInput};
+use domain::conversation::{
+    self, ConversationId, ConversationStatus, InboundInput, MessageId, StartInput,
+};
 use domain::identity::DepartmentId;
 use domain::realtime::{self, TicketInput};
 use domain::store::{ConversationFilter, InboundRouterStore, MessageRange};
@@ -51,6 +53,10 @@ pub fn router(
         )
         .route("/conversations/{id}", get(conversation_detail))
         .route("/conversations/{id}/messages", post(reply))
+        .route(
+            "/conversations/{id}/messages/{message_id}/retry",
+            post(retry_text),
+        )
         .route("/conversations/{id}/end", post(end_conversation))
         .route("/client/conversations", get(client_conversations))
         .route("/client/conversations/{id}/messages", get(client_messages))
@@ -67,10 +73,7 @@ async fn inbound(
     Body(body): Body,
 ) -> ApiResult<Response> {
     let input: InboundInput = parse_json(&body)?;
-    // Checked by the domain (visible ASCII): a header that is not text fails it there.
-    let idempotency_key = headers
-        .get("idempotency-key")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let idempotency_key = idempotency_key(&headers);
     let inbound =
         conversation::inbound_from_caller(&caller, input, idempotency_key.as_deref(), &limits)?;
     let routed = conversation::route_inbound(&*s.store, inbound, now(), &UlidIds).await?;
@@ -224,19 +227,52 @@ async fn reply(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
+    headers: http::HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
     let ReplyBody { body } = parse_json(&body)?;
-    let message = conversation::staff_reply(
+    let idempotency_key = idempotency_key(&headers);
+    let (message, replayed) = conversation::staff_reply_with_key(
         &*s.store,
         &caller,
         &ConversationId(id),
         &body,
+        idempotency_key.as_deref(),
         now(),
         &UlidIds,
     )
     .await?;
-    Ok(json_response(StatusCode::CREATED, message))
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(json_response(status, message))
+}
+
+/// The `Idempotency-Key` header as text; checked by the domain (visible ASCII), so a header that is not
+/// text fails it there.
+fn idempotency_key(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// `POST /conversations/{id}/messages/{message_id}/retry`: 200 with the message queued again.
+async fn retry_text(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((id, message_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let message = conversation::retry_text(
+        &*s.store,
+        &caller,
+        &ConversationId(id),
+        &MessageId(message_id),
+        now(),
+    )
+    .await?;
+    Ok(json_response(StatusCode::OK, message))
 }
 
 async fn end_conversation(

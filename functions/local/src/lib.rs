@@ -23,15 +23,17 @@ use adapters::auth::LocalTokens;
 pub use adapters::auth::{sign_token, LocalClaims, TokenVerifier, LOCAL_ISSUER};
 use adapters::config::{Config, LocalStore, StoreFlags};
 use adapters::http::{ApiError, Body};
-use adapters::senders::{RecordingSender, SentAlert};
+use adapters::senders::RecordingSender;
 use adapters::store::{ChangeFeed, EmbeddedStore};
 use domain::alert::dispatch::dispatch_alert;
 use domain::alert::AlertSender;
 use domain::conversation::rate_limit::ClientRateLimits;
+use domain::conversation::{DeliveryEvent, DeliveryStatus, FailureReason, MessageId};
 use domain::identity::{plausible_id, PracticeId, Role};
 use domain::realtime::Change;
 use domain::reminder::DueShards;
 use domain::store::Store;
+use domain::texting::{send_text, texts_to_send, TextSender};
 use domain::{DomainError, InvalidCode};
 
 /// The changes a store commits, for the local fanout ([`live::spawn_fanout`]).
@@ -84,6 +86,8 @@ pub struct LocalServices {
     pub recorder: RecordingSender,
     /// Where alerts and reminders go: the recorder, or SES/SNS with `ALERT_SENDER=aws`.
     pub sender: Arc<dyn AlertSender>,
+    /// Where replies to texting clients go: the recorder (their `reply` entries at `GET /_local/sent`).
+    pub text_sender: Arc<dyn TextSender>,
     pub dashboard_url: String,
     /// Where the tickets of `POST /realtime/tickets` send their connections.
     pub websocket_url: String,
@@ -101,6 +105,7 @@ impl LocalServices {
         let recorder = RecordingSender::new();
         LocalServices {
             sender: Arc::new(recorder.clone()),
+            text_sender: Arc::new(recorder.clone()),
             recorder,
             dashboard_url: dashboard_url.to_owned(),
             websocket_url: websocket_url.to_owned(),
@@ -129,8 +134,12 @@ pub fn app(store: Arc<dyn Store>, jwt_secret: &str, local: LocalServices) -> Rou
             &local.websocket_url,
             local.client_rate_limits,
         ))
-        .merge(transfer_alerts::router(store))
+        .merge(transfer_alerts::router(store.clone()))
         .route("/_local/sent", get(sent).with_state(local.recorder.clone()))
+        .route(
+            "/_local/delivery",
+            post(play_delivery).with_state((store.clone(), local.recorder.clone())),
+        )
         .route(
             "/_local/token",
             post(local_token).with_state(Arc::<str>::from(jwt_secret)),
@@ -177,9 +186,85 @@ pub fn cors(origins: &[String]) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-/// `GET /_local/sent`: every alert the local senders took, oldest first, one entry per recipient.
-async fn sent(State(recorder): State<RecordingSender>) -> Json<Vec<SentAlert>> {
-    Json(recorder.sent())
+/// `GET /_local/sent`: every alert the local senders took, one entry per recipient, and every text to a
+/// client (`kind: "reply"`), oldest first.
+async fn sent(State(recorder): State<RecordingSender>) -> Json<Vec<Value>> {
+    let alerts = recorder.sent().into_iter().map(|a| (a.at, json!(a)));
+    let replies = recorder.replies().into_iter().map(|r| (r.at, json!(r)));
+    let mut all: Vec<(DateTime<Utc>, Value)> = alerts.chain(replies).collect();
+    // Stable: entries of one instant keep the order they were taken in, alerts first.
+    all.sort_by_key(|(at, _)| *at);
+    Json(all.into_iter().map(|(_, v)| v).collect())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlayedDelivery {
+    message_id: MessageId,
+    status: PlayedStatus,
+    #[serde(default)]
+    reason: Option<FailureReason>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum PlayedStatus {
+    Delivered,
+    Failed,
+}
+
+/// `POST /_local/delivery` `{"message_id", "status": "delivered" | "failed", "reason"}`: a provider's
+/// status event for the latest send of that text, applied as the status entry applies one. Answers the
+/// text's `delivery` after it (unchanged when the event came too late to count); 404 for a text the local
+/// sender never took.
+async fn play_delivery(
+    State((store, recorder)): State<(Arc<dyn Store>, RecordingSender)>,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    let played: PlayedDelivery = adapters::http::parse_json(&body)?;
+    let (text, attempt) = recorder
+        .replies()
+        .into_iter()
+        .rev()
+        .find(|r| r.message_id == played.message_id)
+        .and_then(|r| r.text)
+        .ok_or(DomainError::NotFound("sent text"))?;
+    let now = adapters::now();
+    let event = match played.status {
+        PlayedStatus::Delivered => {
+            DeliveryEvent::new(DeliveryStatus::Delivered, now, Some(attempt))
+        }
+        PlayedStatus::Failed => DeliveryEvent::failed(
+            played.reason.unwrap_or(FailureReason::ProviderError),
+            now,
+            Some(attempt),
+        ),
+    };
+    store
+        .apply_delivery_event(&text, &event)
+        .await
+        .map_err(DomainError::from)?;
+    let stored = store
+        .get_text(&text)
+        .await
+        .map_err(DomainError::from)?
+        .ok_or(DomainError::NotFound("sent text"))?;
+    Ok(Json(
+        json!({"message_id": played.message_id, "delivery": stored.message.delivery}),
+    ))
+}
+
+/// Sends, once each, the texts a batch of committed changes left queued (what the stream-triggered
+/// `text-sender` does on AWS).
+pub async fn send_texts(store: &dyn Store, sender: &dyn TextSender, changes: &[Change]) {
+    for text in texts_to_send(changes) {
+        match send_text(store, sender, &text, &adapters::now).await {
+            Ok(report) => tracing::debug!(?text, ?report, "text reply"),
+            Err(e) => {
+                tracing::warn!(?text, error = %e, "a text reply could not be sent; staff see it queued")
+            }
+        }
+    }
 }
 
 /// How long a token of the pages' development sign-in lasts: a working day.

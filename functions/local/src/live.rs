@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use domain::realtime::{self, Change, ConnectionId, ConnectionPoster, PostOutcome};
 use domain::store::Store;
+use domain::texting::{texts_to_send, TextSender};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -117,14 +118,21 @@ async fn serve(
     }
 }
 
-/// The local fanout: every batch of changes the store commits, told to the connections concerned.
+/// The local fanout: every batch of changes the store commits, told to the connections concerned; and the
+/// text replies it holds, handed to `text_sender` (on AWS the table's stream feeds both).
 pub fn spawn_fanout(
     store: Arc<dyn Store>,
     sockets: LocalSockets,
+    text_sender: Arc<dyn TextSender>,
     mut changes: mpsc::UnboundedReceiver<Vec<Change>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(batch) = changes.recv().await {
+            if !texts_to_send(&batch).is_empty() {
+                let (store, sender, batch) = (store.clone(), text_sender.clone(), batch.clone());
+                // Its own task: a slow provider never holds up live updates.
+                tokio::spawn(async move { crate::send_texts(&*store, &*sender, &batch).await });
+            }
             let report = realtime::fanout(&*store, &sockets, &batch, adapters::now()).await;
             if report.failed > 0 || report.lookups_failed > 0 {
                 tracing::warn!(?report, "some frames were not posted");

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use adapters::config::{AlertSenderKind, Config, StoreFlags};
 use adapters::senders::{AwsSender, RecordingSender};
+use adapters::texting::AwsTextSender;
 use domain::alert::AlertSender;
 use domain::identity::Role;
+use domain::texting::TextSender;
 
 #[derive(Parser)]
 #[command(about = "Veterinary conversation backend: the all-in-one local server")]
@@ -107,10 +109,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 Duration::from_millis(500),
             );
             let sockets = local::live::LocalSockets::default();
-            local::live::spawn_fanout(store.clone(), sockets.clone(), changes);
+            let text_sender: Arc<dyn TextSender> = match config.text_sender {
+                AlertSenderKind::Record => Arc::new(recorder.clone()),
+                AlertSenderKind::Aws => {
+                    let sdk = adapters::aws::sdk_config(&config).await?;
+                    Arc::new(AwsTextSender::new(
+                        &sdk,
+                        config.sms_configuration_set.clone(),
+                    ))
+                }
+            };
+            local::live::spawn_fanout(store.clone(), sockets.clone(), text_sender.clone(), changes);
             let services = local::LocalServices {
                 recorder,
                 sender,
+                text_sender,
                 dashboard_url: config.dashboard_url.clone(),
                 websocket_url: config.websocket_url.clone(),
                 client_rate_limits: config.client_rate_limits,

@@ -64,6 +64,13 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `ALERT_SENDER`: `record` (default) or `aws`.
     pub alert_sender: AlertSenderKind,
+    /// `TEXT_SENDER`: where the local server's text replies go, `record` (default) or `aws` (End User
+    /// Messaging SMS and Social, endpoints from `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2` and
+    /// `AWS_ENDPOINT_URL_SOCIALMESSAGING`).
+    pub text_sender: AlertSenderKind,
+    /// `SMS_CONFIGURATION_SET`: the configuration set SMS replies are sent with (its SNS event destination
+    /// reports their delivery).
+    pub sms_configuration_set: Option<String>,
     /// `RUST_LOG`-style filter.
     pub log_filter: String,
     /// `AWS_CA_BUNDLE`: a PEM file of the certificate authorities the AWS clients trust instead of Amazon
@@ -123,6 +130,15 @@ impl Config {
             None if in_lambda => LogFormat::Json,
             None => LogFormat::Text,
         };
+        let text_sender = match var("TEXT_SENDER").as_deref() {
+            None | Some("record") => AlertSenderKind::Record,
+            Some("aws") => AlertSenderKind::Aws,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "TEXT_SENDER={other:?}: use record or aws"
+                )))
+            }
+        };
         let alert_sender = match var("ALERT_SENDER").as_deref() {
             None | Some("record") => AlertSenderKind::Record,
             Some("aws") => AlertSenderKind::Aws,
@@ -177,6 +193,8 @@ impl Config {
                 .unwrap_or_else(|| "http://localhost:3000/dashboard".to_owned()),
             log_format,
             alert_sender,
+            text_sender,
+            sms_configuration_set: var("SMS_CONFIGURATION_SET"),
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
             ca_bundle: var("AWS_CA_BUNDLE").map(PathBuf::from),
             credentials_in_environment: var("AWS_ACCESS_KEY_ID").is_some()

@@ -60,6 +60,11 @@ impl ColdStart {
         })
     }
 
+    /// The SMS and WhatsApp sender of text replies (retries off; `SMS_CONFIGURATION_SET` when set).
+    pub fn text_sender(&self) -> crate::texting::AwsTextSender {
+        crate::texting::AwsTextSender::new(&self.sdk, self.config.sms_configuration_set.clone())
+    }
+
     /// Serves an HTTP function's router behind API Gateway (HTTP API, payload 2.0), identity from the JWT
     /// authorizer's claims (or local tokens under `cargo lambda watch`, see `auth::lambda_router`).
     pub async fn serve_http(&self, router: Router) -> Result<(), Error> {

@@ -10,6 +10,7 @@ pub mod realtime;
 pub mod senders;
 pub mod store;
 pub mod telemetry;
+pub mod texting;
 
 use chrono::{DateTime, Utc};
 

@@ -16,8 +16,10 @@ use aws_sdk_sns::operation::publish::PublishError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use chrono::{DateTime, Utc};
 use domain::alert::{AlertKind, AlertSender, Delivery, DeliveryChannel, SendError};
-use domain::conversation::ConversationId;
+use domain::conversation::{Channel, ConversationId, MessageId};
 use domain::identity::DepartmentId;
+use domain::store::TextRef;
+use domain::texting::{OutboundText, SendOutcome, TextSender};
 use serde::{Deserialize, Serialize};
 
 /// The email header that carries a delivery's idempotency key, so a receiver can recognise a repeat.
@@ -244,11 +246,31 @@ pub struct SentAlert {
     pub at: DateTime<Utc>,
 }
 
+/// One text to a client as the recording sender took it: a `kind: "reply"` entry of `GET /_local/sent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentReply {
+    /// Always `"reply"`.
+    pub kind: String,
+    pub channel: Channel,
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    pub department_id: DepartmentId,
+    pub conversation_ids: Vec<ConversationId>,
+    pub message_id: MessageId,
+    /// Where the text is stored and its attempt, as the send's context carries them (what a status event
+    /// names); not part of the documented entry.
+    #[serde(skip)]
+    pub text: Option<(TextRef, u32)>,
+    pub at: DateTime<Utc>,
+}
+
 type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 #[derive(Default)]
 struct Recorded {
     sent: Vec<SentAlert>,
+    replies: Vec<SentReply>,
     /// What the tests inspect besides: every delivery as handed over, and how often each key was sent.
     #[cfg(feature = "test-support")]
     deliveries: Vec<Delivery>,
@@ -284,6 +306,11 @@ impl RecordingSender {
     /// Every delivery taken, oldest first, in the shape of `GET /_local/sent`.
     pub fn sent(&self) -> Vec<SentAlert> {
         self.lock().sent.clone()
+    }
+
+    /// Every text to a client taken, oldest first (the `reply` entries of `GET /_local/sent`).
+    pub fn replies(&self) -> Vec<SentReply> {
+        self.lock().replies.clone()
     }
 
     /// Every delivery taken, as the dispatcher handed it over (HTML part and idempotency key included).
@@ -368,6 +395,28 @@ impl AlertSender for RecordingSender {
                 .or_default() += 1;
         }
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl TextSender for RecordingSender {
+    async fn send(&self, text: &OutboundText) -> SendOutcome {
+        let at = (self.clock)();
+        self.lock().replies.push(SentReply {
+            kind: "reply".into(),
+            channel: text.channel,
+            to: text.to.clone(),
+            from: text.from.clone(),
+            body: text.body.clone(),
+            department_id: text.department_id.clone(),
+            conversation_ids: vec![text.conversation_id.clone()],
+            message_id: text.message_id.clone(),
+            text: Some((text.text.clone(), text.attempt)),
+            at,
+        });
+        SendOutcome::Sent {
+            provider_id: Some(format!("local-{}", text.message_id)),
+        }
     }
 }
 

@@ -57,6 +57,12 @@ pub enum ConflictCode {
     PracticeNotSetUp,
     /// Added where the contract is silent: staff start a chat with a client who already has one open.
     ClientHasOpenConversation,
+    /// The client's number opted out of this practice's texts (the body carries `opted_out_at`).
+    SmsOptedOut,
+    /// WhatsApp: more than 24 hours since the client's last message; nothing sent.
+    WhatsappWindowClosed,
+    /// Only a failed or unconfirmed text can be retried.
+    NotRetryable,
 }
 
 impl ConflictCode {
@@ -69,6 +75,9 @@ impl ConflictCode {
             ConflictCode::Offline => "offline",
             ConflictCode::PracticeNotSetUp => "practice_not_set_up",
             ConflictCode::ClientHasOpenConversation => "client_has_open_conversation",
+            ConflictCode::SmsOptedOut => "sms_opted_out",
+            ConflictCode::WhatsappWindowClosed => "whatsapp_window_closed",
+            ConflictCode::NotRetryable => "not_retryable",
         }
     }
 }

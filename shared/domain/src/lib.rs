@@ -14,6 +14,7 @@ pub mod reminder;
 pub mod schedule;
 pub mod settings;
 pub mod store;
+pub mod texting;
 pub mod validate;
 
 pub use error::{ConflictCode, DomainError, DomainResult, InvalidCode};

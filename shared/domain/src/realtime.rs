@@ -190,6 +190,13 @@ pub enum Change {
         /// The department it left, for a transfer (its department's staff hear it go).
         previous_department_id: Option<DepartmentId>,
     },
+    /// A text reply's `delivery` changed (claimed, sent, delivered, failed, retried): `message` carries the
+    /// new delivery. On AWS: a `MODIFY` stream record of a message item whose `delivery` differs.
+    DeliveryChanged {
+        practice_id: PracticeId,
+        client_id: String,
+        message: Message,
+    },
 }
 
 impl Change {
@@ -197,6 +204,7 @@ impl Change {
         match self {
             Change::MessageCreated { practice_id, .. } => practice_id,
             Change::ConversationUpdated { conversation, .. } => &conversation.practice_id,
+            Change::DeliveryChanged { practice_id, .. } => practice_id,
         }
     }
 
@@ -302,6 +310,8 @@ pub fn frame_for(change: &Change, connection: &Connection, now: DateTime<Utc>) -
             }
             json!({"type": "conversation.updated", "conversation": conversation})
         }
+        // The `message.delivery` frame is not written yet: the change is recognised, no frame goes out.
+        (Role::Admin | Role::Staff, Change::DeliveryChanged { .. }) => return None,
     };
     Some(frame.to_string())
 }
@@ -444,6 +454,7 @@ mod tests {
                 body: "Ready at 5".into(),
                 department_id: DepartmentId::from(department),
                 department_name: "Grooming".into(),
+                delivery: None,
             },
         }
     }

@@ -15,6 +15,7 @@ mod http_client_view;
 mod http_conversations;
 mod http_reminder;
 mod http_settings;
+mod http_texting;
 mod live;
 mod openapi;
 mod races;

@@ -33,6 +33,8 @@ struct Side {
     grooming: String,
     back_office: String,
     open_conversation: String,
+    /// The staff reply in it, a text still queued (nothing sends it here).
+    staff_text: String,
     /// The pet owner's app conversation.
     app_conversation: String,
     /// Ids, names, addresses, numbers, greetings and message texts of this practice.
@@ -133,6 +135,7 @@ async fn side(api: &Api, word: &'static str, n: u32) -> Side {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let staff_text = r.body["id"].as_str().unwrap().to_owned();
 
     // An app conversation of a pet owner.
     let owner = format!("{lower}-owner-7");
@@ -187,6 +190,7 @@ async fn side(api: &Api, word: &'static str, n: u32) -> Side {
         grooming,
         back_office,
         open_conversation,
+        staff_text,
         app_conversation,
         strings,
     }
@@ -256,6 +260,7 @@ enum Endpoint {
     GetConversation,
     StartConversation,
     Reply,
+    RetryText,
     Transfer,
     EndConversation,
     ClientConversations,
@@ -282,6 +287,7 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint::GetConversation,
     Endpoint::StartConversation,
     Endpoint::Reply,
+    Endpoint::RetryText,
     Endpoint::Transfer,
     Endpoint::EndConversation,
     Endpoint::ClientConversations,
@@ -331,6 +337,8 @@ fn rule(endpoint: Endpoint) -> Rule {
         E::GetConversation => (DASHBOARD, OK, not_found),
         E::StartConversation => (DASHBOARD, CREATED, not_found),
         E::Reply => (DASHBOARD, CREATED, not_found),
+        // The text is still queued (no sender runs here): the caller may, the text is not retryable yet.
+        E::RetryText => (DASHBOARD, StatusCode::CONFLICT, not_found),
         E::Transfer => (DASHBOARD, OK, not_found),
         E::EndConversation => (DASHBOARD, OK, not_found),
         // The caller's own conversations: another practice's client just gets its own (none).
@@ -539,6 +547,14 @@ async fn request(
             Method::POST,
             format!("/conversations/{}/messages", a.open_conversation),
             Some(json!({"body": "On our way"})),
+        ),
+        E::RetryText => (
+            Method::POST,
+            format!(
+                "/conversations/{}/messages/{}/retry",
+                a.open_conversation, a.staff_text
+            ),
+            None,
         ),
         E::Transfer => {
             let id = fresh_conversation(api, a).await;

@@ -28,13 +28,16 @@ use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
 use domain::alert::{AlertKind, AlertStatus, AlertSubject, DeliveryOutcome};
+use domain::conversation::DeliveryStatus;
 use domain::conversation::{
     self, AlertId, Author, Channel, ConversationId, ConversationStatus, Inbound,
 };
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::realtime::{Connection, ConnectionId, Subscriber, Ticket};
 use domain::settings;
-use domain::store::{ConnectionStore, ConversationFilter, ConversationStore, Store, TicketStore};
+use domain::store::{
+    ConnectionStore, ConversationFilter, ConversationStore, Store, TextRef, TicketStore,
+};
 use serde_json::{json, Map, Value};
 use vetchat_tests::local_server::workspace_root;
 use vetchat_tests::runtime_api::{
@@ -87,6 +90,12 @@ enum Seed {
     /// `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`) and the demo practice's connections: the desk's (alive),
     /// one that is gone (410), Bella's owner's (a texting client: told nothing); one of another practice.
     Connections,
+    /// The fake End User Messaging server (the function reaches it through the SDKs'
+    /// `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2` and `AWS_ENDPOINT_URL_SOCIALMESSAGING`).
+    FakeTexting,
+    /// Every `INSERT` of the alert dispatcher's stream records put into the table: among them the queued
+    /// text reply the SMS events of `text-status` are about.
+    QueuedTextReply,
 }
 
 /// The `SENDER_EMAIL` of an entry: a new address for each story, so moto's identities from other runs
@@ -120,6 +129,11 @@ enum After {
     /// The desk got the reply and the transfer as staff frames, once each; the gone connection was posted
     /// to once and deleted (and only it); the texting client and the other practice got nothing.
     FramesPosted,
+    /// The stream's text reply went out once, through End User Messaging SMS, from the practice number, and
+    /// its delivery is `sent`.
+    TextSentOnce,
+    /// The text reply is `delivered`: the late `TEXT_SENT` did not move it back.
+    TextDelivered,
 }
 
 impl After {
@@ -355,6 +369,48 @@ const FUNCTIONS: &[Function] = &[
             expect: Expect::Output(no_batch_item_failures),
         }],
         after: &[After::FramesPosted],
+    },
+    Function {
+        binary: "alert-dispatcher",
+        events_dir: "alert-dispatcher",
+        env: &[],
+        seed: &[Seed::DemoPractice, Seed::StreamInserts, Seed::FakeTexting],
+        sender: Sender::Verified,
+        steps: &[
+            Step {
+                file: "dynamodb-stream-text-reply-insert.json",
+                expect: Expect::Output(no_batch_item_failures),
+            },
+            // The stream hands the record again (a retried batch): claimed already, nothing sent.
+            Step {
+                file: "dynamodb-stream-text-reply-insert.json",
+                expect: Expect::Output(no_batch_item_failures),
+            },
+        ],
+        after: &[After::TextSentOnce],
+    },
+    Function {
+        binary: "text-status",
+        events_dir: "text-status",
+        env: &[],
+        seed: &[Seed::DemoPractice, Seed::QueuedTextReply],
+        sender: Sender::None,
+        steps: &[
+            Step {
+                file: "sns-sms-delivered.json",
+                expect: Expect::Output(one_status_applied),
+            },
+            // SNS delivers at least once, and the provider's events come in any order.
+            Step {
+                file: "sns-sms-delivered.json",
+                expect: Expect::Output(no_status_applied),
+            },
+            Step {
+                file: "sns-sms-sent-late.json",
+                expect: Expect::Output(no_status_applied),
+            },
+        ],
+        after: &[After::TextDelivered],
     },
     Function {
         binary: "eod-reminder",
@@ -610,6 +666,30 @@ fn connection_refused(output: &Value) {
     assert_eq!(output, &json!({"statusCode": 401}));
 }
 
+/// Where the text reply of the texting events stands.
+async fn text_reply_status(store: &dyn Store) -> DeliveryStatus {
+    let text = TextRef {
+        practice_id: demo_practice_id(),
+        conversation_id: ConversationId("cnv_text_demo".into()),
+        seq: 2,
+    };
+    store
+        .get_text(&text)
+        .await
+        .expect("read the text")
+        .and_then(|t| t.message.delivery)
+        .expect("the text reply")
+        .status
+}
+
+fn one_status_applied(output: &Value) {
+    assert_eq!(output, &json!({"applied": 1}));
+}
+
+fn no_status_applied(output: &Value) {
+    assert_eq!(output, &json!({"applied": 0}));
+}
+
 fn no_batch_item_failures(output: &Value) {
     assert_eq!(output, &json!({"batchItemFailures": []}));
 }
@@ -660,6 +740,8 @@ struct Story {
     groomer_sms_before: usize,
     /// The fake `@connections` endpoint, for the fanout.
     connections: Option<vetchat_tests::fake_connections::FakeConnections>,
+    /// The fake End User Messaging server, for the text sender.
+    texting: Option<vetchat_tests::fake_texting::FakeTexting>,
 }
 
 impl Story {
@@ -685,6 +767,7 @@ impl Story {
             },
             groomer_sms_before: 0,
             connections: None,
+            texting: None,
         };
         for seed in f.seed {
             match seed {
@@ -692,6 +775,12 @@ impl Story {
                 Seed::StreamInserts => put_stream_inserts(f, &story.store).await,
                 Seed::Ticket => seed_ticket(f, &story.store).await,
                 Seed::Connections => story.connections = Some(seed_connections(&story.store).await),
+                Seed::FakeTexting => {
+                    story.texting = Some(vetchat_tests::fake_texting::FakeTexting::start().await)
+                }
+                Seed::QueuedTextReply => {
+                    put_stream_inserts_of("alert-dispatcher", &story.store).await
+                }
             }
         }
         if let (Sender::Verified, Some(sender)) = (f.sender, &story.sender) {
@@ -719,7 +808,16 @@ impl Story {
                 c.url.clone(),
             )
         });
-        spawn_with(f, Some(self.table()), sender.chain(connections).collect()).await
+        let texting = self
+            .texting
+            .iter()
+            .flat_map(|t| t.env().map(|(k, v)| (k.to_owned(), v)));
+        spawn_with(
+            f,
+            Some(self.table()),
+            sender.chain(connections).chain(texting).collect(),
+        )
+        .await
     }
 }
 
@@ -887,10 +985,24 @@ async fn seed_connections(store: &DynamoStore) -> vetchat_tests::fake_connection
 
 /// Puts the `NewImage` of every `INSERT` record of the entry's events into the table.
 async fn put_stream_inserts(f: &Function, store: &DynamoStore) {
-    let client = vetchat_tests::dynamo_client().await;
     let files: BTreeSet<&str> = f.steps.iter().map(|s| s.file).collect();
+    put_inserts(f.events_dir, files, store).await;
+}
+
+/// Puts the `NewImage` of every `INSERT` record of every event of `events/{dir}` into the table.
+async fn put_stream_inserts_of(dir: &str, store: &DynamoStore) {
+    let mut files = BTreeSet::new();
+    for entry in std::fs::read_dir(events_root().join(dir)).expect("the events directory") {
+        let name = entry.expect("an entry").file_name();
+        files.insert(name.to_string_lossy().into_owned());
+    }
+    put_inserts(dir, files.iter().map(String::as_str).collect(), store).await;
+}
+
+async fn put_inserts(dir: &str, files: BTreeSet<&str>, store: &DynamoStore) {
+    let client = vetchat_tests::dynamo_client().await;
     for file in files {
-        let event = read_event(f.events_dir, file);
+        let event = read_event(dir, file);
         let records = event["Records"]
             .as_array()
             .unwrap_or_else(|| panic!("{file}: no Records"));
@@ -1039,6 +1151,25 @@ async fn check_after(after: After, story: &Story) {
     let store: &dyn Store = &story.store;
     let practice = demo_practice_id();
     match after {
+        After::TextSentOnce => {
+            let fake = story.texting.as_ref().expect("the fake texting server");
+            let sent = fake.sms();
+            assert_eq!(
+                sent.len(),
+                1,
+                "one SMS, however often the record came: {sent:?}"
+            );
+            assert_eq!(sent[0].destination, "+12015550142");
+            assert_eq!(sent[0].origination.as_deref(), Some("+12015550100"));
+            assert_eq!(
+                sent[0].body.as_deref(),
+                Some("Luna can come in at 10 tomorrow.")
+            );
+            assert_eq!(text_reply_status(store).await, DeliveryStatus::Sent);
+        }
+        After::TextDelivered => {
+            assert_eq!(text_reply_status(store).await, DeliveryStatus::Delivered);
+        }
         After::TextStoredOnce => {
             let page = store
                 .list_conversations(&practice, &ConversationFilter::default(), None, 100)

@@ -12,3 +12,4 @@ mod lambda_watch;
 mod realtime_fanout;
 mod senders;
 mod template_drift;
+mod texting;

@@ -722,6 +722,7 @@ async fn a_transfer_from_where_the_conversation_no_longer_is_is_a_version_mismat
         body: transfer_notice("Beta"),
         department_id: to.clone(),
         department_name: "Beta".into(),
+        delivery: None,
     };
     assert_eq!(
         store

@@ -130,6 +130,7 @@ fn client_message(c: &Conversation, at: DateTime<Utc>, body: &str) -> Message {
         body: body.to_owned(),
         department_id: c.department_id.clone(),
         department_name: c.department_name.clone(),
+        delivery: None,
     }
 }
 

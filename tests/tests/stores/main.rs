@@ -9,3 +9,4 @@ mod conversation_contract;
 mod realtime_contract;
 mod reminder;
 mod store_contract;
+mod text_contract;

@@ -1,6 +1,8 @@
-//! Lambda entry of the alert dispatcher: an alert is delivered. The table's DynamoDB stream hands this entry
-//! each inserted alert item, and every one is delivered through SES v2 and SNS by
-//! `domain::alert::dispatch`. Failures are reported per record (`ReportBatchItemFailures`), so the stream
+//! Lambda entry of the alert dispatcher: an alert is delivered, and a text reply is sent. The table's
+//! DynamoDB stream hands this entry each inserted alert item, delivered through SES v2 and SNS by
+//! `domain::alert::dispatch`, and each message item inserted or changed with a `queued` delivery, sent once
+//! through End User Messaging by `texting::send_batch` (the stream's second reader is the fanout, and AWS
+//! advises no more than two). Failures are reported per record (`ReportBatchItemFailures`), so the stream
 //! retries only those and, past its retry limit, hands them to the on-failure destination instead of
 //! dropping them.
 
@@ -12,7 +14,7 @@ use serde::Deserialize;
 
 use domain::alert::dispatch::{dispatch_alert, DispatchReport};
 use domain::conversation::AlertId;
-use domain::store::DispatchStore;
+use domain::store::{DispatchStore, TextSenderStore};
 
 /// The keys of a stream record's item; an alert's partition key is `ALERT#{alert_id}`.
 #[derive(Deserialize)]
@@ -67,8 +69,19 @@ async fn main() -> Result<(), Error> {
     let start = ColdStart::new().await?;
     // What the dispatcher may touch (its IAM policy): the outbox and the alert's practice and department.
     let dispatcher = start.alerting::<dyn DispatchStore>(start.store())?;
-    serve_events(dispatcher, |d, batch: DynamodbEvent| async move {
-        Ok::<_, Error>(dispatch_batch(d, &batch, adapters::now()).await)
-    })
+    // And what the text sender may touch: the text's item and its practice.
+    let texts: std::sync::Arc<dyn TextSenderStore> = start.store();
+    let text_sender = start.text_sender();
+    serve_events(
+        (dispatcher, texts, text_sender),
+        |(d, texts, text_sender), batch: DynamodbEvent| async move {
+            let mut response = dispatch_batch(d, &batch, adapters::now()).await;
+            let sent = texting::send_batch(&**texts, text_sender, &batch).await;
+            response
+                .batch_item_failures
+                .extend(sent.batch_item_failures);
+            Ok::<_, Error>(response)
+        },
+    )
     .await
 }

@@ -6,7 +6,8 @@ use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Author, AutoReply, ConversationId, Message, MessageId};
+use super::delivery::{sms_segments, Delivery};
+use super::{Author, AutoReply, Channel, ConversationId, Message, MessageId};
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{plausible_id, DepartmentId, Ids};
 use crate::store::OpenConversation;
@@ -62,6 +63,7 @@ pub(super) fn message_in(
     at: DateTime<Utc>,
     ids: &dyn Ids,
 ) -> Message {
+    let delivery = text_delivery(to.channel, &author, &body, at);
     Message {
         id: MessageId(ids.next("msg")),
         conversation_id: to.conversation_id.clone(),
@@ -72,6 +74,23 @@ pub(super) fn message_in(
         body,
         department_id: to.department_id.clone(),
         department_name: to.department_name.clone(),
+        delivery,
+    }
+}
+
+/// The `delivery` a message starts with: queued when it is a reply that goes out as a text (staff and
+/// automatic replies on `sms` and `whatsapp` conversations), none otherwise.
+pub(super) fn text_delivery(
+    channel: Channel,
+    author: &Author,
+    body: &str,
+    at: DateTime<Utc>,
+) -> Option<Delivery> {
+    let goes_out = matches!(author, Author::Staff { .. } | Author::Auto { .. });
+    match channel {
+        Channel::Sms if goes_out => Some(Delivery::queued(Some(sms_segments(body)), at)),
+        Channel::Whatsapp if goes_out => Some(Delivery::queued(None, at)),
+        _ => None,
     }
 }
 

@@ -85,7 +85,7 @@ pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
 
 /// The dedup key of an `Idempotency-Key` the caller sent: scoped to the caller, so two callers' keys never
 /// meet. 1 to 128 visible ASCII characters (a UUID, a ULID, the gateway's own message id).
-fn caller_dedup_key(caller: &Caller, idempotency_key: &str) -> DomainResult<String> {
+pub(super) fn caller_dedup_key(caller: &Caller, idempotency_key: &str) -> DomainResult<String> {
     let valid = !idempotency_key.is_empty()
         && idempotency_key.len() <= MAX_IDEMPOTENCY_KEY_CHARS
         && idempotency_key.bytes().all(|b| b.is_ascii_graphic());

@@ -6,6 +6,7 @@
 //! | a client writes faster than a person chats | [`rate_limit`] | [`rate_limit::count_message`], called by [`route_inbound`] |
 //! | staff start a conversation | [`staff_start`] | [`staff_start()`] |
 //! | staff reply | [`reply`] | [`staff_reply`] |
+//! | staff retry a text that failed | [`retry`] | [`retry_text`] |
 //! | staff end a conversation | [`end`] | [`end_conversation`] |
 //! | staff transfer a conversation | [`transfer`] | [`transfer_conversation`] |
 //! | staff list and open conversations | [`read`] | [`list_conversations`], [`conversation_detail`] |
@@ -21,22 +22,26 @@ use crate::department::Department;
 use crate::identity::{id_type, DepartmentId, PracticeId};
 
 mod common;
+pub mod delivery;
 pub mod end;
 pub mod inbound;
 pub mod rate_limit;
 pub mod read;
 pub mod reply;
+pub mod retry;
 pub mod staff_start;
 pub mod transfer;
 
 pub use common::{text_sender, MAX_MESSAGE_CHARS};
+pub use delivery::{Delivery, DeliveryEvent, DeliveryStatus, FailureReason};
 pub use end::end_conversation;
 pub use inbound::{
     admit, inbound_from_caller, new_conversation_outcome, route_inbound, Admission, Inbound,
     InboundInput, Routed, MAX_IDEMPOTENCY_KEY_CHARS,
 };
 pub use read::{conversation_detail, list_conversations};
-pub use reply::staff_reply;
+pub use reply::{staff_reply, staff_reply_with_key};
+pub use retry::retry_text;
 pub use staff_start::{staff_start, StartInput};
 pub use transfer::{transfer_conversation, TransferInput};
 
@@ -167,6 +172,9 @@ pub struct Message {
     /// automatic reply is shown to the client under this name.
     pub department_id: DepartmentId,
     pub department_name: String,
+    /// What became of it as a text: set on every reply that goes out by SMS or WhatsApp, `None` otherwise.
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
 }
 
 impl Message {

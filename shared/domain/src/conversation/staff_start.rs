@@ -8,6 +8,7 @@ use serde_json::json;
 use super::common::{
     known_department, message_body, messages_for, not_set_up, retry_races, Attempt,
 };
+use super::delivery::fits_the_channel;
 use super::{Author, Channel, Conversation, ConversationId};
 use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{plausible_id, Caller, DepartmentId, Ids, DASHBOARD, MAX_ID_BYTES};
@@ -51,6 +52,7 @@ pub async fn staff_start(
     } else {
         Channel::App
     });
+    fits_the_channel(channel, &body)?;
     let client_id = if channel.is_text() {
         // A number staff typed: the phone-number library's full check (E.164, no default region).
         validate::e164(&validate::phone(&client_id, "", "client_id")?)

@@ -14,7 +14,7 @@
 //! | [`ClientConversations`] | conversations (the client's view) | through `InboundRouterStore` |
 //! | [`TicketStore`] | realtime (tickets) | through `InboundRouterStore`, `RealtimeStore` |
 //! | [`ConnectionStore`] | realtime (connections) | through `RealtimeStore`; realtime-fanout |
-//! | [`InboundRouterStore`]: `ConversationStore + ClientConversations + TicketStore + SettingsLookup` | | inbound-router |
+//! | [`InboundRouterStore`]: `ConversationStore + ClientConversations + TicketStore + SettingsLookup + TextOutbox` | | inbound-router |
 //! | [`RealtimeStore`]: `TicketStore + ConnectionStore` | | realtime-connections (`$connect`, `$disconnect`) |
 //! | [`AlertOutbox`] | alerts (delivery) | through `DispatchStore` |
 //! | [`PendingAlerts`] | alerts (sweep) | the local server's alert worker |
@@ -22,6 +22,8 @@
 //! | [`DispatchStore`]: `AlertOutbox + SettingsLookup` | | alert-dispatcher |
 //! | [`ReminderRunStore`]: `ReminderStore + DispatchStore` | | eod-reminder |
 //! | [`TextIntakeStore`]: `SettingsLookup + ConversationIntake` | | inbound-sms |
+//! | [`TextOutbox`] | texts (delivery of replies by SMS and WhatsApp) | the text sender, the status entry, the retry route |
+//! | [`TextSenderStore`]: `TextOutbox + SettingsLookup` | | text-sender |
 //! | [`Store`]: all of them | | the local server (every function in one process), the tests |
 //!
 //! The composed traits have blanket implementations: a store implements the aggregate traits and gets them.
@@ -33,6 +35,7 @@ mod conversations;
 mod realtime;
 mod reminders;
 mod settings;
+mod texts;
 
 pub use alerts::{AlertOutbox, PendingAlerts};
 pub use conversations::{
@@ -43,6 +46,7 @@ pub use conversations::{
 pub use realtime::{ConnectionStore, TicketStore};
 pub use reminders::{ReminderClaim, ReminderStore};
 pub use settings::{sort_departments, PracticeConfig, SettingsLookup, SettingsStore};
+pub use texts::{StoredText, TextOutbox, TextRef};
 
 use crate::conversation::ConversationId;
 
@@ -97,13 +101,23 @@ impl<T: SettingsLookup + ConversationIntake + ?Sized> TextIntakeStore for T {}
 /// What the conversation routes touch: conversations, the client's view of them, tickets for live updates
 /// and the department a staff ticket names (inbound-router).
 pub trait InboundRouterStore:
-    ConversationStore + ClientConversations + TicketStore + SettingsLookup
+    ConversationStore + ClientConversations + TicketStore + SettingsLookup + TextOutbox
 {
 }
-impl<T: ConversationStore + ClientConversations + TicketStore + SettingsLookup + ?Sized>
-    InboundRouterStore for T
+impl<
+        T: ConversationStore
+            + ClientConversations
+            + TicketStore
+            + SettingsLookup
+            + TextOutbox
+            + ?Sized,
+    > InboundRouterStore for T
 {
 }
+
+/// What the text sender touches: the text it claims and records, the practice's numbers (text-sender).
+pub trait TextSenderStore: TextOutbox + SettingsLookup {}
+impl<T: TextOutbox + SettingsLookup + ?Sized> TextSenderStore for T {}
 
 /// What the WebSocket routes touch: a ticket taken on `$connect`, the connection recorded and deleted
 /// (realtime-connections).
@@ -119,6 +133,7 @@ pub trait Store:
     + PendingAlerts
     + ReminderRunStore
     + TextIntakeStore
+    + TextSenderStore
     + RealtimeStore
     + 'static
 {
@@ -130,6 +145,7 @@ impl<T> Store for T where
         + PendingAlerts
         + ReminderRunStore
         + TextIntakeStore
+        + TextSenderStore
         + RealtimeStore
         + 'static
         + ?Sized

@@ -1,6 +1,7 @@
 //! The table's stream read as the domain's changes: what the fanout tells connections of. A message item
 //! inserted is `MessageCreated`; a conversation item inserted, or changed in status or department, is
-//! `ConversationUpdated` (an append's new activity and `seq` alone are not: the message says it). Other
+//! `ConversationUpdated` (an append's new activity and `seq` alone are not: the message says it); a message
+//! item modified in its `delivery` is `DeliveryChanged`. Other
 //! items (settings, alerts, claims, tickets, connections) are none of the fanout's business.
 
 use aws_lambda_events::event::dynamodb::EventRecord;
@@ -26,6 +27,18 @@ pub fn change_of_record(record: &EventRecord) -> Option<Change> {
                 practice_id,
                 client_id,
                 message,
+            })
+        }
+        // A text reply's delivery moved (claimed, sent, delivered, failed, retried).
+        "MODIFY"
+            if sk.starts_with(MESSAGE_SK_PREFIX) && old.get("delivery") != new.get("delivery") =>
+        {
+            let practice_id = PracticeId::from(string_attribute(&new, "practice_id")?);
+            let client_id = string_attribute(&new, "client_id")?.to_owned();
+            Some(Change::DeliveryChanged {
+                practice_id,
+                client_id,
+                message: decode::<Message>(new)?,
             })
         }
         "INSERT" if sk == CONVERSATION_SK => Some(Change::ConversationUpdated {

@@ -26,6 +26,7 @@ mod realtime;
 mod reminders;
 mod settings;
 mod table;
+mod texts;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

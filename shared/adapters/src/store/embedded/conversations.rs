@@ -27,9 +27,11 @@ use super::{decode, engine, get, past, put, EmbeddedStore, Json};
 use crate::store::cursor::{decode_list_cursor, encode_list_cursor};
 use crate::store::sortable;
 
-const CONVERSATIONS: TableDefinition<(&str, &str), Json> = TableDefinition::new("conversations");
+pub(super) const CONVERSATIONS: TableDefinition<(&str, &str), Json> =
+    TableDefinition::new("conversations");
 /// (practice, conversation, `seq`): a page is a key range, as on DynamoDB.
-const MESSAGES: TableDefinition<(&str, &str, u64), Json> = TableDefinition::new("messages");
+pub(super) const MESSAGES: TableDefinition<(&str, &str, u64), Json> =
+    TableDefinition::new("messages");
 /// (practice, conversation, `at`, the transfer's alert): one alert per transfer makes the key unique.
 const TRANSFERS: TableDefinition<(&str, &str, &str, &str), Json> =
     TableDefinition::new("transfers");

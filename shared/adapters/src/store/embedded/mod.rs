@@ -58,6 +58,7 @@ mod rate_limits;
 mod realtime;
 mod reminders;
 mod settings;
+mod texts;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -89,7 +90,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const FORMAT_KEY: &str = "format";
 
 /// Values are JSON bytes.
-type Json = &'static [u8];
+pub(super) type Json = &'static [u8];
 
 /// The store traits of `domain::store` on redb, on a file or in memory. Cheap to clone (one database).
 #[derive(Clone)]

@@ -1,0 +1,186 @@
+//! Text replies on DynamoDB: the message item is the outbox entry (written in the conversation change's
+//! transaction) and its `delivery` map the record of the send.
+//!
+//! | method | requests |
+//! |---|---|
+//! | `get_text` | one `GetItem` (consistent) |
+//! | `apply_delivery_event` | one conditional `UpdateItem` (the status event's budget) |
+//! | `replace_delivery` | one conditional `UpdateItem` |
+//!
+//! An event is applied with no read: [`Delivery::apply`]'s rule becomes the update's condition (the stored
+//! status is one ranked below the event's, and the attempt is the event's unless the event reports a
+//! delivery), and what the rule writes (status, reason, instant) becomes its `SET`.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use domain::conversation::{Delivery, DeliveryEvent, DeliveryStatus, Message};
+use domain::realtime::Change;
+use domain::store::{StoreError, StoreResult, StoredText, TextOutbox, TextRef};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value};
+
+use super::codec::{decoding_failed, encoding_failed, n, s, string_attribute, Item};
+use super::keys::{conversation_pk, key, message_sk};
+use super::{sdk_unavailable, DynamoStore};
+
+fn text_key(text: &TextRef) -> Item {
+    key(
+        conversation_pk(&text.practice_id, &text.conversation_id),
+        &message_sk(text.seq),
+    )
+}
+
+fn stored_text(item: Item) -> StoreResult<Option<StoredText>> {
+    let Some(client_id) = string_attribute(&item, "client_id").map(str::to_owned) else {
+        return Ok(None);
+    };
+    let message: Message = from_item(item).map_err(decoding_failed)?;
+    Ok(message
+        .delivery
+        .is_some()
+        .then_some(StoredText { message, client_id }))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> StoreResult<AttributeValue> {
+    to_attribute_value(value).map_err(encoding_failed)
+}
+
+impl DynamoStore {
+    /// One conditional `UpdateItem` answering the item after it, or `None` when the condition failed.
+    async fn update_text(
+        &self,
+        text: &TextRef,
+        expression: &str,
+        condition: String,
+        values: Vec<(String, AttributeValue)>,
+    ) -> StoreResult<Option<StoredText>> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(text_key(text)))
+            .update_expression(expression)
+            .condition_expression(&condition)
+            .expression_attribute_names("#d", "delivery")
+            .expression_attribute_names("#st", "status")
+            .return_values(ReturnValue::AllNew);
+        // DynamoDB refuses names an expression does not use.
+        if condition.contains("#a") {
+            request = request.expression_attribute_names("#a", "attempt");
+        }
+        if expression.contains("#r") {
+            request = request
+                .expression_attribute_names("#r", "reason")
+                .expression_attribute_names("#u", "updated_at");
+        }
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(out) => {
+                let changed = stored_text(out.attributes.unwrap_or_default())?;
+                if let Some(t) = &changed {
+                    // The local stand-in for the stream's MODIFY record.
+                    self.feed.publish(vec![Change::DeliveryChanged {
+                        practice_id: text.practice_id.clone(),
+                        client_id: t.client_id.clone(),
+                        message: t.message.clone(),
+                    }]);
+                }
+                Ok(changed)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_unavailable("UpdateItem", &e)),
+        }
+    }
+}
+
+#[async_trait]
+impl TextOutbox for DynamoStore {
+    async fn get_text(&self, text: &TextRef) -> StoreResult<Option<StoredText>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(text_key(text)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_unavailable("GetItem", &e))?;
+        match out.item {
+            Some(item) if !item.is_empty() => stored_text(item),
+            _ => Ok(None),
+        }
+    }
+
+    async fn apply_delivery_event(
+        &self,
+        text: &TextRef,
+        event: &DeliveryEvent,
+    ) -> StoreResult<Option<StoredText>> {
+        // What the rule writes over a status below the event's, of the event's attempt.
+        let Some(written) = Delivery::queued(None, event.at).apply(&DeliveryEvent {
+            attempt: None,
+            ..event.clone()
+        }) else {
+            return Ok(None);
+        };
+        let below: Vec<DeliveryStatus> = DeliveryStatus::ALL
+            .into_iter()
+            .filter(|s| s.rank() < event.status.rank())
+            .collect();
+        let mut values: Vec<(String, AttributeValue)> = below
+            .iter()
+            .enumerate()
+            .map(|(i, st)| (format!(":b{i}"), s(st.as_str())))
+            .collect();
+        let listed: Vec<String> = (0..below.len()).map(|i| format!(":b{i}")).collect();
+        let mut condition = format!("#d.#st IN ({})", listed.join(", "));
+        if let Some(attempt) = event.attempt.filter(|_| !event.status.reached_the_owner()) {
+            condition.push_str(" AND #d.#a = :a");
+            values.push((":a".into(), n(u64::from(attempt))));
+        }
+        values.push((":st".into(), encode(&written.status)?));
+        values.push((":r".into(), encode(&written.reason)?));
+        values.push((":u".into(), encode(&written.updated_at)?));
+        self.update_text(
+            text,
+            "SET #d.#st = :st, #d.#r = :r, #d.#u = :u",
+            condition,
+            values,
+        )
+        .await
+    }
+
+    async fn replace_delivery(
+        &self,
+        text: &TextRef,
+        expected: &Delivery,
+        new: &Delivery,
+    ) -> StoreResult<StoredText> {
+        let changed = self
+            .update_text(
+                text,
+                "SET #d = :new",
+                "#d.#st = :est AND #d.#a = :ea".into(),
+                vec![
+                    (":new".into(), encode(new)?),
+                    (":est".into(), s(expected.status.as_str())),
+                    (":ea".into(), n(u64::from(expected.attempt))),
+                ],
+            )
+            .await?;
+        match changed {
+            Some(text) => Ok(text),
+            None => match self.get_text(text).await? {
+                Some(_) => Err(StoreError::VersionMismatch),
+                None => Err(StoreError::NotFound),
+            },
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Text replies on their way out: the message item is the outbox entry (written with the conversation change
+//! that made it), and its `delivery` the record of the send.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::StoreResult;
+use crate::conversation::{ConversationId, Delivery, DeliveryEvent, Message};
+use crate::identity::PracticeId;
+
+/// Where a text reply is stored: what the send's context carries, so a status event finds its item with no
+/// read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TextRef {
+    pub practice_id: PracticeId,
+    pub conversation_id: ConversationId,
+    pub seq: u64,
+}
+
+impl TextRef {
+    pub fn of(practice_id: &PracticeId, message: &Message) -> TextRef {
+        TextRef {
+            practice_id: practice_id.clone(),
+            conversation_id: message.conversation_id.clone(),
+            seq: message.seq,
+        }
+    }
+}
+
+/// A text reply as the sender needs it: the message and its conversation's client (the number texted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredText {
+    pub message: Message,
+    pub client_id: String,
+}
+
+#[async_trait]
+pub trait TextOutbox: Send + Sync {
+    /// The text at `text`, if it is one (a message with a `delivery`).
+    async fn get_text(&self, text: &TextRef) -> StoreResult<Option<StoredText>>;
+
+    /// Applies `event` to the text's delivery by [`Delivery::apply`]'s rule, in one conditional write:
+    /// `Some` with the text after it when it changed, `None` when the event changed nothing (or there is no
+    /// such text). Two events applied at once never both win over the same status.
+    async fn apply_delivery_event(
+        &self,
+        text: &TextRef,
+        event: &DeliveryEvent,
+    ) -> StoreResult<Option<StoredText>>;
+
+    /// Replaces the delivery only if it is still `expected` (status and attempt): a staff retry.
+    /// `VersionMismatch` when it moved meanwhile.
+    async fn replace_delivery(
+        &self,
+        text: &TextRef,
+        expected: &Delivery,
+        new: &Delivery,
+    ) -> StoreResult<StoredText>;
+}

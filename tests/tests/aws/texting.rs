@@ -1,0 +1,184 @@
+//! Text replies through the real End User Messaging SDK clients (`adapters::texting::AwsTextSender`),
+//! against the in-repo fake of both services (`vetchat_tests::fake_texting`): what is sent, once, with the
+//! context the delivery events come back with, and what each refusal, outage and stall becomes.
+
+use std::time::Duration;
+
+use adapters::texting::{context, AwsTextSender, SEND_TIMEOUT};
+use domain::identity::Role;
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+use vetchat_tests::api::Api;
+use vetchat_tests::fake_texting::{Behaviour, FakeTexting};
+use vetchat_tests::{StoreKind, TestStore};
+
+const PRACTICE_NUMBER: &str = "+12015550100";
+const OWNER: &str = "+12015550111";
+
+async fn sender(fake: &FakeTexting) -> AwsTextSender {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_pinpointsmsvoicev2::config::Credentials::new(
+            "local", "local", None, None, "test",
+        ))
+        .endpoint_url(&fake.url)
+        .load()
+        .await;
+    AwsTextSender::new(&sdk, Some("vetchat-replies".into()))
+}
+
+/// An API on a fresh in-memory store with a practice that has a texting number, a client's text and a
+/// staff reply to it: the API, the practice, the conversation and the reply.
+async fn replied() -> (Api, String, String, Value) {
+    let api = Api::from(TestStore::open(StoreKind::Memory).await);
+    let p = Api::practice_id();
+    let r = api
+        .admin(
+            &p,
+            Method::PUT,
+            "/practice",
+            Some(
+                json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
+                        "sms_numbers": [PRACTICE_NUMBER]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = api
+        .call(
+            &p,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(json!({"channel": "sms", "from": OWNER, "body": "Is Rex ready?"})),
+        )
+        .await;
+    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some(json!({"body": "Rex is ready at 5"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    (api, p, id, r.body)
+}
+
+async fn delivery(api: &Api, p: &str, id: &str) -> Value {
+    let r = api
+        .call(
+            p,
+            Role::Staff,
+            Method::GET,
+            &format!("/conversations/{id}"),
+            None,
+        )
+        .await;
+    r.body["messages"][1]["delivery"].clone()
+}
+
+#[tokio::test]
+async fn an_sms_reply_goes_out_once_from_the_practice_number_with_its_context() {
+    let fake = FakeTexting::start().await;
+    let sender = sender(&fake).await;
+    let (api, p, id, reply) = replied().await;
+    api.deliver_texts_with(&sender).await;
+    api.deliver_texts_with(&sender).await;
+    let sent = fake.sms();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let sms = &sent[0];
+    assert_eq!(sms.destination, OWNER);
+    assert_eq!(sms.origination.as_deref(), Some(PRACTICE_NUMBER));
+    assert_eq!(sms.body.as_deref(), Some("Rex is ready at 5"));
+    assert_eq!(sms.message_type.as_deref(), Some("TRANSACTIONAL"));
+    assert_eq!(sms.configuration_set.as_deref(), Some("vetchat-replies"));
+    assert_eq!(sms.context.get(context::PRACTICE), Some(&p));
+    assert_eq!(sms.context.get(context::CONVERSATION), Some(&id));
+    assert_eq!(
+        sms.context.get(context::SEQ).map(String::as_str),
+        reply["seq"].to_string().as_str().into()
+    );
+    assert_eq!(
+        sms.context.get(context::ATTEMPT).map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(delivery(&api, &p, &id).await["status"], "sent");
+}
+
+#[tokio::test]
+async fn the_providers_opted_out_refusal_fails_the_text_as_opted_out() {
+    let fake = FakeTexting::start().await;
+    fake.set(OWNER, Behaviour::OptedOut);
+    let (api, p, id, _) = replied().await;
+    api.deliver_texts_with(&sender(&fake).await).await;
+    let d = delivery(&api, &p, &id).await;
+    assert_eq!(
+        (d["status"].clone(), d["reason"].clone()),
+        (json!("failed"), json!("opted_out"))
+    );
+}
+
+#[tokio::test]
+async fn throttling_and_invalid_numbers_fail_visibly_and_a_5xx_is_unconfirmed() {
+    for (behaviour, status, reason) in [
+        (Behaviour::Throttle, "failed", json!("throttled_too_long")),
+        (Behaviour::Invalid, "failed", json!("invalid_number")),
+        (Behaviour::ServerError, "unconfirmed", Value::Null),
+    ] {
+        let fake = FakeTexting::start().await;
+        fake.set(OWNER, behaviour);
+        let (api, p, id, _) = replied().await;
+        api.deliver_texts_with(&sender(&fake).await).await;
+        let d = delivery(&api, &p, &id).await;
+        assert_eq!(
+            (d["status"].clone(), d["reason"].clone()),
+            (json!(status), reason),
+            "{behaviour:?}"
+        );
+        assert_eq!(fake.sms().len(), 1, "{behaviour:?}: one call, no SDK retry");
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_send_is_unconfirmed_and_never_resent_without_a_staff_retry() {
+    let fake = FakeTexting::start().await;
+    fake.set(OWNER, Behaviour::Stall);
+    let sender = sender(&fake).await;
+    let (api, p, id, reply) = replied().await;
+    let started = std::time::Instant::now();
+    api.deliver_texts_with(&sender).await;
+    assert!(started.elapsed() < SEND_TIMEOUT + Duration::from_secs(3));
+    assert_eq!(delivery(&api, &p, &id).await["status"], "unconfirmed");
+    api.deliver_texts_with(&sender).await;
+    assert_eq!(
+        fake.sms().len(),
+        1,
+        "the provider may have it: not sent again"
+    );
+    // A staff retry sends it once more.
+    fake.set(OWNER, Behaviour::Accept);
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!(
+                "/conversations/{id}/messages/{}/retry",
+                reply["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    api.deliver_texts_with(&sender).await;
+    let sent = fake.sms();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[1].context.get(context::ATTEMPT).map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(delivery(&api, &p, &id).await["status"], "sent");
+}

@@ -1,0 +1,284 @@
+//! The storage contract for text replies (`domain::store::TextOutbox`), run on every store: the reply's
+//! message item carries its `delivery`, found by its `TextRef` (what the send's context carries), changed by
+//! status events under the domain's rule, concurrently, and replaced by a staff retry only from what was read.
+//! DynamoDB's request budgets at the end.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use domain::conversation::{
+    self, Channel, Delivery, DeliveryEvent, DeliveryStatus, FailureReason, StartInput,
+};
+use domain::identity::{Caller, DepartmentId, Ids, Role};
+use domain::practice::Practice;
+use domain::store::{Store, StoreError, TextRef};
+use vetchat_tests::{default_department, fresh_dynamo_store, sample_practice, t0};
+
+type DynStore = Arc<dyn Store>;
+
+vetchat_tests::on_every_store!(
+    a_text_reply_is_stored_with_its_delivery_and_found_by_its_ref,
+    status_events_in_any_order_end_where_the_domain_rule_says,
+    concurrent_claims_of_one_text_let_exactly_one_sender_send,
+    chatwoot_14120_a_retry_queues_one_new_attempt_from_what_was_read,
+);
+
+struct TestIds;
+
+impl Ids for TestIds {
+    fn next(&self, prefix: &str) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        format!("{prefix}_t{:010}", NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+fn staff(practice: &Practice) -> Caller {
+    Caller {
+        sub: "staff-1".into(),
+        practice_id: practice.id.clone(),
+        role: Role::Staff,
+    }
+}
+
+async fn setup(store: &DynStore) -> Practice {
+    let mut practice = sample_practice();
+    practice.default_department_id = DepartmentId::default_for(&practice.id);
+    let default = default_department(&practice);
+    store
+        .create_practice(&practice, &default)
+        .await
+        .expect("create practice");
+    practice
+}
+
+/// A staff-started conversation on `channel`: its first message is a staff reply (seq 1).
+async fn started(store: &DynStore, practice: &Practice, channel: Channel, to: &str) -> TextRef {
+    let c = conversation::staff_start(
+        store.as_ref(),
+        &staff(practice),
+        StartInput {
+            department_id: practice.default_department_id.clone(),
+            client_id: to.into(),
+            body: "Rex's vaccines are due".into(),
+            channel: Some(channel),
+        },
+        t0(),
+        &TestIds,
+    )
+    .await
+    .expect("staff_start");
+    TextRef {
+        practice_id: practice.id.clone(),
+        conversation_id: c.id,
+        seq: 1,
+    }
+}
+
+fn at(s: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(s)
+}
+
+async fn a_text_reply_is_stored_with_its_delivery_and_found_by_its_ref(store: DynStore) {
+    let practice = setup(&store).await;
+    let text = started(&store, &practice, Channel::Sms, "+12015550111").await;
+    let found = store.get_text(&text).await.expect("get").expect("a text");
+    assert_eq!(found.client_id, "+12015550111");
+    assert_eq!(found.message.seq, 1);
+    assert_eq!(
+        found.message.delivery,
+        Some(Delivery::queued(Some(1), t0()))
+    );
+    // An app conversation's message is no text.
+    let app = started(&store, &practice, Channel::App, "owner-1").await;
+    assert_eq!(store.get_text(&app).await.expect("get"), None);
+    // Nor is a message that is not there, or another practice's.
+    let missing = TextRef {
+        seq: 2,
+        ..text.clone()
+    };
+    assert_eq!(store.get_text(&missing).await.expect("get"), None);
+    let foreign = TextRef {
+        practice_id: sample_practice().id,
+        ..text.clone()
+    };
+    assert_eq!(store.get_text(&foreign).await.expect("get"), None);
+    let event = DeliveryEvent::new(DeliveryStatus::Sending, at(1), Some(1));
+    assert_eq!(
+        store
+            .apply_delivery_event(&foreign, &event)
+            .await
+            .expect("apply"),
+        None
+    );
+}
+
+async fn status_events_in_any_order_end_where_the_domain_rule_says(store: DynStore) {
+    let practice = setup(&store).await;
+    let events = [
+        DeliveryEvent::new(DeliveryStatus::Sending, at(1), Some(1)),
+        DeliveryEvent::new(DeliveryStatus::Sent, at(2), Some(1)),
+        DeliveryEvent::failed(FailureReason::CarrierUnreachable, at(3), Some(1)),
+        DeliveryEvent::new(DeliveryStatus::Unconfirmed, at(4), Some(1)),
+        DeliveryEvent::new(DeliveryStatus::Delivered, at(5), Some(1)),
+    ];
+    // Every order of four of them, and the lot repeated: each store ends where the rule does.
+    let orders: Vec<Vec<usize>> = vec![
+        vec![0, 1, 2, 3],
+        vec![3, 2, 1, 0],
+        vec![1, 3, 0, 2, 2, 1],
+        vec![2, 0, 1, 3],
+        vec![4, 1, 0, 2, 3],
+        vec![0, 2, 4, 1, 4],
+    ];
+    for (i, order) in orders.iter().enumerate() {
+        let text = started(&store, &practice, Channel::Sms, &format!("+1201555012{i}")).await;
+        let mut expected = Delivery::queued(Some(1), t0());
+        for &e in order {
+            let applied = store
+                .apply_delivery_event(&text, &events[e])
+                .await
+                .expect("apply");
+            match expected.apply(&events[e]) {
+                Some(next) => {
+                    assert_eq!(
+                        applied.map(|t| t.message.delivery),
+                        Some(Some(next.clone())),
+                        "order {order:?}, event {e}"
+                    );
+                    expected = next;
+                }
+                None => assert_eq!(applied, None, "order {order:?}, event {e} changes nothing"),
+            }
+        }
+        let stored = store.get_text(&text).await.expect("get").expect("text");
+        assert_eq!(stored.message.delivery, Some(expected), "order {order:?}");
+    }
+}
+
+async fn concurrent_claims_of_one_text_let_exactly_one_sender_send(store: DynStore) {
+    let practice = setup(&store).await;
+    let text = started(&store, &practice, Channel::Sms, "+12015550111").await;
+    let claims = (0..8).map(|i| {
+        let (store, text) = (store.clone(), text.clone());
+        tokio::spawn(async move {
+            let claim = DeliveryEvent::new(DeliveryStatus::Sending, at(i), Some(1));
+            store.apply_delivery_event(&text, &claim).await
+        })
+    });
+    let won = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task").expect("apply"))
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(won, 1, "one claim wins, the others see it taken");
+}
+
+async fn chatwoot_14120_a_retry_queues_one_new_attempt_from_what_was_read(store: DynStore) {
+    let practice = setup(&store).await;
+    let text = started(&store, &practice, Channel::Sms, "+12015550111").await;
+    let failed = store
+        .apply_delivery_event(
+            &text,
+            &DeliveryEvent::failed(FailureReason::ProviderError, at(1), Some(1)),
+        )
+        .await
+        .expect("apply")
+        .expect("failed")
+        .message
+        .delivery
+        .expect("delivery");
+    let again = failed.retry(at(2)).expect("retryable");
+    let retried = store
+        .replace_delivery(&text, &failed, &again)
+        .await
+        .expect("retry");
+    assert_eq!(retried.message.delivery, Some(again.clone()));
+    assert_eq!(again.status, DeliveryStatus::Queued);
+    // A second retry from the same read (a double click) finds it moved.
+    assert_eq!(
+        store.replace_delivery(&text, &failed, &again).await,
+        Err(StoreError::VersionMismatch)
+    );
+    // The first attempt's late failure leaves the new attempt queued; its claim is attempt 2's.
+    let late = DeliveryEvent::failed(FailureReason::Expired, at(3), Some(1));
+    assert_eq!(
+        store
+            .apply_delivery_event(&text, &late)
+            .await
+            .expect("apply"),
+        None
+    );
+    let claim = DeliveryEvent::new(DeliveryStatus::Sending, at(4), Some(2));
+    let claimed = store
+        .apply_delivery_event(&text, &claim)
+        .await
+        .expect("apply")
+        .expect("claimed");
+    assert_eq!(
+        claimed.message.delivery.map(|d| (d.status, d.attempt)),
+        Some((DeliveryStatus::Sending, 2))
+    );
+    let missing = TextRef { seq: 9, ..text };
+    assert_eq!(
+        store.replace_delivery(&missing, &failed, &again).await,
+        Err(StoreError::NotFound)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// DynamoDB only: request budgets
+// ---------------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn dynamo_a_staff_text_reply_and_a_status_event_stay_within_budget() {
+    let dynamo = Arc::new(fresh_dynamo_store().await);
+    let store: DynStore = dynamo.clone();
+    let practice = setup(&store).await;
+    let text = started(&store, &practice, Channel::Sms, "+12015550111").await;
+
+    dynamo.request_counter().reset();
+    let reply = conversation::staff_reply(
+        store.as_ref(),
+        &staff(&practice),
+        &text.conversation_id,
+        "Ready at 5",
+        at(1),
+        &TestIds,
+    )
+    .await
+    .expect("reply");
+    assert_eq!(
+        reply.delivery.map(|d| d.status),
+        Some(DeliveryStatus::Queued)
+    );
+    let counts = dynamo.request_counts();
+    assert_eq!(
+        (
+            counts.get("GetItem"),
+            counts.get("TransactWriteItems"),
+            counts.len()
+        ),
+        (Some(&1), Some(&1), 2),
+        "a staff reply by text: 1 read + 1 transactional write, {counts:?}"
+    );
+
+    for event in [
+        DeliveryEvent::new(DeliveryStatus::Delivered, at(2), Some(1)),
+        // Late, and so refused by the condition: still one request.
+        DeliveryEvent::new(DeliveryStatus::Sent, at(3), Some(1)),
+    ] {
+        dynamo.request_counter().reset();
+        store
+            .apply_delivery_event(&text, &event)
+            .await
+            .expect("apply");
+        let counts = dynamo.request_counts();
+        assert_eq!(
+            counts.into_iter().collect::<Vec<_>>(),
+            vec![("UpdateItem".to_owned(), 1)],
+            "a status event: 1 conditional write"
+        );
+    }
+}
