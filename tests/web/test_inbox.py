@@ -199,3 +199,29 @@ def test_a_messages_delivery_status_is_shown_when_it_carries_one(page, api, prac
     delivery = {"status": "read", "reason": None, "updated_at": "2026-12-02T10:00:00Z", "segments": 1}
     sockets[-1].send(json.dumps({"type": "message.delivery", "conversation_id": cid, "message_id": message_id, "delivery": delivery}))
     expect(first.locator(".delivery")).to_have_text("Delivery: Read")
+
+
+@pytest.mark.store
+def test_a_texted_replys_delivery_moves_live_in_the_inbox(page, api, practice):
+    """A reply to a texted conversation goes out by SMS through the local sender; the inbox shows its delivery
+    as it moves (sent, then delivered when the provider says so), without a reload."""
+    chat_practice(api, practice)
+    admin = api.token(practice)
+    api.ok("PUT", "/practice", admin, {"name": "Happy Paws", "timezone": "America/New_York", "country": "US", "sms_numbers": ["+12015550100"]})
+    api.ok("POST", "/inbound", api.token(practice, "integration"), {"channel": "sms", "from": "+12015550111", "body": "Is Rex ready?"})
+    sign_in_inbox(page, practice)
+    page.evaluate("window.__stillTheSamePage = true")
+    page.get_by_role("list", name="Conversations").get_by_role("button").filter(has_text="+12015550111").click()
+    thread = page.get_by_role("log", name="Messages and transfers")
+    expect(thread).to_contain_text("Is Rex ready?")
+
+    page.get_by_label("Reply", exact=True).fill("Rex is ready at 5.")
+    page.get_by_role("button", name="Send reply").click()
+    reply = thread.locator("li").filter(has_text="Rex is ready at 5.")
+    expect(reply.locator(".delivery")).to_have_text("Delivery: Sent")
+
+    sent = [e for e in api.ok("GET", "/_local/sent") if e["kind"] == "reply" and e["body"] == "Rex is ready at 5."]
+    assert [(e["channel"], e["to"], e["from"]) for e in sent] == [("sms", "+12015550111", "+12015550100")]
+    api.ok("POST", "/_local/delivery", None, {"message_id": sent[0]["message_id"], "status": "delivered"})
+    expect(reply.locator(".delivery")).to_have_text("Delivery: Delivered")
+    assert page.evaluate("window.__stillTheSamePage") is True

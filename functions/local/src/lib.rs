@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Json;
 use axum::Router;
+use chrono::{DateTime, Utc};
 use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -264,7 +264,8 @@ impl Change {
 /// The frame `connection` gets of `change` (JSON text), or `None` when the change is none of its business:
 /// another practice's; for a client, anything but a message of its own app or web conversation; for a staff
 /// connection of one department, another department's. A client's frame is the client's view
-/// ([`ClientMessage`]); staff get the staff view. An expired connection gets nothing.
+/// ([`ClientMessage`]); staff get the staff view, and `message.delivery` when a text reply's delivery moves.
+/// An expired connection gets nothing.
 pub fn frame_for(change: &Change, connection: &Connection, now: DateTime<Utc>) -> Option<String> {
     let who = &connection.subscriber;
     if change.practice_id() != &who.practice_id || connection.expires_at <= now {
@@ -310,8 +311,18 @@ pub fn frame_for(change: &Change, connection: &Connection, now: DateTime<Utc>) -
             }
             json!({"type": "conversation.updated", "conversation": conversation})
         }
-        // The `message.delivery` frame is not written yet: the change is recognised, no frame goes out.
-        (Role::Admin | Role::Staff, Change::DeliveryChanged { .. }) => return None,
+        // Staff see what became of a text reply (the owner sees only the message: no delivery frame).
+        (Role::Admin | Role::Staff, Change::DeliveryChanged { message, .. }) => {
+            if who
+                .department_id
+                .as_ref()
+                .is_some_and(|d| d != &message.department_id)
+            {
+                return None;
+            }
+            json!({"type": "message.delivery", "conversation_id": message.conversation_id,
+                   "message_id": message.id, "delivery": message.delivery})
+        }
     };
     Some(frame.to_string())
 }
@@ -544,6 +555,65 @@ mod tests {
             ),
             None
         );
+    }
+
+    fn delivery_moved(department: &str) -> Change {
+        let Change::MessageCreated {
+            practice_id,
+            client_id,
+            mut message,
+        } = message(Channel::Sms, department)
+        else {
+            unreachable!()
+        };
+        message.delivery = Some(crate::conversation::delivery::Delivery {
+            status: crate::conversation::delivery::DeliveryStatus::Delivered,
+            reason: None,
+            updated_at: at(),
+            segments: Some(1),
+            attempt: 1,
+        });
+        Change::DeliveryChanged {
+            practice_id,
+            client_id,
+            message,
+        }
+    }
+
+    #[test]
+    fn staff_of_the_practice_or_department_hear_a_delivery_and_the_owner_does_not() {
+        let f = frame(&delivery_moved("dep_g"), &who(Role::Staff, "desk", None))
+            .expect("the practice's staff");
+        assert_eq!(
+            f,
+            json!({"type": "message.delivery", "conversation_id": "cnv_1", "message_id": "msg_1",
+                   "delivery": {"status": "delivered", "reason": null, "updated_at": "2026-11-23T15:00:00Z",
+                                "segments": 1, "attempt": 1}})
+        );
+        assert!(frame(
+            &delivery_moved("dep_g"),
+            &who(Role::Staff, "groomer", Some("dep_g"))
+        )
+        .is_some());
+        assert_eq!(
+            frame(
+                &delivery_moved("dep_g"),
+                &who(Role::Admin, "vet", Some("dep_s"))
+            ),
+            None,
+            "another department's"
+        );
+        assert_eq!(
+            frame(
+                &delivery_moved("dep_g"),
+                &who(Role::Client, "owner-ada", None)
+            ),
+            None,
+            "the owner gets no delivery frame"
+        );
+        let mut elsewhere = who(Role::Staff, "desk", None);
+        elsewhere.subscriber.practice_id = PracticeId::from("prc_b");
+        assert_eq!(frame(&delivery_moved("dep_g"), &elsewhere), None);
     }
 
     #[test]

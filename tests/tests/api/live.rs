@@ -20,6 +20,7 @@ vetchat_tests::on_every_store!(
     other_practices_and_other_clients_events_never_arrive,
     after_a_dropped_connection_the_cursor_returns_everything_missed,
     a_connection_that_is_gone_is_deleted_and_nothing_answers_5xx,
+    staff_hear_what_became_of_a_text_reply_and_the_owner_hears_nothing_of_it,
 );
 
 const STAFF: &str = "staff-jane-7731";
@@ -400,4 +401,75 @@ async fn a_connection_that_is_gone_is_deleted_and_nothing_answers_5xx(t: TestSto
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(live.sockets.open_count(), 1);
+}
+
+async fn staff_hear_what_became_of_a_text_reply_and_the_owner_hears_nothing_of_it(t: TestStore) {
+    let live = LiveServer::start(&t).await;
+    let api = &live.api;
+    let p = vetchat_tests::api::Api::practice_id();
+    let r = api
+        .admin(
+            &p,
+            Method::PUT,
+            "/practice",
+            Some(
+                json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
+                        "sms_numbers": ["+12015550100"]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = api
+        .call(
+            &p,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(json!({"channel": "sms", "from": "+12015550111", "body": "Is Rex ready?"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
+    // The owner also chats in the app: its connection must hear nothing of the text's delivery.
+    let app = app_message(&live, &p, "owner-ada", "Hello from the app").await;
+    let mut owner = live.connect(&p, Role::Client, "owner-ada", None).await;
+    let mut desk = live.connect(&p, Role::Staff, "staff-desk", None).await;
+
+    let sent = reply(&live, &p, &id, "Rex is ready at 5").await;
+    assert_eq!(sent["delivery"]["status"], "queued");
+    // The local sender takes it: staff hear it move to sent.
+    let frames = frames_until(&mut desk, |f| {
+        f["type"] == "message.delivery" && f["delivery"]["status"] == "sent"
+    })
+    .await;
+    let last = frames.last().unwrap();
+    assert_eq!(
+        (&last["conversation_id"], &last["message_id"]),
+        (&json!(id), &sent["id"])
+    );
+    // The provider confirms it: one more frame, delivered.
+    let r = api
+        .raw(
+            Method::POST,
+            "/_local/delivery",
+            &[],
+            Some(json!({"message_id": sent["id"], "status": "delivered"}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let frame = frames_until(&mut desk, |f| f["type"] == "message.delivery").await;
+    assert_eq!(frame.last().unwrap()["delivery"]["status"], "delivered");
+    assert_eq!(
+        frame.last().unwrap()["delivery"],
+        r.body["delivery"],
+        "the frame carries the delivery the message now has"
+    );
+
+    // The owner's connection heard only its app conversation: a reply there is the next frame it gets.
+    reply(&live, &p, &app, "Hi Ada").await;
+    let frames = frames_until(&mut owner, is_message("Hi Ada")).await;
+    assert!(
+        frames.iter().all(|f| f["type"] == "message.created"),
+        "{frames:?}"
+    );
 }
