@@ -5,7 +5,6 @@
 //! `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI` (or the callback URL the fanout is given).
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,17 +47,8 @@ impl FakeConnections {
         let app = Router::new()
             .route("/@connections/{id}", post(post_to_connection))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr: SocketAddr = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
-        });
-        FakeConnections {
-            url: format!("http://{addr}"),
-            inner,
-        }
+        let url = crate::serve_on_loopback(app).await;
+        FakeConnections { url, inner }
     }
 
     /// `id` answers as `behaviour` from now on (unknown ids answer 410).

@@ -13,7 +13,6 @@
 //! `AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2` and `AWS_ENDPOINT_URL_SOCIALMESSAGING` (see [`FakeTexting::env`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,17 +130,8 @@ impl FakeTexting {
             .route("/v1/whatsapp/send", post(send_whatsapp))
             .fallback(unknown)
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr: SocketAddr = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
-        });
-        FakeTexting {
-            url: format!("http://{addr}"),
-            inner,
-        }
+        let url = crate::serve_on_loopback(app).await;
+        FakeTexting { url, inner }
     }
 
     /// The SDKs' endpoint variables that send both services' requests here.

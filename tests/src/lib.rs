@@ -27,6 +27,19 @@ use domain::store::{
 
 /// DynamoDB Local's URL (`AWS_ENDPOINT_URL_DYNAMODB`). Panics, saying how to start it, when it is not set:
 /// these tests never skip.
+/// Serves `app` on a loopback port of its own for the rest of the test: the fakes of AWS endpoints
+/// (`fake_connections`, `fake_texting`). Returns its base URL.
+pub async fn serve_on_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    format!("http://{addr}")
+}
+
 pub fn dynamo_endpoint() -> String {
     match std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
         Ok(url) if !url.is_empty() => url,
