@@ -271,6 +271,39 @@ impl Api {
         default_id
     }
 
+    /// A practice texting from `practice_number`, and a client's first text to it from `from`: the new
+    /// conversation's id (what the replies-by-text tests start from).
+    pub async fn texted_conversation(
+        &self,
+        practice: &str,
+        practice_number: &str,
+        from: &str,
+    ) -> String {
+        let r = self
+            .admin(
+                practice,
+                Method::PUT,
+                "/practice",
+                Some(
+                    serde_json::json!({"name": "Happy Paws", "timezone": "America/New_York",
+                                        "country": "US", "sms_numbers": [practice_number]}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let r = self
+            .call(
+                practice,
+                Role::Integration,
+                Method::POST,
+                "/inbound",
+                Some(serde_json::json!({"channel": "sms", "from": from, "body": "Is Rex ready?"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["conversation_id"].as_str().unwrap().to_owned()
+    }
+
     /// One department's entry in the public availability of `practice` at `at` (RFC 3339; now when `None`).
     pub async fn availability_of(
         &self,

@@ -22,29 +22,8 @@ const PRACTICE_NUMBER: &str = "+12015550100";
 
 /// A practice with a texting number, and a client's text to it: the conversation's id.
 async fn texted_practice(api: &Api, p: &str) -> String {
-    let r = api
-        .admin(
-            p,
-            Method::PUT,
-            "/practice",
-            Some(
-                json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
-                        "sms_numbers": [PRACTICE_NUMBER]}),
-            ),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let r = api
-        .call(
-            p,
-            Role::Integration,
-            Method::POST,
-            "/inbound",
-            Some(json!({"channel": "sms", "from": "+12015550111", "body": "Is Rex ready?"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    r.body["conversation_id"].as_str().unwrap().to_owned()
+    api.texted_conversation(p, PRACTICE_NUMBER, "+12015550111")
+        .await
 }
 
 async fn reply(api: &Api, p: &str, id: &str, body: &str) -> Value {

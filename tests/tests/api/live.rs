@@ -407,29 +407,9 @@ async fn staff_hear_what_became_of_a_text_reply_and_the_owner_hears_nothing_of_i
     let live = LiveServer::start(&t).await;
     let api = &live.api;
     let p = vetchat_tests::api::Api::practice_id();
-    let r = api
-        .admin(
-            &p,
-            Method::PUT,
-            "/practice",
-            Some(
-                json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
-                        "sms_numbers": ["+12015550100"]}),
-            ),
-        )
+    let id = api
+        .texted_conversation(&p, "+12015550100", "+12015550111")
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let r = api
-        .call(
-            &p,
-            Role::Integration,
-            Method::POST,
-            "/inbound",
-            Some(json!({"channel": "sms", "from": "+12015550111", "body": "Is Rex ready?"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
     // The owner also chats in the app: its connection must hear nothing of the text's delivery.
     let app = app_message(&live, &p, "owner-ada", "Hello from the app").await;
     let mut owner = live.connect(&p, Role::Client, "owner-ada", None).await;

@@ -32,28 +32,7 @@ async fn sender(fake: &FakeTexting) -> AwsTextSender {
 async fn replied() -> (Api, String, String, Value) {
     let api = Api::from(TestStore::open(StoreKind::Memory).await);
     let p = Api::practice_id();
-    let r = api
-        .admin(
-            &p,
-            Method::PUT,
-            "/practice",
-            Some(
-                json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
-                        "sms_numbers": [PRACTICE_NUMBER]}),
-            ),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let r = api
-        .call(
-            &p,
-            Role::Integration,
-            Method::POST,
-            "/inbound",
-            Some(json!({"channel": "sms", "from": OWNER, "body": "Is Rex ready?"})),
-        )
-        .await;
-    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
+    let id = api.texted_conversation(&p, PRACTICE_NUMBER, OWNER).await;
     let r = api
         .call(
             &p,
