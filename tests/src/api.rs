@@ -271,14 +271,9 @@ impl Api {
         default_id
     }
 
-    /// A practice texting from `practice_number`, and a client's first text to it from `from`: the new
-    /// conversation's id (what the replies-by-text tests start from).
-    pub async fn texted_conversation(
-        &self,
-        practice: &str,
-        practice_number: &str,
-        from: &str,
-    ) -> String {
+    /// A practice texting from `practice_number`, its default department open around the clock (so a text
+    /// gets no after-hours text, whenever the test runs): the default department's id.
+    pub async fn texting_practice(&self, practice: &str, practice_number: &str) -> String {
         let r = self
             .admin(
                 practice,
@@ -291,17 +286,43 @@ impl Api {
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let default_id = r.body["default_department_id"].as_str().unwrap().to_owned();
         let r = self
-            .call(
+            .admin(
                 practice,
-                Role::Integration,
-                Method::POST,
-                "/inbound",
-                Some(serde_json::json!({"channel": "sms", "from": from, "body": "Is Rex ready?"})),
+                Method::PATCH,
+                &format!("/departments/{default_id}"),
+                Some(serde_json::json!({"hours": always_open()})),
             )
             .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        default_id
+    }
+
+    /// [`Api::texting_practice`], and a client's first text to it from `from`: the new conversation's id
+    /// (what the replies-by-text tests start from).
+    pub async fn texted_conversation(
+        &self,
+        practice: &str,
+        practice_number: &str,
+        from: &str,
+    ) -> String {
+        self.texting_practice(practice, practice_number).await;
+        let r = self.text(practice, from, "Is Rex ready?").await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body["conversation_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A text from `from` to the practice, as the gateway hands it over (`POST /inbound`, channel `sms`).
+    pub async fn text(&self, practice: &str, from: &str, body: &str) -> Reply {
+        self.call(
+            practice,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(serde_json::json!({"channel": "sms", "from": from, "body": body})),
+        )
+        .await
     }
 
     /// One department's entry in the public availability of `practice` at `at` (RFC 3339; now when `None`).

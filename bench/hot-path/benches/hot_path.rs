@@ -330,6 +330,8 @@ fn conversation(p: &Practice, d: &Department, n: usize) -> Conversation {
         resolved_at: None,
         department_name: d.settings.name.clone(),
         last_seq: 1,
+        sms_opted_out_at: None,
+        after_hours_replied_at: None,
     }
 }
 

@@ -102,7 +102,7 @@ pub async fn handle_notifications(
         match handle_text(store, &record.sns.message, now, ids).await? {
             TextOutcome::Routed(r) => {
                 batch.routed += 1;
-                tracing::info!(conversation_id = %r.conversation_id, new = r.new_conversation, "text routed");
+                tracing::info!(conversation_id = ?r.conversation_id, new = r.new_conversation, outcome = ?r.outcome, "text routed");
             }
             TextOutcome::UnknownDestination(number) => {
                 batch.skipped += 1;

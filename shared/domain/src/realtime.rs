@@ -484,6 +484,8 @@ mod tests {
                 resolved_at: None,
                 department_name: "Grooming".into(),
                 last_seq: 3,
+                sms_opted_out_at: None,
+                after_hours_replied_at: None,
             },
             previous_department_id: Some(DepartmentId::from(from)),
         }

@@ -778,6 +778,27 @@ pub fn next_change(a: &Availability, tz: Tz, at: DateTime<Utc>) -> Option<DateTi
     }
 }
 
+/// Whether the department's hours opened at some instant in `(after, until]`: a window started then (by
+/// its hours and overrides, whatever the switch). What tells a new closed period from the one `after` was
+/// in: a client texting five times in one night is in one closed period, the next night in another. An
+/// offline stretch inside opening hours is one closed period until the next window starts. Looks as far as
+/// availability does (366 dates past `after`).
+pub fn opened_between(
+    hours: &WeeklyHours,
+    overrides: &[DateOverride],
+    tz: Tz,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> bool {
+    if until <= after {
+        return false;
+    }
+    let first = after.with_timezone(&tz).date_naive();
+    Horizon::new(hours, overrides, first)
+        .next_opening(tz, after)
+        .is_some_and(|opening| opening <= until)
+}
+
 /// The longest an availability answer may be kept by a browser or a CDN (`Cache-Control: max-age`): staff
 /// may flip the Online/Offline switch at any time, and a widget should show it within half a minute.
 pub const AVAILABILITY_MAX_AGE_SECS: u32 = 30;

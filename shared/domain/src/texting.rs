@@ -6,7 +6,8 @@
 //! worker finds it taken and sends nothing), calls the provider once, and records what came of it
 //! (conditional, by the delivery rule, so a status event that overtook the answer stays). A call that timed
 //! out after the provider may have taken it is `unconfirmed`, never sent again without a staff retry. A
-//! provider error is recorded as `failed` with its reason, never shown as sent (Rocket.Chat #9921).
+//! provider error is recorded as `failed` with its reason, never shown as sent (Rocket.Chat #9921). The
+//! provider's "opted out" refusal also records the number's opt-out of the practice.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -116,6 +117,15 @@ pub async fn send_text(
         None => SendOutcome::Refused(NO_NUMBER),
     };
     let at = now();
+    if outcome == SendOutcome::Refused(FailureReason::OptedOut) && message.channel == Channel::Sms {
+        // The provider's own opt-out list refused it (episphere/connect #1104: STOP never ingested,
+        // texting went on): the practice records the opt-out too. Before the outcome, so a crash between
+        // the two loses neither (a replay finds the text claimed and sends nothing; the record keeps its
+        // first instant).
+        store
+            .record_refused_opt_out(text, &stored.client_id, at)
+            .await?;
+    }
     let (event, report) = match outcome {
         SendOutcome::Sent { .. } => (
             DeliveryEvent::new(DeliveryStatus::Sent, at, Some(attempt)),

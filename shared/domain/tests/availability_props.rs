@@ -1,16 +1,17 @@
 //! Property tests: `availability` and `reminder_instant` against a brute-force reference written here with
 //! chrono-tz directly, over random weekly hours of 1 to 4 windows a day (split shifts, overnight stretches
 //! to 24:00 and from 00:00), random non-overlapping overrides (working ones with windows of their own), every
-//! IANA zone, and instants biased towards each zone's DST transitions.
+//! IANA zone, and instants biased towards each zone's DST transitions. `opened_between` (what tells one closed
+//! period from the next, for the after-hours text) against the same reference.
 
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Days, Duration, LocalResult, NaiveDate, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use domain::schedule::{
-    availability, day_schedule, fresh_seconds, next_change, reminder_instant, validate_hours,
-    validate_overrides, AvailabilityReason, DateOverride, DayHours, DaySchedule, OverrideKind,
-    TimeOfDay, WeeklyHours, Window, MAX_WINDOWS,
+    availability, day_schedule, fresh_seconds, next_change, opened_between, reminder_instant,
+    validate_hours, validate_overrides, AvailabilityReason, DateOverride, DayHours, DaySchedule,
+    OverrideKind, TimeOfDay, WeeklyHours, Window, MAX_WINDOWS,
 };
 use proptest::prelude::*;
 
@@ -501,5 +502,34 @@ proptest! {
         // Offline is kept the cap, whatever the hours.
         let off = availability(&h, &ov, false, tz, now);
         prop_assert_eq!(fresh_seconds(next_change(&off, tz, now), now), 30);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// (after hours) From a closed instant, a new closed period has begun by `until` exactly when the
+    /// department was open at some instant in between: the after-hours text goes once per closed period
+    /// (a client texting five times in one night gets one, the next night one again), across split shifts,
+    /// overnight stretches, overrides and DST.
+    #[test]
+    fn a_new_closed_period_begins_exactly_when_the_hours_opened_in_between(
+        (h, ov, tz, at) in case(),
+        span_minutes in 1i64..(3 * 24 * 60),
+    ) {
+        prop_assume!(!reference_open(&h, &ov, tz, at));
+        let until = at + Duration::minutes(span_minutes);
+        // Windows open and close on minute boundaries: an open stretch after `at` holds one.
+        let was_open = minutes_between(at, until)
+            .chain(std::iter::once(until))
+            .any(|t| reference_open(&h, &ov, tz, t));
+        prop_assert_eq!(
+            opened_between(&h, &ov, tz, at, until),
+            was_open,
+            "from {} to {} in {}", at.with_timezone(&tz), until.with_timezone(&tz), tz
+        );
+        // Nothing opens in an empty or backwards span.
+        prop_assert!(!opened_between(&h, &ov, tz, at, at));
+        prop_assert!(!opened_between(&h, &ov, tz, until, at));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use domain::department::DEFAULT_AFTER_HOURS_MESSAGE as AFTER_HOURS_TEXT;
 use domain::identity::Role;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -108,12 +109,19 @@ async fn texts_start_in_the_default_department_and_join_the_open_conversation(ap
     );
     assert_eq!(first.body["new_conversation"], true);
     assert_eq!(first.body["outcome"], "after_hours_message_left");
+    // Closed: the after-hours message goes back as a text (docs/api.md "After hours, by text").
+    assert_eq!(
+        first.body["auto_replies"],
+        json!([{"kind": "after_hours", "text": AFTER_HOURS_TEXT}])
+    );
     let id = first.body["conversation_id"].as_str().unwrap().to_owned();
 
     let second = text(&api, &p, "+12015550111", "Hello?").await;
     assert_eq!(second.status, StatusCode::OK);
     assert_eq!(second.body["conversation_id"], id.as_str());
     assert_eq!(second.body["new_conversation"], false);
+    // Still the same closed period: no second after-hours text.
+    assert_eq!(second.body["auto_replies"], json!([]));
 
     let d = detail(&api, &p, &id).await;
     assert_eq!(d["client_id"], "+12015550111");
@@ -125,7 +133,7 @@ async fn texts_start_in_the_default_department_and_join_the_open_conversation(ap
         .iter()
         .map(|m| m["body"].as_str().unwrap())
         .collect();
-    assert_eq!(bodies, ["Is Rex ready?", "Hello?"]);
+    assert_eq!(bodies, ["Is Rex ready?", AFTER_HOURS_TEXT, "Hello?"]);
     assert_eq!(
         department(&api, &p, &default_id).await["open_conversations"],
         1
@@ -699,8 +707,9 @@ async fn conversations_are_listed_newest_first_with_filters_and_pages(api: Api) 
 async fn another_practice_cannot_see_conversations(api: Api) {
     let a = Api::practice_id();
     let b = Api::practice_id();
-    api.setup_practice(&a).await;
-    api.setup_practice(&b).await;
+    // Open around the clock: the texts get no after-hours text, whenever the test runs.
+    api.setup_open_practice(&a).await;
+    api.setup_open_practice(&b).await;
     let r = text(&api, &a, "+12015550177", "A's secret").await;
     let id = r.body["conversation_id"].as_str().unwrap();
     for (method, path, body) in [
@@ -735,6 +744,14 @@ async fn another_practice_cannot_see_conversations(api: Api) {
 async fn texts_arriving_at_once_make_one_conversation(api: Api) {
     let p = Api::practice_id();
     let default_id = api.setup_practice(&p).await;
+    // Closed: 32 texts at once in one closed period get one after-hours text between them (Chatwoot #3042).
+    api.admin(
+        &p,
+        Method::PATCH,
+        &format!("/departments/{default_id}"),
+        Some(json!({"hours": never_open()})),
+    )
+    .await;
     let api = Arc::new(api);
     let barrier = Arc::new(tokio::sync::Barrier::new(32));
     let mut tasks = Vec::new();
@@ -747,8 +764,10 @@ async fn texts_arriving_at_once_make_one_conversation(api: Api) {
     }
     let mut conversations = std::collections::BTreeSet::new();
     let mut created = 0;
+    let mut after_hours_answers = 0;
     for t in tasks {
         let r = t.await.unwrap();
+        after_hours_answers += r.body["auto_replies"].as_array().unwrap().len();
         assert!(
             r.status == StatusCode::CREATED || r.status == StatusCode::OK,
             "{:?}",
@@ -772,8 +791,16 @@ async fn texts_arriving_at_once_make_one_conversation(api: Api) {
         .collect();
     bodies.sort();
     let mut expected: Vec<String> = (0..32).map(|i| format!("message {i}")).collect();
+    expected.push(AFTER_HOURS_TEXT.to_owned());
     expected.sort();
-    assert_eq!(bodies, expected, "all 32 messages kept, none twice");
+    assert_eq!(
+        bodies, expected,
+        "all 32 messages kept, none twice, and one after-hours text"
+    );
+    assert_eq!(
+        after_hours_answers, 1,
+        "one answer lists the after-hours text"
+    );
     assert_eq!(
         department(&api, &p, &default_id).await["open_conversations"],
         1
@@ -786,6 +813,15 @@ async fn inbound_texts_through_sns_are_routed_once(api: Api) {
         .admin(&p, Method::PUT, "/practice", Some(json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US", "sms_numbers": ["+12015550100"]})))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
+    // Open around the clock: the text gets no after-hours text, whenever the test runs.
+    let default_id = r.body["default_department_id"].as_str().unwrap();
+    api.admin(
+        &p,
+        Method::PATCH,
+        &format!("/departments/{default_id}"),
+        Some(json!({"hours": always_open()})),
+    )
+    .await;
     let notification = json!({"originationNumber": "+12015550142", "destinationNumber": "+12015550100",
                                "messageBody": "Is the clinic open Saturday?", "inboundMessageId": format!("in-{p}")})
     .to_string();
@@ -807,7 +843,7 @@ async fn inbound_texts_through_sns_are_routed_once(api: Api) {
         panic!("not routed: {again:?}")
     };
     assert_eq!(replayed.conversation_id, routed.conversation_id);
-    let d = detail(&api, &p, routed.conversation_id.as_str()).await;
+    let d = detail(&api, &p, routed.conversation_id.as_ref().unwrap().as_str()).await;
     assert_eq!(d["messages"].as_array().unwrap().len(), 1);
     assert_eq!(d["client_id"], "+12015550142");
     // A text to a number no practice owns is dropped without an error.

@@ -1,5 +1,6 @@
 //! Replies that go out by text (docs/api.md "Replies reach the pet owner"), over HTTP on every store:
-//! what staff see of each text's `delivery`, and what is refused before anything is stored.
+//! what staff see of each text's `delivery`, and what is refused before anything is stored; the opt-out
+//! (STOP, START, the provider's own refusal) and the after-hours text.
 
 use domain::identity::Role;
 use http::{Method, StatusCode};
@@ -16,6 +17,14 @@ vetchat_tests::on_every_store!(
     a_timeout_after_the_provider_may_have_taken_it_is_unconfirmed_and_not_resent,
     chatwoot_14120_a_retry_of_a_failed_text_sends_it_exactly_once_more,
     chatwoot_9314_a_reply_retried_with_its_idempotency_key_is_stored_and_sent_once,
+    rock_5581_stop_opts_the_number_out_of_that_practice_only,
+    every_opt_out_keyword_opts_out_and_start_or_unstop_opts_back_in,
+    a_keyword_without_an_open_conversation_starts_none_and_raises_no_alert,
+    episphere_1104_the_providers_opted_out_refusal_records_the_opt_out,
+    a_staff_started_text_to_an_opted_out_number_is_refused_and_nothing_is_stored,
+    whatsapp_conversations_of_an_opted_out_number_are_unaffected,
+    chatwoot_3042_five_texts_in_one_closed_period_get_one_after_hours_text,
+    an_opted_out_number_gets_no_after_hours_text,
 );
 
 const PRACTICE_NUMBER: &str = "+12015550100";
@@ -152,7 +161,8 @@ async fn a_timeout_after_the_provider_may_have_taken_it_is_unconfirmed_and_not_r
 }
 
 async fn texted_conversation(api: &Api, p: &str) -> String {
-    api.setup_practice(p).await;
+    // Open around the clock: the text gets no after-hours text, whenever the test runs.
+    api.setup_open_practice(p).await;
     let r = api
         .call(
             p,
@@ -402,4 +412,422 @@ async fn chatwoot_9314_a_reply_retried_with_its_idempotency_key_is_stored_and_se
         bad.body
     );
     assert_eq!(messages(&api, &p, &id).await.len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Opt-out (docs/api.md "Opt-out") and the after-hours text ("After hours, by text")
+// ---------------------------------------------------------------------------------------------------------
+
+const OWNER: &str = "+12015550111";
+
+async fn try_reply(api: &Api, p: &str, id: &str, body: &str) -> Reply {
+    api.call(
+        p,
+        Role::Staff,
+        Method::POST,
+        &format!("/conversations/{id}/messages"),
+        Some(json!({ "body": body })),
+    )
+    .await
+}
+
+async fn conversation(api: &Api, p: &str, id: &str) -> Value {
+    let r = api
+        .call(
+            p,
+            Role::Staff,
+            Method::GET,
+            &format!("/conversations/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body
+}
+
+/// A refusal for the opt-out: 409 `sms_opted_out` carrying the instant.
+fn assert_opted_out(r: &Reply, opted_out_at: &Value) {
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "sms_opted_out"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        &r.body["error"]["opted_out_at"], opted_out_at,
+        "{:?}",
+        r.body
+    );
+}
+
+fn bodies(messages: &[Value]) -> Vec<&str> {
+    messages
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect()
+}
+
+/// Rock #5581: STOP to one number disabled all SMS. Here STOP to practice A opts the number out of A's
+/// texts only: A's reply is refused before anything is stored, B's reply to the same person goes out.
+async fn rock_5581_stop_opts_the_number_out_of_that_practice_only(api: Api) {
+    let (a, b) = (Api::practice_id(), Api::practice_id());
+    let in_a = api.texted_conversation(&a, PRACTICE_NUMBER, OWNER).await;
+    let in_b = api.texted_conversation(&b, "+12015550200", OWNER).await;
+    let stop = api.text(&a, OWNER, "  Stop ").await;
+    assert_eq!(stop.status, StatusCode::OK, "{:?}", stop.body);
+    assert_eq!(stop.body["outcome"], "opted_out");
+    assert_eq!(stop.body["conversation_id"], in_a.as_str());
+    assert_eq!(stop.body["new_conversation"], false);
+    assert_eq!(stop.body["auto_replies"], json!([]));
+    let opted_out_at = stop.body["opted_out_at"].clone();
+    assert!(opted_out_at.is_string(), "{:?}", stop.body);
+    // Staff see it on the conversation at once; the keyword is in it as a message.
+    let c = conversation(&api, &a, &in_a).await;
+    assert_eq!(c["sms_opted_out_at"], opted_out_at);
+    assert_eq!(
+        bodies(c["messages"].as_array().unwrap()),
+        ["Is Rex ready?", "Stop"]
+    );
+    // A second STOP keeps the first instant.
+    let again = api.text(&a, OWNER, "STOP").await;
+    assert_eq!(again.body["opted_out_at"], opted_out_at);
+
+    let refused = try_reply(&api, &a, &in_a, "Rex is ready at 5").await;
+    assert_opted_out(&refused, &opted_out_at);
+    assert_eq!(messages(&api, &a, &in_a).await.len(), 3, "nothing stored");
+    // Practice B texting the same number is unaffected.
+    assert_eq!(
+        conversation(&api, &b, &in_b).await["sms_opted_out_at"],
+        Value::Null
+    );
+    let m = reply(&api, &b, &in_b, "Bella is ready at 6").await;
+    api.deliver_texts().await;
+    let sent = sent_replies(&api).await;
+    assert_eq!(sent.len(), 1, "only B's reply goes out: {sent:?}");
+    assert_eq!(
+        (
+            sent[0]["message_id"].clone(),
+            sent[0]["from"].clone(),
+            sent[0]["to"].clone()
+        ),
+        (m["id"].clone(), json!("+12015550200"), json!(OWNER))
+    );
+}
+
+/// Each carrier keyword, in any case and with spaces around it, opts out; START and UNSTOP opt back in
+/// (replies go out again); a keyword inside a sentence is only a message.
+async fn every_opt_out_keyword_opts_out_and_start_or_unstop_opts_back_in(api: Api) {
+    let p = Api::practice_id();
+    let id = api.texted_conversation(&p, PRACTICE_NUMBER, OWNER).await;
+    for (i, keyword) in domain::conversation::delivery::OPT_OUT_KEYWORDS
+        .iter()
+        .enumerate()
+    {
+        let sent = match i % 3 {
+            0 => keyword.to_string(),
+            1 => keyword.to_lowercase(),
+            _ => format!("  {}{}\t", &keyword[..1], keyword[1..].to_lowercase()),
+        };
+        let out = api.text(&p, OWNER, &sent).await;
+        assert_eq!(out.body["outcome"], "opted_out", "{sent:?}: {:?}", out.body);
+        let at = conversation(&api, &p, &id).await["sms_opted_out_at"].clone();
+        assert_eq!(at, out.body["opted_out_at"], "{sent:?}");
+        assert_opted_out(&try_reply(&api, &p, &id, "hello").await, &at);
+        let back = if i % 2 == 0 { "START" } else { " unstop " };
+        let r = api.text(&p, OWNER, back).await;
+        assert_eq!(r.body["outcome"], "opted_in", "{back:?}: {:?}", r.body);
+        assert_eq!(r.body["conversation_id"], id.as_str());
+        assert_eq!(
+            conversation(&api, &p, &id).await["sms_opted_out_at"],
+            Value::Null
+        );
+    }
+    let sentence = api.text(&p, OWNER, "Please stop the reminders").await;
+    assert_eq!(sentence.body["outcome"], "delivered");
+    assert_eq!(
+        conversation(&api, &p, &id).await["sms_opted_out_at"],
+        Value::Null
+    );
+    let m = reply(&api, &p, &id, "Done, no more reminders").await;
+    api.deliver_texts().await;
+    let sent = sent_replies(&api).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["message_id"], m["id"]);
+}
+
+/// A keyword from a number with no open conversation is stored nowhere but the opt-out record: no
+/// conversation, no alert. A conversation the number starts later shows the opt-out and refuses replies,
+/// until START (which joins it).
+async fn a_keyword_without_an_open_conversation_starts_none_and_raises_no_alert(api: Api) {
+    let p = Api::practice_id();
+    let default_id = api.texting_practice(&p, PRACTICE_NUMBER).await;
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &format!("/departments/{default_id}"),
+            Some(json!({"alerts": {"enabled": true, "emails": ["desk@happypaws.example"]}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let stop = api.text(&p, OWNER, "STOP").await;
+    assert_eq!(stop.status, StatusCode::OK, "{:?}", stop.body);
+    assert_eq!(
+        (
+            stop.body["conversation_id"].clone(),
+            stop.body["department_id"].clone(),
+            stop.body["outcome"].clone()
+        ),
+        (Value::Null, Value::Null, json!("opted_out"))
+    );
+    let opted_out_at = stop.body["opted_out_at"].clone();
+    let list = api
+        .call(&p, Role::Staff, Method::GET, "/conversations", None)
+        .await;
+    assert_eq!(list.body["conversations"], json!([]));
+    api.deliver_alerts().await;
+    let sent = api.public("/_local/sent").await.body;
+    assert_eq!(sent, json!([]), "no alert for a keyword");
+
+    // Texting later, still opted out: a conversation (and its alert) that shows it.
+    let hello = api.text(&p, OWNER, "Is Rex ready?").await;
+    assert_eq!(hello.status, StatusCode::CREATED, "{:?}", hello.body);
+    let id = hello.body["conversation_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        conversation(&api, &p, &id).await["sms_opted_out_at"],
+        opted_out_at
+    );
+    api.deliver_alerts().await;
+    let sent = api.public("/_local/sent").await.body;
+    let alerts: Vec<&Value> = sent.as_array().unwrap().iter().collect();
+    assert_eq!(alerts.len(), 1, "{sent:?}");
+    assert_eq!(alerts[0]["kind"], "new_conversation");
+    assert_opted_out(&try_reply(&api, &p, &id, "Yes").await, &opted_out_at);
+
+    let start = api.text(&p, OWNER, "start").await;
+    assert_eq!(
+        (
+            start.status,
+            start.body["outcome"].clone(),
+            start.body["conversation_id"].clone()
+        ),
+        (StatusCode::OK, json!("opted_in"), json!(id))
+    );
+    assert_eq!(
+        conversation(&api, &p, &id).await["sms_opted_out_at"],
+        Value::Null
+    );
+    reply(&api, &p, &id, "Yes, at 5").await;
+    api.deliver_texts().await;
+    assert_eq!(sent_replies(&api).await.len(), 1);
+}
+
+/// episphere/connect #1104: STOP never reached the app and texting went on. The provider's own "opted
+/// out" refusal records the opt-out: the conversation shows it, the next reply and a retry are refused,
+/// and a conversation the number starts later shows it too.
+async fn episphere_1104_the_providers_opted_out_refusal_records_the_opt_out(api: Api) {
+    let p = Api::practice_id();
+    let id = texted_practice(&api, &p).await;
+    let m = reply(&api, &p, &id, "Rex is ready at 5").await;
+    let refusing = Provider(domain::texting::SendOutcome::Refused(
+        domain::conversation::FailureReason::OptedOut,
+    ));
+    api.deliver_texts_with(&refusing).await;
+    let d = delivery_of(&api, &p, &id, &m["id"]).await;
+    assert_eq!(
+        (d["status"].clone(), d["reason"].clone()),
+        (json!("failed"), json!("opted_out"))
+    );
+    let opted_out_at = conversation(&api, &p, &id).await["sms_opted_out_at"].clone();
+    assert!(
+        opted_out_at.is_string(),
+        "the refusal is recorded on the conversation"
+    );
+    assert_opted_out(&retry(&api, &p, &id, &m["id"]).await, &opted_out_at);
+    assert_opted_out(
+        &try_reply(&api, &p, &id, "Are you there?").await,
+        &opted_out_at,
+    );
+    assert_eq!(messages(&api, &p, &id).await.len(), 2, "nothing stored");
+    // The record, not only the conversation's copy: a later conversation of the number shows it.
+    let end = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/end"),
+            None,
+        )
+        .await;
+    assert_eq!(end.status, StatusCode::OK);
+    let again = api.text(&p, "+12015550111", "Hello?").await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    let later = again.body["conversation_id"].as_str().unwrap();
+    assert_eq!(
+        conversation(&api, &p, later).await["sms_opted_out_at"],
+        opted_out_at
+    );
+    api.deliver_texts().await;
+    assert!(sent_replies(&api).await.is_empty());
+}
+
+async fn a_staff_started_text_to_an_opted_out_number_is_refused_and_nothing_is_stored(api: Api) {
+    let p = Api::practice_id();
+    let default_id = api.texting_practice(&p, PRACTICE_NUMBER).await;
+    let opted_out_at = api.text(&p, OWNER, "UNSUBSCRIBE").await.body["opted_out_at"].clone();
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            "/conversations",
+            Some(json!({"department_id": default_id, "client_id": OWNER, "channel": "sms", "body": "Rex's vaccines are due"})),
+        )
+        .await;
+    assert_opted_out(&r, &opted_out_at);
+    let list = api
+        .call(&p, Role::Staff, Method::GET, "/conversations", None)
+        .await;
+    assert_eq!(list.body["conversations"], json!([]));
+    api.deliver_texts().await;
+    assert!(sent_replies(&api).await.is_empty());
+}
+
+/// Only SMS is opted out: a WhatsApp conversation of the same number shows no opt-out, takes replies, and
+/// "STOP" on WhatsApp is just a message.
+async fn whatsapp_conversations_of_an_opted_out_number_are_unaffected(api: Api) {
+    let p = Api::practice_id();
+    api.texting_practice(&p, PRACTICE_NUMBER).await;
+    api.text(&p, OWNER, "STOP").await;
+    let whatsapp = |body: &'static str| {
+        api.call(
+            &p,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(json!({"channel": "whatsapp", "from": OWNER, "body": body})),
+        )
+    };
+    let hi = whatsapp("Hi, is Rex ready?").await;
+    assert_eq!(hi.status, StatusCode::CREATED, "{:?}", hi.body);
+    let id = hi.body["conversation_id"].as_str().unwrap().to_owned();
+    let stop = whatsapp("STOP").await;
+    assert_eq!(stop.body["outcome"], "delivered", "{:?}", stop.body);
+    let c = conversation(&api, &p, &id).await;
+    assert_eq!(c["sms_opted_out_at"], Value::Null);
+    assert_eq!(
+        bodies(c["messages"].as_array().unwrap()),
+        ["Hi, is Rex ready?", "STOP"]
+    );
+    let m = reply(&api, &p, &id, "Rex is ready at 5").await;
+    assert_eq!(m["delivery"]["status"], "queued");
+}
+
+/// Chatwoot #3042: out-of-office replies that spam. A department switched off (closed whatever its hours)
+/// answers five texts in one closed period with one after-hours text, stored with its delivery in the
+/// first text's write and sent once by the sender.
+async fn chatwoot_3042_five_texts_in_one_closed_period_get_one_after_hours_text(api: Api) {
+    let p = Api::practice_id();
+    let default_id = api.texting_practice(&p, PRACTICE_NUMBER).await;
+    const AWAY: &str = "We open at 9. For an emergency call +1 201 555 0199.";
+    let r = api
+        .admin(
+            &p,
+            Method::PATCH,
+            &format!("/departments/{default_id}"),
+            Some(json!({"online": false, "chat": {"after_hours_message": AWAY}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let first = api.text(&p, OWNER, "Is Rex ready?").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    assert_eq!(first.body["outcome"], "after_hours_message_left");
+    assert_eq!(
+        first.body["auto_replies"],
+        json!([{"kind": "after_hours", "text": AWAY}])
+    );
+    let id = first.body["conversation_id"].as_str().unwrap().to_owned();
+    for body in [
+        "Hello?",
+        "Anyone there?",
+        "Rex is limping",
+        "Please call me",
+    ] {
+        let r = api.text(&p, OWNER, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.body["outcome"], "after_hours_message_left");
+        assert_eq!(r.body["auto_replies"], json!([]), "{body}");
+    }
+    let listed = messages(&api, &p, &id).await;
+    assert_eq!(
+        bodies(&listed),
+        [
+            "Is Rex ready?",
+            AWAY,
+            "Hello?",
+            "Anyone there?",
+            "Rex is limping",
+            "Please call me"
+        ]
+    );
+    assert_eq!(
+        listed[1]["author"],
+        json!({"kind": "auto", "reply": "after_hours"})
+    );
+    assert_eq!(listed[1]["delivery"]["status"], "queued");
+    assert_eq!(listed[1]["delivery"]["segments"], 1);
+    api.deliver_texts().await;
+    api.deliver_texts().await;
+    let sent = sent_replies(&api).await;
+    assert_eq!(sent.len(), 1, "one after-hours text: {sent:?}");
+    assert_eq!(
+        (
+            sent[0]["body"].clone(),
+            sent[0]["to"].clone(),
+            sent[0]["from"].clone()
+        ),
+        (json!(AWAY), json!(OWNER), json!(PRACTICE_NUMBER))
+    );
+    assert_eq!(
+        delivery_of(&api, &p, &id, &listed[1]["id"]).await["status"],
+        "sent"
+    );
+}
+
+/// Nothing is texted to an opted-out number, not even the after-hours message; once it opts back in, the
+/// next text at night gets it.
+async fn an_opted_out_number_gets_no_after_hours_text(api: Api) {
+    let p = Api::practice_id();
+    let default_id = api.texting_practice(&p, PRACTICE_NUMBER).await;
+    api.admin(
+        &p,
+        Method::PATCH,
+        &format!("/departments/{default_id}"),
+        Some(json!({"online": false})),
+    )
+    .await;
+    api.text(&p, OWNER, "STOP").await;
+    let hello = api.text(&p, OWNER, "Is Rex ready?").await;
+    assert_eq!(hello.status, StatusCode::CREATED, "{:?}", hello.body);
+    assert_eq!(hello.body["auto_replies"], json!([]));
+    let id = hello.body["conversation_id"].as_str().unwrap().to_owned();
+    assert_eq!(messages(&api, &p, &id).await.len(), 1);
+    api.deliver_texts().await;
+    assert!(sent_replies(&api).await.is_empty());
+
+    let start = api.text(&p, OWNER, "START").await;
+    assert_eq!(
+        start.body["auto_replies"],
+        json!([]),
+        "a keyword gets no auto-reply"
+    );
+    let after = api.text(&p, OWNER, "Hello?").await;
+    assert_eq!(
+        after.body["auto_replies"].as_array().unwrap().len(),
+        1,
+        "{:?}",
+        after.body
+    );
+    api.deliver_texts().await;
+    assert_eq!(sent_replies(&api).await.len(), 1);
 }

@@ -908,7 +908,7 @@ async fn seed_demo_practice(story: &Story) {
     let routed = conversation::route_inbound(store, text, seed_instant(), &DemoIds)
         .await
         .expect("seed Bella's conversation");
-    assert_eq!(routed.conversation_id.as_str(), BELLA);
+    assert_eq!(routed.conversation_id.unwrap().as_str(), BELLA);
 }
 
 const DESK_CONNECTION: &str = "conn-desk-demo";

@@ -91,14 +91,14 @@ async fn a_reply_is_posted_to_each_connection_concerned_once_and_gone_ones_are_d
     let reply = conversation::staff_reply(
         &*store,
         &staff,
-        &routed.conversation_id,
+        routed.conversation_id.as_ref().unwrap(),
         "Ready at 5",
         Utc::now(),
         &adapters::UlidIds,
     )
     .await
     .expect("reply");
-    let pk = format!("CONV#{p}#{}", routed.conversation_id);
+    let pk = format!("CONV#{p}#{}", routed.conversation_id.as_ref().unwrap());
     let batch = {
         let mut batch = Event::default();
         batch.records = vec![insert_record(&dynamo, &pk, &format!("MSG#{:020}", reply.seq)).await];

@@ -178,6 +178,7 @@ async fn message(
     .await
     .expect("route_inbound")
     .conversation_id
+    .expect("a conversation")
 }
 
 async fn transfer(
@@ -535,7 +536,7 @@ async fn a_transfer_moves_the_conversation_its_count_claim_and_history_and_alert
             routed.department_id.clone(),
             routed.new_conversation
         ),
-        (c.clone(), surgery.id.clone(), false)
+        (Some(c.clone()), Some(surgery.id.clone()), false)
     );
     assert_eq!(open_count(&store, p, &surgery.id).await, Some(1));
     assert_eq!(alerts_of(&t, &c).await.len(), 2, "joining alerts nobody");
@@ -951,6 +952,8 @@ async fn stored_alert(store: &DynStore, created_at: DateTime<Utc>) -> PendingAle
         resolved_at: None,
         department_name: default.settings.name.clone(),
         last_seq: 0,
+        sms_opted_out_at: None,
+        after_hours_replied_at: None,
     };
     let alert = PendingAlert::new_conversation(&TestIds, &c, "hello", created_at);
     store

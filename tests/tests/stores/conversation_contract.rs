@@ -113,6 +113,8 @@ fn conversation(
         resolved_at: None,
         department_name: "Reception".into(),
         last_seq: 0,
+        sms_opted_out_at: None,
+        after_hours_replied_at: None,
     }
 }
 
@@ -355,6 +357,7 @@ async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
             department: Some(counted),
             open_conversation: Some(open_of(&c)),
             client_rate: None,
+            sms_opted_out_at: None,
         }
     );
     assert_eq!(
@@ -381,6 +384,7 @@ async fn a_conversation_starts_takes_messages_and_reads_back(t: TestStore) {
             department: None,
             open_conversation: None,
             client_rate: None,
+            sms_opted_out_at: None,
         }
     );
 
@@ -1128,6 +1132,7 @@ async fn another_practice_never_sees_a_conversation(t: TestStore) {
             department: None,
             open_conversation: None,
             client_rate: None,
+            sms_opted_out_at: None,
         }
     );
 
@@ -1206,15 +1211,19 @@ async fn thirty_two_texts_from_one_number_start_one_conversation(t: TestStore) {
         1,
         "{routed:?}"
     );
-    let conversations: BTreeSet<&ConversationId> =
-        routed.iter().map(|r| &r.conversation_id).collect();
+    let conversations: BTreeSet<&ConversationId> = routed
+        .iter()
+        .filter_map(|r| r.conversation_id.as_ref())
+        .collect();
     assert_eq!(
         conversations.len(),
         1,
         "one conversation: {conversations:?}"
     );
-    let id = routed[0].conversation_id.clone();
-    assert!(routed.iter().all(|r| r.department_id == default.id));
+    let id = routed[0].conversation_id.clone().expect("a conversation");
+    assert!(routed
+        .iter()
+        .all(|r| r.department_id.as_ref() == Some(&default.id)));
 
     let read = detail(&store, &practice.id, &id).await;
     let stored: BTreeSet<&str> = read.messages.iter().map(|m| m.body.as_str()).collect();
@@ -1306,7 +1315,7 @@ async fn a_department_deleted_while_chats_start_never_keeps_one(t: TestStore) {
             match r {
                 Result_::Chat(Ok(routed)) => {
                     assert!(routed.new_conversation);
-                    assert_eq!(routed.department_id, department.id);
+                    assert_eq!(routed.department_id.as_ref(), Some(&department.id));
                     started += 1;
                 }
                 Result_::Chat(Err(DomainError::Invalid {
@@ -1393,8 +1402,12 @@ async fn counts_match_the_truth_after_concurrent_starts_ends_and_messages(t: Tes
     }
     let mut racers = Vec::new();
     for (i, r) in first.iter().enumerate() {
-        racers.push(Racer::End(r.conversation_id.clone()));
-        racers.push(Racer::End(r.conversation_id.clone()));
+        racers.push(Racer::End(
+            r.conversation_id.clone().expect("a conversation"),
+        ));
+        racers.push(Racer::End(
+            r.conversation_id.clone().expect("a conversation"),
+        ));
         racers.push(Racer::Write(
             format!("old-{i}"),
             departments[(i + 1) % 3].clone(),
@@ -1420,7 +1433,7 @@ async fn counts_match_the_truth_after_concurrent_starts_ends_and_messages(t: Tes
                     let message = inbound(&p, Channel::App, &client, Some(&department), &body);
                     conversation::route_inbound(s.as_ref(), message, now, &TestIds)
                         .await
-                        .map(|r| (r.conversation_id, body))
+                        .map(|r| (r.conversation_id.expect("a conversation"), body))
                 }
             }
         }
@@ -1440,7 +1453,7 @@ async fn counts_match_the_truth_after_concurrent_starts_ends_and_messages(t: Tes
     }
     for r in &first {
         assert_eq!(
-            detail(&store, &pid, &r.conversation_id)
+            detail(&store, &pid, r.conversation_id.as_ref().unwrap())
                 .await
                 .conversation
                 .status,
@@ -2022,7 +2035,7 @@ async fn a_client_is_limited_per_window_and_others_staff_and_texts_are_not(t: Te
         .await
         .expect("within the limit");
         assert_eq!(r.new_conversation, k == 0);
-        conversation_id = Some(r.conversation_id);
+        conversation_id = r.conversation_id;
     }
     let id = conversation_id.unwrap();
     // The sixth within the minute: 429 with the seconds until the window (opened at t0) ends; nothing stored.
@@ -2071,7 +2084,7 @@ async fn a_client_is_limited_per_window_and_others_staff_and_texts_are_not(t: Te
         t0() + Duration::seconds(60),
     )
     .await;
-    assert_eq!(r.expect("a new window").conversation_id, id);
+    assert_eq!(r.expect("a new window").conversation_id, Some(id.clone()));
     assert_eq!(
         client_bodies(&store, p, &id).await,
         ["m0", "m1", "m2", "m3", "m4", "m5"]
@@ -2101,6 +2114,7 @@ async fn concurrent_messages_of_one_client_never_pass_the_limit(t: TestStore) {
     assert_eq!(taken.iter().filter(|r| r.new_conversation).count(), 1);
     let id = taken[0].conversation_id.clone();
     assert!(taken.iter().all(|r| r.conversation_id == id));
+    let id = id.expect("a conversation");
     assert_eq!(
         client_bodies(&store, &practice.id, &id).await.len(),
         5,
@@ -2125,9 +2139,14 @@ async fn new_conversations_are_limited_when_staff_end_them_quickly(t: TestStore)
             .await
             .expect("taken");
         assert!(r.new_conversation);
-        conversation::end_conversation(store.as_ref(), &staff(p), &r.conversation_id, at)
-            .await
-            .expect("staff end it");
+        conversation::end_conversation(
+            store.as_ref(),
+            &staff(p),
+            r.conversation_id.as_ref().unwrap(),
+            at,
+        )
+        .await
+        .expect("staff end it");
         at += Duration::minutes(1);
     }
     // A third new conversation within ten minutes of the first: refused until that window ends.
@@ -2192,14 +2211,16 @@ async fn two_hundred_texts_from_one_number_one_conversation_one_alert(t: TestSto
         .into_iter()
         .map(|r| r.expect("every text is taken"))
         .collect();
-    let conversations: BTreeSet<&ConversationId> =
-        routed.iter().map(|r| &r.conversation_id).collect();
+    let conversations: BTreeSet<&ConversationId> = routed
+        .iter()
+        .filter_map(|r| r.conversation_id.as_ref())
+        .collect();
     assert_eq!(
         conversations.len(),
         1,
         "one conversation: {conversations:?}"
     );
-    let id = routed[0].conversation_id.clone();
+    let id = routed[0].conversation_id.clone().expect("a conversation");
     let mut bodies = client_bodies(&store, &practice.id, &id).await;
     bodies.sort();
     let mut sent: Vec<String> = (0..200).map(|k| format!("text {k}")).collect();

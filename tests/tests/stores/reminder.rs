@@ -234,6 +234,7 @@ async fn app_message(
     .await
     .expect("route_inbound")
     .conversation_id
+    .expect("a conversation")
 }
 
 async fn end(store: &DynStore, fx: &Fx, id: &ConversationId, at: DateTime<Utc>) {

@@ -138,6 +138,30 @@ pub(super) fn resolved() -> DomainError {
     )
 }
 
+/// 409 `sms_opted_out`: the client's number opted out of the practice's texts at `at` (the body carries
+/// `opted_out_at`), so nothing is stored or sent to it.
+pub fn sms_opted_out(at: DateTime<Utc>) -> DomainError {
+    DomainError::Conflict {
+        code: ConflictCode::SmsOptedOut,
+        message:
+            "the client's number opted out of the practice's texts (STOP); they can text START \
+                  to take texts again"
+                .into(),
+        details: Some(serde_json::json!({ "opted_out_at": at })),
+    }
+}
+
+/// The opt-out that refuses a text to `channel`: only SMS is opted out (app, web and WhatsApp are not).
+pub(super) fn refused_by_opt_out(
+    channel: Channel,
+    opted_out_at: Option<DateTime<Utc>>,
+) -> DomainResult<()> {
+    match opted_out_at {
+        Some(at) if channel == Channel::Sms => Err(sms_opted_out(at)),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn not_set_up() -> DomainError {
     DomainError::conflict(
         ConflictCode::PracticeNotSetUp,

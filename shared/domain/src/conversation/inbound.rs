@@ -4,12 +4,19 @@
 //! A message joins the client's open conversation if there is one (whatever the hours or the department it
 //! names); otherwise it starts a conversation in the department asked for (texts: always the default one),
 //! if that department takes it now ([`admit`]), and the department is alerted in the same write.
+//!
+//! Texts: one that arrives while its department is closed gets the after-hours message as a text, once per
+//! conversation per closed period ([`after_hours_text_due`]; Chatwoot #3042: out-of-office replies that
+//! spam). An SMS that is exactly an opt-out keyword (STOP, …, START) opts the number out of (or back into)
+//! this practice's texts ([`OptKeywordWrite`]): it joins the open conversation as a message, and never
+//! starts one nor raises an alert. An opted-out number gets no text from the service.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::common::{messages_for, not_set_up, retry_races, text_sender, Attempt};
+use super::delivery::{opt_keyword, OptKeyword};
 use super::rate_limit::{self, ClientRateLimits, RateUpdate};
 use super::{
     Author, AutoReply, AutoReplyKind, Channel, Conversation, ConversationId, Message, Outcome,
@@ -20,7 +27,9 @@ use crate::error::{ConflictCode, DomainError, DomainResult, InvalidCode};
 use crate::identity::{plausible_id, Caller, DepartmentId, Ids, PracticeId, Role};
 use crate::practice::Practice;
 use crate::schedule::{self, Availability, AvailabilityReason};
-use crate::store::{ConversationIntake, NewConversation, OpenConversation, StoreError};
+use crate::store::{
+    ConversationIntake, NewConversation, OpenConversation, OptKeywordWrite, StoreError,
+};
 
 /// `POST /inbound` body.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,11 +82,16 @@ impl Inbound {
 /// What `POST /inbound` answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Routed {
-    pub conversation_id: ConversationId,
-    pub department_id: DepartmentId,
+    /// `None` only for an opt-out keyword from a client without an open conversation: stored nowhere but
+    /// in the opt-out record.
+    pub conversation_id: Option<ConversationId>,
+    pub department_id: Option<DepartmentId>,
     pub new_conversation: bool,
     pub outcome: Outcome,
     pub auto_replies: Vec<AutoReply>,
+    /// An opt-out keyword's answer (outcome `opted_out`): since when the number is opted out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opted_out_at: Option<DateTime<Utc>>,
 }
 
 /// The longest `Idempotency-Key` a caller may send.
@@ -170,6 +184,25 @@ async fn route_once(
         .routing_context(&inbound.practice_id, &inbound.client_id, wanted)
         .await?;
     let practice = ctx.practice.ok_or_else(not_set_up)?;
+    if inbound.channel == Channel::Sms {
+        if let Some(keyword) = opt_keyword(&inbound.body) {
+            let open = ctx.open_conversation;
+            return opt_keyword_text(
+                store,
+                inbound,
+                keyword,
+                open,
+                ctx.sms_opted_out_at,
+                now,
+                ids,
+            )
+            .await;
+        }
+    }
+    // Only SMS is opted out: app, web and WhatsApp conversations of the same person are not.
+    let opted_out = ctx
+        .sms_opted_out_at
+        .filter(|_| inbound.channel == Channel::Sms);
     let rate = match &inbound.rate_limits {
         Some(limits) => Some(rate_limit::count_message(
             limits,
@@ -181,32 +214,175 @@ async fn route_once(
         None => None,
     };
     if let Some(open) = ctx.open_conversation {
-        return join(store, inbound, open, rate.as_ref(), now, ids).await;
+        // A text may get the after-hours message of the department its conversation is in now (read
+        // again only when a transfer moved it out of the one read).
+        let after_hours = if !inbound.channel.is_text() || opted_out.is_some() {
+            None
+        } else if ctx.department.as_ref().map(|d| &d.id) == Some(&open.department_id) {
+            ctx.department
+        } else {
+            store
+                .routing_context(
+                    &inbound.practice_id,
+                    &inbound.client_id,
+                    &open.department_id,
+                )
+                .await?
+                .department
+        }
+        .map(|department| closed_for_text(&practice, &department, &open, now));
+        return join(store, inbound, open, after_hours, rate.as_ref(), now, ids).await;
     }
     let department = match ctx.department {
         Some(d) if inbound.channel.is_text() || d.settings.visible_in_app => d,
         _ if inbound.channel.is_text() => return Err(not_set_up()),
         _ => return Err(not_visible(wanted)),
     };
-    start(store, inbound, &practice, department, rate, now, ids).await
+    let to = Destination {
+        practice: &practice,
+        department,
+        sms_opted_out_at: opted_out,
+    };
+    start(store, inbound, to, rate, now, ids).await
 }
 
-/// The message joins the client's open conversation.
+/// Where a new conversation starts: the practice, the department, and the opt-out of the client's number
+/// (SMS only) the conversation copies.
+struct Destination<'a> {
+    practice: &'a Practice,
+    department: Department,
+    sms_opted_out_at: Option<DateTime<Utc>>,
+}
+
+/// What a text joining `open` meets in its department at `now`: whether the department is closed, and the
+/// after-hours text if one is due ([`after_hours_text_due`]).
+fn closed_for_text(
+    practice: &Practice,
+    department: &Department,
+    open: &OpenConversation,
+    now: DateTime<Utc>,
+) -> (bool, Option<AutoReply>) {
+    let s = &department.settings;
+    let a = schedule::availability(
+        &s.hours,
+        &s.date_overrides,
+        s.online,
+        practice.timezone,
+        now,
+    );
+    let due = after_hours_text_due(practice, department, &a, open.after_hours_replied_at, now);
+    (
+        !a.open,
+        due.then(|| AutoReply {
+            kind: AutoReplyKind::AfterHours,
+            text: s.chat.after_hours_message.clone(),
+        }),
+    )
+}
+
+/// Whether a text arriving at `now` gets the department's after-hours message: the department is closed
+/// (`a`, its availability at `now`) and the conversation has not had the message in this closed period:
+/// never, or its hours opened since it last had it ([`schedule::opened_between`]). A client texting five
+/// times in one night gets one; texting again the next night, one again.
+pub fn after_hours_text_due(
+    practice: &Practice,
+    department: &Department,
+    a: &Availability,
+    last_replied_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    if a.open {
+        return false;
+    }
+    let s = &department.settings;
+    match last_replied_at {
+        None => true,
+        Some(last) => {
+            schedule::opened_between(&s.hours, &s.date_overrides, practice.timezone, last, now)
+        }
+    }
+}
+
+/// An SMS that is exactly an opt-out keyword: the number's opt-out record of this practice written (STOP:
+/// since the first STOP; START: removed), and the keyword joins the client's open conversation as a
+/// message if there is one (never a new conversation, an alert or an auto-reply).
+async fn opt_keyword_text(
+    store: &dyn ConversationIntake,
+    inbound: &Inbound,
+    keyword: OptKeyword,
+    open: Option<OpenConversation>,
+    read: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> DomainResult<Attempt<Routed>> {
+    let (opted_out_at, outcome) = match keyword {
+        OptKeyword::OptOut => (Some(read.unwrap_or(now)), Outcome::OptedOut),
+        OptKeyword::OptIn => (None, Outcome::OptedIn),
+    };
+    let joins = open.map(|open| {
+        let message = inbound.messages(&open, &[], now, ids).remove(0);
+        (open, message)
+    });
+    let department_id = joins.as_ref().map(|(open, _)| open.department_id.clone());
+    let answer = |conversation_id: Option<ConversationId>| Routed {
+        conversation_id,
+        department_id: department_id.clone(),
+        new_conversation: false,
+        outcome,
+        auto_replies: Vec::new(),
+        opted_out_at,
+    };
+    let write = OptKeywordWrite {
+        practice_id: inbound.practice_id.clone(),
+        number: inbound.client_id.clone(),
+        opted_out_at,
+        read,
+        joins,
+        dedup_key: inbound.dedup_key.clone(),
+        received_at: now,
+    };
+    match store.record_opt_keyword(&write).await {
+        Ok(()) => Ok(Attempt::Done(answer(
+            write.joins.map(|(open, _)| open.conversation_id),
+        ))),
+        // A redelivery: the first one's answer (a keyword stored nowhere names no conversation).
+        Err(StoreError::DuplicateInbound(c)) => {
+            Ok(Attempt::Done(answer(Some(c).filter(|c| !c.0.is_empty()))))
+        }
+        // The record, the conversation or the claim changed since the read: read again.
+        Err(StoreError::VersionMismatch)
+        | Err(StoreError::NotFound)
+        | Err(StoreError::ClientHasOpenConversation) => Ok(Attempt::LostRace),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The message joins the client's open conversation; a text to a closed department with the after-hours
+/// text when it is due (`after_hours`: whether closed, and the reply).
 async fn join(
     store: &dyn ConversationIntake,
     inbound: &Inbound,
     open: OpenConversation,
+    after_hours: Option<(bool, Option<AutoReply>)>,
     rate: Option<&RateUpdate>,
     now: DateTime<Utc>,
     ids: &dyn Ids,
 ) -> DomainResult<Attempt<Routed>> {
-    let messages = inbound.messages(&open, &[], now, ids);
-    let joined = |conversation_id: ConversationId| Routed {
-        conversation_id,
-        department_id: open.department_id.clone(),
+    let (closed, reply) = after_hours.unwrap_or((false, None));
+    let auto_replies: Vec<AutoReply> = reply.into_iter().collect();
+    let messages = inbound.messages(&open, &auto_replies, now, ids);
+    let outcome = if closed {
+        Outcome::AfterHoursMessageLeft
+    } else {
+        Outcome::Delivered
+    };
+    let joined = |conversation_id: ConversationId, auto_replies: Vec<AutoReply>| Routed {
+        conversation_id: Some(conversation_id),
+        department_id: Some(open.department_id.clone()),
         new_conversation: false,
-        outcome: Outcome::Delivered,
-        auto_replies: Vec::new(),
+        outcome,
+        auto_replies,
+        opted_out_at: None,
     };
     match store
         .append_counted(
@@ -218,9 +394,12 @@ async fn join(
         )
         .await
     {
-        Ok(()) => Ok(Attempt::Done(joined(open.conversation_id.clone()))),
+        Ok(()) => Ok(Attempt::Done(joined(
+            open.conversation_id.clone(),
+            auto_replies,
+        ))),
         Err(StoreError::DuplicateInbound(conversation_id)) => {
-            Ok(Attempt::Done(joined(conversation_id)))
+            Ok(Attempt::Done(joined(conversation_id, Vec::new())))
         }
         // Ended between the read and the write (the message starts a new conversation), or another
         // message took the next seq (or counted first): read again.
@@ -233,13 +412,21 @@ async fn join(
 async fn start(
     store: &dyn ConversationIntake,
     inbound: &Inbound,
-    practice: &Practice,
-    department: Department,
+    to: Destination<'_>,
     rate: Option<RateUpdate>,
     now: DateTime<Utc>,
     ids: &dyn Ids,
 ) -> DomainResult<Attempt<Routed>> {
-    let admission = admit(practice, &department, inbound.channel, now)?;
+    let Destination {
+        practice,
+        department,
+        sms_opted_out_at,
+    } = to;
+    let mut admission = admit(practice, &department, inbound.channel, now)?;
+    if sms_opted_out_at.is_some() {
+        // Nothing is texted to an opted-out number.
+        admission.auto_replies.clear();
+    }
     let mut conversation = Conversation::start(
         ConversationId(ids.next("cnv")),
         practice.id.clone(),
@@ -248,6 +435,7 @@ async fn start(
         inbound.channel,
         now,
     );
+    conversation.sms_opted_out_at = sms_opted_out_at;
     let to = OpenConversation::of(&conversation);
     let messages = inbound.messages(&to, &admission.auto_replies, now, ids);
     conversation.opened_with(&messages);
@@ -261,22 +449,24 @@ async fn start(
     };
     match store.start_conversation(&new).await {
         Ok(()) => Ok(Attempt::Done(Routed {
-            conversation_id: new.conversation.id,
-            department_id: department.id,
+            conversation_id: Some(new.conversation.id),
+            department_id: Some(department.id),
             new_conversation: true,
             outcome: admission.outcome,
             auto_replies: admission.auto_replies,
+            opted_out_at: None,
         })),
         // Another message of this client started one first (or counted first): join it on the next pass.
         Err(StoreError::ClientHasOpenConversation) | Err(StoreError::VersionMismatch) => {
             Ok(Attempt::LostRace)
         }
         Err(StoreError::DuplicateInbound(conversation_id)) => Ok(Attempt::Done(Routed {
-            conversation_id,
-            department_id: department.id,
+            conversation_id: Some(conversation_id),
+            department_id: Some(department.id),
             new_conversation: false,
             outcome: Outcome::Delivered,
             auto_replies: Vec::new(),
+            opted_out_at: None,
         })),
         // The department was deleted meanwhile.
         Err(StoreError::NotFound) if !inbound.channel.is_text() => Err(not_visible(&department.id)),
@@ -319,8 +509,8 @@ pub fn new_conversation_outcome(
 /// Whether a department takes a NEW conversation on `channel` at `at`, and with which auto-replies.
 ///
 /// The rule is [`new_conversation_outcome`]. A refusal carries the after-hours message and `opens_at`. An
-/// accepted app chat gets the department's greeting; an app or web chat taken while closed gets the
-/// after-hours message.
+/// accepted app chat gets the department's greeting; a conversation taken while closed gets the
+/// after-hours message (a texted one as a text).
 pub fn admit(
     practice: &Practice,
     department: &Department,
@@ -355,7 +545,7 @@ pub fn admit(
             });
         }
     }
-    if outcome == Outcome::AfterHoursMessageLeft && !channel.is_text() {
+    if outcome == Outcome::AfterHoursMessageLeft {
         auto_replies.push(AutoReply {
             kind: AutoReplyKind::AfterHours,
             text: s.chat.after_hours_message.clone(),

@@ -32,12 +32,14 @@ pub mod retry;
 pub mod staff_start;
 pub mod transfer;
 
-pub use common::{text_sender, MAX_MESSAGE_CHARS};
-pub use delivery::{Delivery, DeliveryEvent, DeliveryStatus, FailureReason};
+pub use common::{sms_opted_out, text_sender, MAX_MESSAGE_CHARS};
+pub use delivery::{
+    opt_keyword, Delivery, DeliveryEvent, DeliveryStatus, FailureReason, OptKeyword,
+};
 pub use end::end_conversation;
 pub use inbound::{
-    admit, inbound_from_caller, new_conversation_outcome, route_inbound, Admission, Inbound,
-    InboundInput, Routed, MAX_IDEMPOTENCY_KEY_CHARS,
+    admit, after_hours_text_due, inbound_from_caller, new_conversation_outcome, route_inbound,
+    Admission, Inbound, InboundInput, Routed, MAX_IDEMPOTENCY_KEY_CHARS,
 };
 pub use read::{conversation_detail, list_conversations};
 pub use reply::{staff_reply, staff_reply_with_key};
@@ -107,6 +109,14 @@ pub struct Conversation {
     /// The `seq` of the conversation's last message (0 before the first).
     #[serde(default)]
     pub last_seq: u64,
+    /// When the client's number opted out of this practice's texts (`sms` conversations only): a copy of
+    /// the opt-out record, kept on the item a staff reply reads, so the refusal costs no read more.
+    #[serde(default)]
+    pub sms_opted_out_at: Option<DateTime<Utc>>,
+    /// When the conversation last got the department's after-hours text (texted conversations): one per
+    /// closed period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_hours_replied_at: Option<DateTime<Utc>>,
 }
 
 impl Conversation {
@@ -131,13 +141,32 @@ impl Conversation {
             resolved_at: None,
             department_name: department.settings.name.clone(),
             last_seq: 0,
+            sms_opted_out_at: None,
+            after_hours_replied_at: None,
         }
     }
 
-    /// Its first messages were written: its `last_seq` becomes theirs.
+    /// Its first messages were written: its `last_seq` becomes theirs (and the after-hours text among them,
+    /// if any, its `after_hours_replied_at`).
     pub(crate) fn opened_with(&mut self, messages: &[Message]) {
         self.last_seq = messages.last().map_or(0, |m| m.seq);
+        self.after_hours_replied_at = after_hours_reply_at(messages);
     }
+}
+
+/// When the after-hours text among `messages` was written, if there is one: what a write that stores them
+/// records as the conversation's `after_hours_replied_at` (both stores derive it with this).
+pub fn after_hours_reply_at(messages: &[Message]) -> Option<DateTime<Utc>> {
+    messages
+        .iter()
+        .filter(|m| {
+            m.author
+                == Author::Auto {
+                    reply: AutoReplyKind::AfterHours,
+                }
+        })
+        .map(|m| m.at)
+        .max()
 }
 
 /// Who wrote a message.
@@ -218,4 +247,8 @@ pub enum Outcome {
     Delivered,
     /// The department is closed but takes messages after hours.
     AfterHoursMessageLeft,
+    /// An opt-out keyword (STOP, …): the number is opted out of the practice's texts.
+    OptedOut,
+    /// START / UNSTOP: the number takes the practice's texts again.
+    OptedIn,
 }

@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::common::{known_conversation, message_body, message_in, resolved, retry_races, Attempt};
+use super::common::{
+    known_conversation, message_body, message_in, refused_by_opt_out, resolved, retry_races,
+    Attempt,
+};
 use super::delivery::fits_the_channel;
 use super::inbound::caller_dedup_key;
 use super::{Author, ConversationId, ConversationStatus, Message, MessageId};
@@ -11,7 +14,8 @@ use crate::identity::{Caller, Ids, DASHBOARD};
 use crate::store::{ConversationStore, MessageRange, OpenConversation, StoreError};
 
 /// `POST /conversations/{id}/messages`: a staff reply to an open conversation (409
-/// `conversation_resolved` once it has ended).
+/// `conversation_resolved` once it has ended; 409 `sms_opted_out` to a number that opted out of the
+/// practice's texts, before anything is stored).
 pub async fn staff_reply(
     store: &dyn ConversationStore,
     caller: &Caller,
@@ -86,6 +90,8 @@ async fn reply_once(
     if conversation.status == ConversationStatus::Resolved {
         return Err(resolved());
     }
+    // The conversation item keeps the opt-out (the keyword's own write sets it), so this costs no read.
+    refused_by_opt_out(conversation.channel, conversation.sms_opted_out_at)?;
     fits_the_channel(conversation.channel, body)?;
     let open = OpenConversation::of(&conversation);
     let author = Author::Staff {

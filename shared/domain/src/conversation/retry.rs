@@ -4,14 +4,15 @@
 
 use chrono::{DateTime, Utc};
 
-use super::common::known_conversation;
+use super::common::{known_conversation, refused_by_opt_out};
 use super::{ConversationId, Message, MessageId};
 use crate::error::{ConflictCode, DomainError, DomainResult};
 use crate::identity::{Caller, DASHBOARD};
 use crate::store::{ConversationHistory, MessageRange, StoreError, TextOutbox, TextRef};
 
 /// One read (the conversation's messages, for the text's `seq` and delivery), then one conditional write
-/// from the delivery read: a second retry at once finds it queued and is 409 `not_retryable`.
+/// from the delivery read: a second retry at once finds it queued and is 409 `not_retryable`. A number that
+/// opted out is 409 `sms_opted_out`, nothing queued.
 pub async fn retry_text<S>(
     store: &S,
     caller: &Caller,
@@ -28,6 +29,8 @@ where
         .conversation_detail(&caller.practice_id, id, MessageRange::ALL)
         .await?
         .ok_or(DomainError::NotFound("conversation"))?;
+    let conversation = &detail.conversation;
+    refused_by_opt_out(conversation.channel, conversation.sms_opted_out_at)?;
     let message = detail
         .messages
         .into_iter()

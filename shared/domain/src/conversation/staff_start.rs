@@ -6,7 +6,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::common::{
-    known_department, message_body, messages_for, not_set_up, retry_races, Attempt,
+    known_department, message_body, messages_for, not_set_up, refused_by_opt_out, retry_races,
+    Attempt,
 };
 use super::delivery::fits_the_channel;
 use super::{Author, Channel, Conversation, ConversationId};
@@ -90,6 +91,9 @@ async fn start_once(
         .await?;
     ctx.practice.ok_or_else(not_set_up)?;
     let department = ctx.department.ok_or(DomainError::NotFound("department"))?;
+    // Its first message would be a text to a number that said STOP: refused before anything is stored
+    // (the start's write checks the opt-out record is still as read).
+    refused_by_opt_out(start.channel, ctx.sms_opted_out_at)?;
     if let Some(open) = ctx.open_conversation {
         return Err(DomainError::Conflict {
             code: ConflictCode::ClientHasOpenConversation,
@@ -122,7 +126,10 @@ async fn start_once(
     };
     match store.start_conversation(&new).await {
         Ok(()) => Ok(Attempt::Done(new.conversation)),
-        Err(StoreError::ClientHasOpenConversation) => Ok(Attempt::LostRace),
+        // Or the number opted out meanwhile: read again.
+        Err(StoreError::ClientHasOpenConversation) | Err(StoreError::VersionMismatch) => {
+            Ok(Attempt::LostRace)
+        }
         Err(StoreError::NotFound) => Err(DomainError::NotFound("department")),
         Err(e) => Err(e.into()),
     }

@@ -31,6 +31,9 @@ pub struct OpenConversation {
     pub channel: Channel,
     #[serde(default)]
     pub last_seq: u64,
+    /// The conversation's copy: when it last got the after-hours text (what the inbound path reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_hours_replied_at: Option<DateTime<Utc>>,
 }
 
 fn app_channel() -> Channel {
@@ -47,6 +50,7 @@ impl OpenConversation {
             client_id: c.client_id.clone(),
             channel: c.channel,
             last_seq: c.last_seq,
+            after_hours_replied_at: c.after_hours_replied_at,
         }
     }
 }
@@ -60,6 +64,30 @@ pub struct RoutingContext {
     pub open_conversation: Option<OpenConversation>,
     /// The client's rate-limit counters in the practice, if it has any.
     pub client_rate: Option<ClientRate>,
+    /// When the client (a number) opted out of the practice's texts, if it has: its opt-out record.
+    pub sms_opted_out_at: Option<DateTime<Utc>>,
+}
+
+/// What an opt-out keyword (STOP, …, START, UNSTOP) writes, in one atomic write: the number's opt-out record
+/// of the practice, and the keyword as a message of the client's open conversation if it has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptKeywordWrite {
+    pub practice_id: PracticeId,
+    /// The client's number.
+    pub number: String,
+    /// `Some`: opted out since then (STOP); `None`: opted back in (START), the record removed.
+    pub opted_out_at: Option<DateTime<Utc>>,
+    /// The record as the routing context read it: the write fails (`VersionMismatch`) if it changed.
+    pub read: Option<DateTime<Utc>>,
+    /// The client's open conversation as read and the keyword's message in it (its `sms_opted_out_at` set
+    /// to `opted_out_at` when it is an `sms` conversation; appended as by `append_messages`). `None`: the
+    /// client has no open conversation, and the write fails (`ClientHasOpenConversation`) if one started.
+    pub joins: Option<(OpenConversation, Message)>,
+    /// The gateway's inbound message id, recorded with the message (`DuplicateInbound` if seen; naming
+    /// no conversation, an empty id, when the keyword joined none).
+    pub dedup_key: Option<String>,
+    /// When the keyword arrived.
+    pub received_at: DateTime<Utc>,
 }
 
 /// A conversation to start, with everything written in the same atomic write.
@@ -182,7 +210,15 @@ pub trait ConversationIntake: Send + Sync {
     /// Starts a conversation atomically: the client's open-conversation claim (`ClientHasOpenConversation`
     /// if taken), the conversation and its messages, +1 on the department's `open_conversations` (`NotFound`
     /// if the department is gone), the pending alert, and the inbound dedup record (`DuplicateInbound`).
+    /// An `sms` conversation's `sms_opted_out_at` is the number's opt-out record as read: `VersionMismatch`
+    /// if the record no longer says so.
     async fn start_conversation(&self, new: &NewConversation) -> StoreResult<()>;
+
+    /// An opt-out keyword's write ([`OptKeywordWrite`]), atomically: the opt-out record put (or removed)
+    /// if still as read (`VersionMismatch`), and either the keyword appended to the open conversation (its
+    /// rules as `append_messages`: `NotFound`, `VersionMismatch`, `DuplicateInbound`) or, with no
+    /// conversation, the client still without an open one (`ClientHasOpenConversation`).
+    async fn record_opt_keyword(&self, write: &OptKeywordWrite) -> StoreResult<()>;
 
     /// Appends messages (their `seq` following `open.last_seq`) to a conversation that is still open
     /// (`NotFound` otherwise) whose `last_seq` is still `open.last_seq` (`VersionMismatch` otherwise: read

@@ -41,7 +41,8 @@ pub use alerts::{AlertOutbox, PendingAlerts};
 pub use conversations::{
     ClientConversations, ConversationDetail, ConversationFilter, ConversationHistory,
     ConversationIntake, ConversationPage, ConversationStore, MessagePage, MessageRange,
-    NewConversation, OpenConversation, RoutingContext, TransferContext, TransferStore,
+    NewConversation, OpenConversation, OptKeywordWrite, RoutingContext, TransferContext,
+    TransferStore,
 };
 pub use realtime::{ConnectionStore, TicketStore};
 pub use reminders::{ReminderClaim, ReminderStore};

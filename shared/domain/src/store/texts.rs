@@ -2,6 +2,7 @@
 //! that made it), and its `delivery` the record of the send.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::StoreResult;
@@ -47,6 +48,16 @@ pub trait TextOutbox: Send + Sync {
         text: &TextRef,
         event: &DeliveryEvent,
     ) -> StoreResult<Option<StoredText>>;
+
+    /// The provider refused the text because its number opted out: records the opt-out of the practice
+    /// (the record, and the text's conversation's `sms_opted_out_at`), keeping an earlier instant if the
+    /// number was opted out already (so a replay changes nothing). Returns the instant recorded.
+    async fn record_refused_opt_out(
+        &self,
+        text: &TextRef,
+        number: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<DateTime<Utc>>;
 
     /// Replaces the delivery only if it is still `expected` (status and attempt): a staff retry.
     /// `VersionMismatch` when it moved meanwhile.

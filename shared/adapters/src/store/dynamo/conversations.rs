@@ -38,15 +38,16 @@ use domain::alert::PendingAlert;
 use domain::client_view::in_client_view;
 use domain::conversation::rate_limit::RateUpdate;
 use domain::conversation::{
-    Channel, Conversation, ConversationId, ConversationStatus, Message, Transfer,
+    after_hours_reply_at, Channel, Conversation, ConversationId, ConversationStatus, Message,
+    Transfer,
 };
 use domain::identity::{DepartmentId, PracticeId};
 use domain::realtime::Change;
 use domain::store::{
     ClientConversations, ConversationDetail, ConversationFilter, ConversationHistory,
     ConversationIntake, ConversationPage, ConversationStore, MessagePage, MessageRange,
-    NewConversation, OpenConversation, RoutingContext, StoreError, StoreResult, TransferContext,
-    TransferStore,
+    NewConversation, OpenConversation, OptKeywordWrite, RoutingContext, StoreError, StoreResult,
+    TransferContext, TransferStore,
 };
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
@@ -57,9 +58,10 @@ use super::codec::{
 };
 use super::keys::{
     activity_sk, claim_key, client_list_pk, conversation_key, conversation_pk, department_key,
-    inbound_key, key, list_pk, message_sk, practice_key, status_str, CLAIM_SK, CONVERSATION_SK,
-    GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, MESSAGE_SK_PREFIX,
+    inbound_key, key, list_pk, message_sk, opt_out_key, practice_key, status_str, CLAIM_SK,
+    CONVERSATION_SK, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, MESSAGE_SK_PREFIX, OPT_OUT_SK,
 };
+use super::opt_outs::{opt_out_check, opted_out_at_in, CopyOnConversation};
 use super::rate_limits::{rate_changed, rate_key, rate_put, read_rate, RATE_SK};
 use super::settings::read_collection;
 use super::{exists_in, failed, sdk_unavailable, DynamoStore, Verdict};
@@ -83,6 +85,8 @@ const PREVIEW: &str = "preview";
 /// On each message item: the conversation's client, so a page of messages that does not reach the
 /// conversation item still says whose it is.
 const OWNER: &str = "client_id";
+/// On the conversation item and the claim: when the conversation last got the after-hours text.
+const AFTER_HOURS: &str = "after_hours_replied_at";
 
 fn conversation_item(c: &Conversation, messages: &[Message]) -> StoreResult<Item> {
     let mut item = to_item(c).map_err(encoding_failed)?;
@@ -155,11 +159,23 @@ fn claim_update(
     practice_id: &PracticeId,
     open: &OpenConversation,
     last_seq: u64,
+    after_hours_at: Option<DateTime<Utc>>,
 ) -> StoreResult<TransactWriteItem> {
-    let update = Update::builder()
+    let mut update = Update::builder();
+    let mut expression = String::from("SET #seq = :seq, #department = :department, #name = :name");
+    if let Some(at) = after_hours_at {
+        expression.push_str(", #after_hours = :after_hours");
+        update = update
+            .expression_attribute_names("#after_hours", AFTER_HOURS)
+            .expression_attribute_values(
+                ":after_hours",
+                to_attribute_value(at).map_err(encoding_failed)?,
+            );
+    }
+    let update = update
         .table_name(table)
         .set_key(Some(claim_key(practice_id, &open.client_id)))
-        .update_expression("SET #seq = :seq, #department = :department, #name = :name")
+        .update_expression(expression)
         .condition_expression("conversation_id = :conversation")
         .expression_attribute_names("#seq", "last_seq")
         .expression_attribute_names("#department", "department_id")
@@ -176,7 +192,7 @@ fn claim_update(
 
 /// The record of an inbound message seen, kept a week from when it arrived (the table's TTL then deletes
 /// it); with no instant (an append without messages) it is kept.
-fn inbound_item(
+pub(super) fn inbound_item(
     practice_id: &PracticeId,
     dedup_key: &str,
     conversation_id: &ConversationId,
@@ -218,7 +234,10 @@ fn count_open(
 }
 
 /// A failed `attribute_not_exists(PK)` on the dedup record, for real: the message was stored before.
-fn duplicate_inbound(reasons: &[CancellationReason], index: Option<usize>) -> Option<StoreError> {
+pub(super) fn duplicate_inbound(
+    reasons: &[CancellationReason],
+    index: Option<usize>,
+) -> Option<StoreError> {
     let old = failed(reasons, index?)?;
     old.filter(|item| !item.is_empty()).map(|item| {
         StoreError::DuplicateInbound(ConversationId(
@@ -285,8 +304,16 @@ impl ConversationIntake for DynamoStore {
                 department_key(practice_id.as_str(), department_id.as_str()),
                 claim_key(practice_id, client_id),
                 rate_key(practice_id, client_id),
+                opt_out_key(practice_id, client_id),
             ])
             .await?;
+        let (opt_outs, items): (Vec<Item>, Vec<Item>) = items
+            .into_iter()
+            .partition(|item| sort_key(item) == Some(OPT_OUT_SK));
+        let sms_opted_out_at = match opt_outs.first() {
+            Some(item) => opted_out_at_in(item)?,
+            None => None,
+        };
         let (rates, items): (Vec<Item>, Vec<Item>) = items
             .into_iter()
             .partition(|item| sort_key(item) == Some(RATE_SK));
@@ -305,6 +332,7 @@ impl ConversationIntake for DynamoStore {
             department: departments.into_iter().find(|d| &d.id == department_id),
             open_conversation,
             client_rate,
+            sms_opted_out_at,
         })
     }
 
@@ -322,12 +350,21 @@ impl ConversationIntake for DynamoStore {
         let rate_at = new.rate.as_ref().map(|_| {
             department_at + 1 + usize::from(alert_at.is_some()) + usize::from(dedup_at.is_some())
         });
+        // An SMS conversation copies the number's opt-out record: still as read.
+        let opt_out_at = (c.channel == Channel::Sms).then(|| {
+            department_at
+                + 1
+                + usize::from(alert_at.is_some())
+                + usize::from(dedup_at.is_some())
+                + usize::from(rate_at.is_some())
+        });
         too_many_items(
             department_at
                 + 1
                 + usize::from(alert_at.is_some())
                 + usize::from(dedup_at.is_some())
-                + usize::from(rate_at.is_some()),
+                + usize::from(rate_at.is_some())
+                + usize::from(opt_out_at.is_some()),
         )?;
 
         let build = || {
@@ -371,9 +408,17 @@ impl ConversationIntake for DynamoStore {
             if let Some(rate) = &new.rate {
                 items.push(rate_put(&self.table, &c.practice_id, rate)?);
             }
+            if opt_out_at.is_some() {
+                items.push(opt_out_check(
+                    &self.table,
+                    &c.practice_id,
+                    &c.client_id,
+                    c.sms_opted_out_at,
+                )?);
+            }
             Ok(items)
         };
-        // The same order of rules as the embedded store: claim, department, dedup, rate counters.
+        // The same order of rules as the embedded store: claim, department, dedup, rate counters, opt-out.
         let interpret = |reasons: &[CancellationReason]| {
             if failed(reasons, 0).is_some_and(exists_in) {
                 Verdict::Fail(StoreError::ClientHasOpenConversation)
@@ -381,7 +426,9 @@ impl ConversationIntake for DynamoStore {
                 Verdict::Fail(StoreError::NotFound)
             } else if let Some(error) = duplicate_inbound(reasons, dedup_at) {
                 Verdict::Fail(error)
-            } else if rate_changed(reasons, rate_at) {
+            } else if rate_changed(reasons, rate_at)
+                || opt_out_at.is_some_and(|i| failed(reasons, i).is_some())
+            {
                 Verdict::Fail(StoreError::VersionMismatch)
             } else if failed(reasons, 1).is_some_and(exists_in) {
                 Verdict::Fail(StoreError::AlreadyExists)
@@ -402,16 +449,47 @@ impl ConversationIntake for DynamoStore {
         dedup_key: Option<&str>,
         rate: Option<&RateUpdate>,
     ) -> StoreResult<()> {
-        // Items in this order: the conversation, the claim, the messages, the dedup record, the counters.
+        self.append_with(practice_id, open, messages, dedup_key, rate, None)
+            .await
+    }
+
+    async fn record_opt_keyword(&self, write: &OptKeywordWrite) -> StoreResult<()> {
+        self.write_opt_keyword(write).await
+    }
+}
+
+impl DynamoStore {
+    /// `append_counted`, and with `opt_out` an opt-out keyword's append: the record's write (last in the
+    /// transaction) and the conversation's copy to set or remove.
+    pub(super) async fn append_with(
+        &self,
+        practice_id: &PracticeId,
+        open: &OpenConversation,
+        messages: &[Message],
+        dedup_key: Option<&str>,
+        rate: Option<&RateUpdate>,
+        opt_out: Option<(TransactWriteItem, Option<CopyOnConversation>)>,
+    ) -> StoreResult<()> {
+        // Items in this order: the conversation, the claim, the messages, the dedup record, the counters,
+        // the opt-out record.
         let messages_at = 2;
         let dedup_at = dedup_key.map(|_| messages_at + messages.len());
         let rate_at = rate.map(|_| messages_at + messages.len() + usize::from(dedup_at.is_some()));
+        let opt_out_at = opt_out.as_ref().map(|_| {
+            messages_at
+                + messages.len()
+                + usize::from(dedup_at.is_some())
+                + usize::from(rate_at.is_some())
+        });
         too_many_items(
             messages_at
                 + messages.len()
                 + usize::from(dedup_at.is_some())
-                + usize::from(rate_at.is_some()),
+                + usize::from(rate_at.is_some())
+                + usize::from(opt_out_at.is_some()),
         )?;
+        let copy = opt_out.as_ref().and_then(|(_, copy)| copy.as_ref());
+        let after_hours_at = after_hours_reply_at(messages);
         let conversation = conversation_key(practice_id, &open.conversation_id);
         const OPEN_AT_SEQ: &str = "attribute_exists(PK) AND #status = :open AND #seq = :read";
         // The inbound message a dedup key names comes first (auto-replies follow it).
@@ -459,8 +537,32 @@ impl ConversationIntake for DynamoStore {
                             .expression_attribute_names("#preview", PREVIEW)
                             .expression_attribute_values(":preview", s(preview));
                     }
+                    if let Some(at) = after_hours_at {
+                        set.push("#after_hours = :after_hours");
+                        update = update
+                            .expression_attribute_names("#after_hours", AFTER_HOURS)
+                            .expression_attribute_values(
+                                ":after_hours",
+                                to_attribute_value(at).map_err(encoding_failed)?,
+                            );
+                    }
+                    let mut expression = String::new();
+                    if let Some(copy) = copy {
+                        update = update.expression_attribute_names(
+                            "#opted_out",
+                            CopyOnConversation::ATTRIBUTE,
+                        );
+                        match copy.value()? {
+                            Some(at) => {
+                                set.push("#opted_out = :opted_out");
+                                update = update.expression_attribute_values(":opted_out", at);
+                            }
+                            None => expression.push_str(" REMOVE #opted_out"),
+                        }
+                    }
+                    expression.insert_str(0, &format!("SET {}", set.join(", ")));
                     let update = update
-                        .update_expression(format!("SET {}", set.join(", ")))
+                        .update_expression(expression)
                         .build()
                         .map_err(build_failed)?;
                     TransactWriteItem::builder().update(update).build()
@@ -487,7 +589,7 @@ impl ConversationIntake for DynamoStore {
             };
             let mut items = vec![
                 first,
-                claim_update(&self.table, practice_id, open, last_seq)?,
+                claim_update(&self.table, practice_id, open, last_seq, after_hours_at)?,
             ];
             for m in messages {
                 items.push(message_put(&self.table, practice_id, &open.client_id, m)?);
@@ -503,9 +605,13 @@ impl ConversationIntake for DynamoStore {
             if let Some(rate) = rate {
                 items.push(rate_put(&self.table, practice_id, rate)?);
             }
+            if let Some((record, _)) = &opt_out {
+                items.push(record.clone());
+            }
             Ok(items)
         };
-        // The same order of rules as the embedded store: open conversation, its seq, dedup, counters.
+        // The same order of rules as the embedded store: open conversation, its seq, dedup, counters,
+        // the opt-out record.
         let interpret = |reasons: &[CancellationReason]| {
             if let Some(old) = failed(reasons, 0) {
                 let Some(item) = old.filter(|item| !item.is_empty()) else {
@@ -534,7 +640,9 @@ impl ConversationIntake for DynamoStore {
             }
             match duplicate_inbound(reasons, dedup_at) {
                 Some(error) => Verdict::Fail(error),
-                None if rate_changed(reasons, rate_at) => {
+                None if rate_changed(reasons, rate_at)
+                    || opt_out_at.is_some_and(|i| failed(reasons, i).is_some()) =>
+                {
                     Verdict::Fail(StoreError::VersionMismatch)
                 }
                 None => Verdict::Retry,
@@ -924,6 +1032,7 @@ impl TransferStore for DynamoStore {
                 practice_id,
                 &moved_to,
                 notice.seq,
+                None,
             )?);
             items.push(put_item(&self.table, alert_item(alert)?)?);
             Ok(items)

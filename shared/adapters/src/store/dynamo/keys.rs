@@ -64,6 +64,7 @@ pub(super) const MESSAGE_SK_PREFIX: &str = "MSG#";
 /// seq n" reads them in order and then the conversation itself, when the page reaches the end.
 pub(super) const CONVERSATION_SK: &str = "MSG~";
 pub(super) const CLAIM_SK: &str = "OPEN";
+pub(super) const OPT_OUT_SK: &str = "OPTOUT";
 pub(super) const TICKET_SK: &str = "TICKET";
 pub(super) const CONNECTION_SK: &str = "CONN";
 
@@ -137,6 +138,12 @@ pub(super) fn connections_pk(practice_id: &PracticeId) -> String {
 /// The client's open-conversation claim.
 pub(super) fn claim_key(practice_id: &PracticeId, client_id: &str) -> Item {
     key(format!("OPEN#{practice_id}#{client_id}"), CLAIM_SK)
+}
+
+/// A number's opt-out of a practice's texts (one per practice and number: STOP to one practice never
+/// silences another).
+pub(super) fn opt_out_key(practice_id: &PracticeId, number: &str) -> Item {
+    key(format!("OPTOUT#{practice_id}#{number}"), OPT_OUT_SK)
 }
 
 /// An inbound message seen (its gateway id, or the caller's idempotency key).

@@ -21,6 +21,7 @@ mod conversations;
 #[cfg(feature = "test-support")]
 mod counter;
 mod keys;
+mod opt_outs;
 mod rate_limits;
 mod realtime;
 mod reminders;

@@ -6,6 +6,7 @@
 //! | `get_text` | one `GetItem` (consistent) |
 //! | `apply_delivery_event` | one conditional `UpdateItem` (the status event's budget) |
 //! | `replace_delivery` | one conditional `UpdateItem` |
+//! | `record_refused_opt_out` | two `UpdateItem`s (`dynamo/opt_outs.rs`) |
 //!
 //! An event is applied with no read: [`Delivery::apply`]'s rule becomes the update's condition (the stored
 //! status is one ranked below the event's, and the attempt is the event's unless the event reports a
@@ -155,6 +156,15 @@ impl TextOutbox for DynamoStore {
             values,
         )
         .await
+    }
+
+    async fn record_refused_opt_out(
+        &self,
+        text: &TextRef,
+        number: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<chrono::DateTime<chrono::Utc>> {
+        self.write_refused_opt_out(text, number, at).await
     }
 
     async fn replace_delivery(

@@ -9,18 +9,22 @@ use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
 use domain::client_view::in_client_view;
 use domain::conversation::rate_limit::RateUpdate;
-use domain::conversation::{Conversation, ConversationId, ConversationStatus, Message, Transfer};
+use domain::conversation::{
+    after_hours_reply_at, Channel, Conversation, ConversationId, ConversationStatus, Message,
+    Transfer,
+};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::realtime::Change;
 use domain::store::{
     ClientConversations, ConversationDetail, ConversationFilter, ConversationHistory,
     ConversationIntake, ConversationPage, ConversationStore, MessagePage, MessageRange,
-    NewConversation, OpenConversation, RoutingContext, StoreError, StoreResult, TransferContext,
-    TransferStore,
+    NewConversation, OpenConversation, OptKeywordWrite, RoutingContext, StoreError, StoreResult,
+    TransferContext, TransferStore,
 };
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::alerts::insert_alert;
+use super::opt_outs::{check_opt_out, read_opt_out, write_opt_out};
 use super::rate_limits::{check_and_write_rate, read_rate};
 use super::settings::{count_open, stored_department, DEPARTMENTS, PRACTICES};
 use super::{decode, engine, get, past, put, EmbeddedStore, Json};
@@ -276,6 +280,7 @@ impl ConversationIntake for EmbeddedStore {
                 department: get(&departments, (p, department_id.0.as_str()))?,
                 open_conversation: get(&claims, (p, client_id))?,
                 client_rate: read_rate(tx, practice_id, client_id)?,
+                sms_opted_out_at: read_opt_out(tx, practice_id, client_id)?,
             })
         })
     }
@@ -299,6 +304,9 @@ impl ConversationIntake for EmbeddedStore {
             }
             check_not_seen(tx, &c.practice_id, new.dedup_key.as_deref())?;
             check_and_write_rate(tx, &c.practice_id, new.rate.as_ref())?;
+            if c.channel == Channel::Sms {
+                check_opt_out(tx, &c.practice_id, &c.client_id, c.sms_opted_out_at)?;
+            }
 
             put(
                 &mut claims,
@@ -331,45 +339,112 @@ impl ConversationIntake for EmbeddedStore {
         let dedup_key = dedup_key.map(str::to_owned);
         let rate = rate.cloned();
         self.write(move |tx| {
-            let current = match stored_conversation(tx, &practice_id, &open.conversation_id)? {
-                Some(c) if c.status == ConversationStatus::Open => c,
-                _ => return Err(StoreError::NotFound),
-            };
-            // Another message took the next seq since the read.
-            if current.last_seq != open.last_seq {
-                return Err(StoreError::VersionMismatch);
-            }
-            check_not_seen(tx, &practice_id, dedup_key.as_deref())?;
-            check_and_write_rate(tx, &practice_id, rate.as_ref())?;
-
-            mark_seen(
+            append_in(
                 tx,
                 &practice_id,
+                &open,
+                &messages,
                 dedup_key.as_deref(),
-                &open.conversation_id,
-            )?;
-            let mut next = current.clone();
-            if let Some(last) = messages.iter().map(|m| m.at).max() {
-                next.last_message_at = last;
-            }
-            if let Some(last) = messages.last() {
-                next.last_seq = last.seq;
-            }
-            store_conversation(tx, Some(&current), &next)?;
-            put_messages(tx, &practice_id, &messages)?;
-            // The claim's copy of `last_seq`, read by the next message of the client.
-            let claim_key = (practice_id.0.as_str(), next.client_id.as_str());
-            let mut claims = tx.open_table(OPEN_CLAIMS).map_err(engine)?;
-            let claim: Option<OpenConversation> = get(&claims, claim_key)?;
-            if let Some(mut claim) = claim.filter(|c| c.conversation_id == next.id) {
-                claim.last_seq = next.last_seq;
-                put(&mut claims, claim_key, &claim)?;
-            }
-            Ok(Change::appended(&practice_id, &open, &messages))
+                rate.as_ref(),
+                None,
+            )
         })
         .await
         .map(|changes| self.feed.publish(changes))
     }
+
+    async fn record_opt_keyword(&self, write: &OptKeywordWrite) -> StoreResult<()> {
+        let write = write.clone();
+        self.write(move |tx| {
+            let (p, number) = (&write.practice_id, write.number.as_str());
+            let Some((open, message)) = &write.joins else {
+                // Same order of checks as the DynamoDB transaction: the claim, dedup, the record.
+                let claims = tx.open_table(OPEN_CLAIMS).map_err(engine)?;
+                if claims.get((p.as_str(), number)).map_err(engine)?.is_some() {
+                    return Err(StoreError::ClientHasOpenConversation);
+                }
+                drop(claims);
+                check_not_seen(tx, p, write.dedup_key.as_deref())?;
+                check_opt_out(tx, p, number, write.read)?;
+                let none = ConversationId(String::new());
+                mark_seen(tx, p, write.dedup_key.as_deref(), &none)?;
+                write_opt_out(tx, p, number, write.opted_out_at)?;
+                return Ok(Vec::new());
+            };
+            let copy = (open.channel == Channel::Sms).then_some(write.opted_out_at);
+            let changes = append_in(
+                tx,
+                p,
+                open,
+                std::slice::from_ref(message),
+                write.dedup_key.as_deref(),
+                None,
+                Some((write.read, copy)),
+            )?;
+            write_opt_out(tx, p, number, write.opted_out_at)?;
+            Ok(changes)
+        })
+        .await
+        .map(|changes| self.feed.publish(changes))
+    }
+}
+
+/// The opt-out an append carries: the record as read (checked), and the conversation's copy to write
+/// (`Some(value)`, for an `sms` conversation).
+type OptOutCheck = (Option<DateTime<Utc>>, Option<Option<DateTime<Utc>>>);
+
+/// An append inside a write transaction: every check (open, its seq, dedup, counters, the opt-out record
+/// as read), then the writes. Returns the changes to publish once committed.
+fn append_in(
+    tx: &WriteTransaction,
+    practice_id: &PracticeId,
+    open: &OpenConversation,
+    messages: &[Message],
+    dedup_key: Option<&str>,
+    rate: Option<&RateUpdate>,
+    opt_out: Option<OptOutCheck>,
+) -> StoreResult<Vec<Change>> {
+    let current = match stored_conversation(tx, practice_id, &open.conversation_id)? {
+        Some(c) if c.status == ConversationStatus::Open => c,
+        _ => return Err(StoreError::NotFound),
+    };
+    // Another message took the next seq since the read.
+    if current.last_seq != open.last_seq {
+        return Err(StoreError::VersionMismatch);
+    }
+    check_not_seen(tx, practice_id, dedup_key)?;
+    check_and_write_rate(tx, practice_id, rate)?;
+    if let Some((read, _)) = opt_out {
+        check_opt_out(tx, practice_id, &open.client_id, read)?;
+    }
+
+    mark_seen(tx, practice_id, dedup_key, &open.conversation_id)?;
+    let mut next = current.clone();
+    if let Some(last) = messages.iter().map(|m| m.at).max() {
+        next.last_message_at = last;
+    }
+    if let Some(last) = messages.last() {
+        next.last_seq = last.seq;
+    }
+    let after_hours = after_hours_reply_at(messages);
+    if after_hours.is_some() {
+        next.after_hours_replied_at = after_hours;
+    }
+    if let Some((_, Some(copy))) = opt_out {
+        next.sms_opted_out_at = copy;
+    }
+    store_conversation(tx, Some(&current), &next)?;
+    put_messages(tx, practice_id, messages)?;
+    // The claim's copies of `last_seq` and the after-hours instant, read by the next message of the client.
+    let claim_key = (practice_id.0.as_str(), next.client_id.as_str());
+    let mut claims = tx.open_table(OPEN_CLAIMS).map_err(engine)?;
+    let claim: Option<OpenConversation> = get(&claims, claim_key)?;
+    if let Some(mut claim) = claim.filter(|c| c.conversation_id == next.id) {
+        claim.last_seq = next.last_seq;
+        claim.after_hours_replied_at = next.after_hours_replied_at;
+        put(&mut claims, claim_key, &claim)?;
+    }
+    Ok(Change::appended(practice_id, open, messages))
 }
 
 #[async_trait]

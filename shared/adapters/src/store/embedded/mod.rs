@@ -36,6 +36,7 @@
 //! | `client_conversations` | (practice, client, conversation) | — (the client's view, GSI2) | `conversations.rs` |
 //! | `inbound_seen` | (practice, dedup key) | conversation | `conversations.rs` |
 //! | `client_rates` | (practice, client) | `ClientRate` (rate-limit counters) | `rate_limits.rs` |
+//! | `sms_opt_outs` | (practice, number) | the instant the number opted out of the practice's texts | `opt_outs.rs` |
 //! | `alerts` | alert | `AlertRecord` with its delivery claims | `alerts.rs` |
 //! | `pending_alerts` | (`created_at`, alert) | — (the pending partition of GSI1) | `alerts.rs` |
 //! | `tickets` | SHA-256 of the secret | `Ticket` | `realtime.rs` |
@@ -54,6 +55,7 @@
 
 mod alerts;
 mod conversations;
+mod opt_outs;
 mod rate_limits;
 mod realtime;
 mod reminders;
@@ -314,6 +316,7 @@ fn prepare(db: &Database, migrations: &[Migration]) -> Result<(), PrepareError> 
     settings::create_tables(&tx)?;
     conversations::create_tables(&tx)?;
     rate_limits::create_tables(&tx)?;
+    opt_outs::create_tables(&tx)?;
     alerts::create_tables(&tx)?;
     realtime::create_tables(&tx)?;
     tx.commit().map_err(redb::Error::from)?;

@@ -8,6 +8,7 @@ use domain::store::{StoreError, StoreResult, StoredText, TextOutbox, TextRef};
 use redb::ReadableTable;
 
 use super::conversations::{CONVERSATIONS, MESSAGES};
+use super::opt_outs::keep_or_record;
 use super::{engine, get, put, EmbeddedStore};
 
 fn read_text(
@@ -101,6 +102,26 @@ impl TextOutbox for EmbeddedStore {
         let event = event.clone();
         self.change_delivery(text, move |current| Ok(current.apply(&event)))
             .await
+    }
+
+    async fn record_refused_opt_out(
+        &self,
+        text: &TextRef,
+        number: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<chrono::DateTime<chrono::Utc>> {
+        let (text, number) = (text.clone(), number.to_owned());
+        self.write(move |tx| {
+            let recorded = keep_or_record(tx, &text.practice_id, &number, at)?;
+            let mut conversations = tx.open_table(CONVERSATIONS).map_err(engine)?;
+            let key = (text.practice_id.as_str(), text.conversation_id.0.as_str());
+            if let Some(mut c) = get::<_, Conversation>(&conversations, key)? {
+                c.sms_opted_out_at = Some(recorded);
+                put(&mut conversations, key, &c)?;
+            }
+            Ok(recorded)
+        })
+        .await
     }
 
     async fn replace_delivery(
