@@ -87,16 +87,49 @@ async fn an_sms_reply_goes_out_once_from_the_practice_number_with_its_context() 
     assert_eq!(delivery(&api, &p, &id).await["status"], "sent");
 }
 
+/// End User Messaging's `ConflictException` `DESTINATION_PHONE_NUMBER_OPTED_OUT` fails the text as
+/// `opted_out` and records the opt-out (episphere/connect #1104): the next reply is refused with 409
+/// `sms_opted_out` before any send reaches the provider.
 #[tokio::test]
-async fn the_providers_opted_out_refusal_fails_the_text_as_opted_out() {
+async fn the_providers_opted_out_refusal_fails_the_text_as_opted_out_and_records_it() {
     let fake = FakeTexting::start().await;
     fake.set(OWNER, Behaviour::OptedOut);
     let (api, p, id, _) = replied().await;
-    api.deliver_texts_with(&sender(&fake).await).await;
+    let sender = sender(&fake).await;
+    api.deliver_texts_with(&sender).await;
     let d = delivery(&api, &p, &id).await;
     assert_eq!(
         (d["status"].clone(), d["reason"].clone()),
         (json!("failed"), json!("opted_out"))
+    );
+    let c = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::GET,
+            &format!("/conversations/{id}"),
+            None,
+        )
+        .await;
+    assert!(c.body["sms_opted_out_at"].is_string(), "{:?}", c.body);
+    let again = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some(json!({"body": "Are you there?"})),
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::CONFLICT, "sms_opted_out")
+    );
+    api.deliver_texts_with(&sender).await;
+    assert_eq!(
+        fake.sms().len(),
+        1,
+        "the one refused send, nothing after it"
     );
 }
 

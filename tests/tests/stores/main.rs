@@ -6,6 +6,7 @@
 
 mod alert_contract;
 mod conversation_contract;
+mod opt_out_contract;
 mod realtime_contract;
 mod reminder;
 mod store_contract;
