@@ -3,6 +3,8 @@
 //! | flow | file | use case |
 //! |---|---|---|
 //! | a message arrives (app, web widget, text) | [`inbound`] | [`route_inbound`] (and [`new_conversation_outcome`], the rule a new chat meets) |
+//! | a text says STOP / START (opt-out keywords) | [`inbound`] | [`route_inbound`] (the keyword by [`opt_keyword`]) |
+//! | a text arrives while closed (the after-hours text) | [`inbound`] | [`route_inbound`] ([`after_hours_text_due`]) |
 //! | a client writes faster than a person chats | [`rate_limit`] | [`rate_limit::count_message`], called by [`route_inbound`] |
 //! | staff start a conversation | [`staff_start`] | [`staff_start()`] |
 //! | staff reply | [`reply`] | [`staff_reply`] |

@@ -26,6 +26,10 @@
 //! | [`TextSenderStore`]: `TextOutbox + SettingsLookup` | | text-sender |
 //! | [`Store`]: all of them | | the local server (every function in one process), the tests |
 //!
+//! A number's opt-out of a practice's texts has no trait of its own: it is written with the conversation
+//! change that records it (`ConversationIntake::record_opt_keyword`, read with `routing_context`) or by the
+//! sender that met the provider's refusal (`TextOutbox::record_refused_opt_out`).
+//!
 //! The composed traits have blanket implementations: a store implements the aggregate traits and gets them.
 //! One error type for all ([`StoreError`]); `adapters::http` maps it (through `DomainError`) to the
 //! contract's codes in one place.

@@ -11,7 +11,8 @@
 //!
 //! | method | requests |
 //! |---|---|
-//! | `routing_context` | one `BatchGetItem` (practice, department, the client's claim and rate counters; consistent) |
+//! | `routing_context` | one `BatchGetItem` (practice, department, the client's claim, rate counters and opt-out record; consistent) |
+//! | `record_opt_keyword` | one `TransactWriteItems` (`opt_outs.rs`) |
 //! | `start_conversation` | one `TransactWriteItems` (with the client's rate counters when limited) |
 //! | `append_counted` | one `TransactWriteItems` (likewise) |
 //! | `get_conversation` | one `GetItem` |
