@@ -176,7 +176,8 @@ async fn texted_conversation(api: &Api, p: &str) -> String {
     r.body["conversation_id"].as_str().unwrap().to_owned()
 }
 
-async fn messages(api: &Api, p: &str, id: &str) -> Vec<Value> {
+/// The conversation as staff read it, with its messages.
+async fn conversation(api: &Api, p: &str, id: &str) -> Value {
     let r = api
         .call(
             p,
@@ -187,7 +188,14 @@ async fn messages(api: &Api, p: &str, id: &str) -> Vec<Value> {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    r.body["messages"].as_array().unwrap().clone()
+    r.body
+}
+
+async fn messages(api: &Api, p: &str, id: &str) -> Vec<Value> {
+    conversation(api, p, id).await["messages"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 async fn a_staff_reply_to_a_text_is_queued_with_its_sms_parts(api: Api) {
@@ -429,20 +437,6 @@ async fn try_reply(api: &Api, p: &str, id: &str, body: &str) -> Reply {
         Some(json!({ "body": body })),
     )
     .await
-}
-
-async fn conversation(api: &Api, p: &str, id: &str) -> Value {
-    let r = api
-        .call(
-            p,
-            Role::Staff,
-            Method::GET,
-            &format!("/conversations/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    r.body
 }
 
 /// A refusal for the opt-out: 409 `sms_opted_out` carrying the instant.

@@ -46,7 +46,7 @@ async fn replied() -> (Api, String, String, Value) {
     (api, p, id, r.body)
 }
 
-async fn delivery(api: &Api, p: &str, id: &str) -> Value {
+async fn conversation(api: &Api, p: &str, id: &str) -> Value {
     let r = api
         .call(
             p,
@@ -56,7 +56,12 @@ async fn delivery(api: &Api, p: &str, id: &str) -> Value {
             None,
         )
         .await;
-    r.body["messages"][1]["delivery"].clone()
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body
+}
+
+async fn delivery(api: &Api, p: &str, id: &str) -> Value {
+    conversation(api, p, id).await["messages"][1]["delivery"].clone()
 }
 
 #[tokio::test]
@@ -102,16 +107,8 @@ async fn the_providers_opted_out_refusal_fails_the_text_as_opted_out_and_records
         (d["status"].clone(), d["reason"].clone()),
         (json!("failed"), json!("opted_out"))
     );
-    let c = api
-        .call(
-            &p,
-            Role::Staff,
-            Method::GET,
-            &format!("/conversations/{id}"),
-            None,
-        )
-        .await;
-    assert!(c.body["sms_opted_out_at"].is_string(), "{:?}", c.body);
+    let c = conversation(&api, &p, &id).await;
+    assert!(c["sms_opted_out_at"].is_string(), "{c:?}");
     let again = api
         .call(
             &p,

@@ -29,6 +29,7 @@ vetchat_tests::on_every_store!(
     writes_that_copy_the_record_fail_when_it_changed_since_the_read,
     the_providers_refusal_is_recorded_once_with_its_first_instant,
     a_text_gets_the_after_hours_text_once_per_closed_period,
+    a_stop_racing_the_first_text_leaves_the_conversation_showing_the_opt_out,
 );
 
 const NUMBER: &str = "+12015550111";
@@ -63,10 +64,14 @@ fn ny(day: u32, h: u32, m: u32) -> DateTime<Utc> {
 }
 
 fn text(practice: &Practice, body: &str) -> Inbound {
+    text_from(practice, NUMBER, body)
+}
+
+fn text_from(practice: &Practice, number: &str, body: &str) -> Inbound {
     Inbound {
         practice_id: practice.id.clone(),
         channel: Channel::Sms,
-        client_id: NUMBER.into(),
+        client_id: number.into(),
         department_id: None,
         body: body.into(),
         dedup_key: None,
@@ -369,6 +374,59 @@ async fn a_text_gets_the_after_hours_text_once_per_closed_period(t: TestStore) {
     );
 }
 
+/// A STOP from a number with no conversation and its first text, at once, many times over: whichever
+/// commits first, the conversation ends up showing the opt-out (the keyword's write requires the claim still
+/// absent, the start the record still as read; the loser reads again).
+async fn a_stop_racing_the_first_text_leaves_the_conversation_showing_the_opt_out(t: TestStore) {
+    let store = t.store();
+    let practice = setup(&store).await;
+    for round in 0..12 {
+        let number = format!("+1201555{:04}", 2000 + round);
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let go = |body: &'static str| {
+            let (store, practice, number, barrier) = (
+                store.clone(),
+                practice.clone(),
+                number.clone(),
+                barrier.clone(),
+            );
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let m = text_from(&practice, &number, body);
+                conversation::route_inbound(store.as_ref(), m, t0(), &TestIds)
+                    .await
+                    .expect("route_inbound")
+            })
+        };
+        let (stop, hello) = (go("STOP"), go("Is Rex ready?"));
+        let (stop, hello) = (stop.await.unwrap(), hello.await.unwrap());
+        assert_eq!(stop.outcome, Outcome::OptedOut);
+        let id = hello
+            .conversation_id
+            .expect("the text is in a conversation");
+        let record = store
+            .routing_context(&practice.id, &number, &practice.default_department_id)
+            .await
+            .unwrap()
+            .sms_opted_out_at;
+        assert_eq!(record, Some(t0()), "round {round}");
+        let c = store
+            .get_conversation(&practice.id, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.sms_opted_out_at, record,
+            "round {round}: the copy is the record"
+        );
+        // The keyword either joined the conversation or was stored nowhere else.
+        assert!(
+            stop.conversation_id.is_none() || stop.conversation_id.as_ref() == Some(&id),
+            "round {round}: {stop:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // DynamoDB only: the item layout and the budgets
 // ---------------------------------------------------------------------------------------------------------
@@ -393,19 +451,10 @@ async fn dynamo_opt_outs_are_where_the_layout_says_within_budget() {
     let practice = setup(&store).await;
     let first = route(&store, &practice, "Is Rex ready?", t0()).await;
     let id = first.conversation_id.expect("a conversation");
+    let caller = staff(&practice);
+    let reply = || conversation::staff_reply(store.as_ref(), &caller, &id, "Yes", t0(), &TestIds);
 
-    let (r, n) = requests(
-        d,
-        conversation::staff_reply(
-            store.as_ref(),
-            &staff(&practice),
-            &id,
-            "Yes",
-            t0(),
-            &TestIds,
-        ),
-    )
-    .await;
+    let (r, n) = requests(d, reply()).await;
     assert!(r.is_ok(), "{r:?}");
     assert_eq!(
         n,
@@ -425,18 +474,7 @@ async fn dynamo_opt_outs_are_where_the_layout_says_within_budget() {
         "a keyword into the open conversation"
     );
 
-    let (r, n) = requests(
-        d,
-        conversation::staff_reply(
-            store.as_ref(),
-            &staff(&practice),
-            &id,
-            "Yes",
-            t0(),
-            &TestIds,
-        ),
-    )
-    .await;
+    let (r, n) = requests(d, reply()).await;
     assert!(r.is_err());
     assert_eq!(
         n,
