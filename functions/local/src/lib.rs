@@ -241,10 +241,7 @@ async fn play_delivery(
             Some(attempt),
         ),
     };
-    store
-        .apply_delivery_event(&text, &event)
-        .await
-        .map_err(DomainError::from)?;
+    domain::texting::apply_status(&*store, &text, &event).await?;
     let stored = store
         .get_text(&text)
         .await

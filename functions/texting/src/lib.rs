@@ -49,7 +49,7 @@ pub async fn apply_status_batch(store: &dyn TextOutbox, event: &SnsEvent) -> Res
             tracing::debug!("an SMS event of no text of ours");
             continue;
         };
-        match store.apply_delivery_event(&text, &status).await {
+        match domain::texting::apply_status(store, &text, &status).await {
             Ok(Some(_)) => applied += 1,
             Ok(None) => tracing::info!(?text, ?status, "late or repeated status, nothing changed"),
             Err(e) => return Err(format!("status of {text:?} not recorded: {e}")),

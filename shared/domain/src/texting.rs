@@ -18,7 +18,7 @@ use crate::conversation::{
 };
 use crate::error::DomainResult;
 use crate::identity::DepartmentId;
-use crate::store::{TextRef, TextSenderStore};
+use crate::store::{StoredText, TextOutbox, TextRef, TextSenderStore};
 
 /// One text as a sender hands it to the provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +155,40 @@ pub async fn send_text(
             SendReport::Sent(status.unwrap_or(DeliveryStatus::Sent))
         }
     })
+}
+
+/// Applies a provider's status event to its text: one conditional write by [`Delivery::apply`]'s rule
+/// (`Some` with the text when it changed). An event that fails an SMS as `opted_out` (the carrier's or the
+/// provider's opt-out list) records the opt-out as the sender's refusal does; that rare event alone reads
+/// the text when it changed nothing (a redelivery after the record failed), so no opt-out is lost.
+///
+/// [`Delivery::apply`]: crate::conversation::Delivery::apply
+pub async fn apply_status(
+    store: &dyn TextOutbox,
+    text: &TextRef,
+    event: &DeliveryEvent,
+) -> DomainResult<Option<StoredText>> {
+    let changed = store.apply_delivery_event(text, event).await?;
+    let opted_out =
+        event.status == DeliveryStatus::Failed && event.reason == Some(FailureReason::OptedOut);
+    if opted_out {
+        let now = match &changed {
+            Some(t) => Some(t.clone()),
+            None => store.get_text(text).await?,
+        };
+        let failed_so = |t: &StoredText| {
+            t.message.channel == Channel::Sms
+                && t.message.delivery.as_ref().is_some_and(|d| {
+                    d.status == DeliveryStatus::Failed && d.reason == Some(FailureReason::OptedOut)
+                })
+        };
+        if let Some(t) = now.filter(failed_so) {
+            store
+                .record_refused_opt_out(text, &t.client_id, event.at)
+                .await?;
+        }
+    }
+    Ok(changed)
 }
 
 /// The texts a batch of committed changes leaves to send: replies stored queued, and texts a staff retry

@@ -21,6 +21,7 @@ vetchat_tests::on_every_store!(
     every_opt_out_keyword_opts_out_and_start_or_unstop_opts_back_in,
     a_keyword_without_an_open_conversation_starts_none_and_raises_no_alert,
     episphere_1104_the_providers_opted_out_refusal_records_the_opt_out,
+    a_status_event_failing_a_text_as_opted_out_records_the_opt_out,
     a_staff_started_text_to_an_opted_out_number_is_refused_and_nothing_is_stored,
     whatsapp_conversations_of_an_opted_out_number_are_unaffected,
     chatwoot_3042_five_texts_in_one_closed_period_get_one_after_hours_text,
@@ -663,6 +664,32 @@ async fn episphere_1104_the_providers_opted_out_refusal_records_the_opt_out(api:
     );
     api.deliver_texts().await;
     assert!(sent_replies(&api).await.is_empty());
+}
+
+/// The carrier's opt-out list, reported later by the SMS configuration set's event (`TEXT_OPTED_OUT`):
+/// recorded as the sender's refusal is; a redelivered event changes nothing.
+async fn a_status_event_failing_a_text_as_opted_out_records_the_opt_out(api: Api) {
+    let p = Api::practice_id();
+    let id = texted_practice(&api, &p).await;
+    let m = reply(&api, &p, &id, "Rex is ready at 5").await;
+    api.deliver_texts().await;
+    let event = json!({"message_id": m["id"], "status": "failed", "reason": "opted_out"});
+    let played = play(&api, event.clone()).await;
+    assert_eq!(played["delivery"]["reason"], "opted_out");
+    let opted_out_at = conversation(&api, &p, &id).await["sms_opted_out_at"].clone();
+    assert!(
+        opted_out_at.is_string(),
+        "the event is recorded on the conversation"
+    );
+    assert_opted_out(
+        &try_reply(&api, &p, &id, "Are you there?").await,
+        &opted_out_at,
+    );
+    play(&api, event).await;
+    assert_eq!(
+        conversation(&api, &p, &id).await["sms_opted_out_at"],
+        opted_out_at
+    );
 }
 
 async fn a_staff_started_text_to_an_opted_out_number_is_refused_and_nothing_is_stored(api: Api) {
