@@ -389,6 +389,29 @@ async fn eod_reminder(
     Ok(Json(summary))
 }
 
+/// The local server's sweep of stuck texts (the `text-sweep` schedule on AWS): at start (a text queued when
+/// the server was last stopped is sent; one it was sending is `unconfirmed`), then every `every`.
+pub fn spawn_text_sweep(
+    store: Arc<dyn Store>,
+    sender: Arc<dyn TextSender>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match domain::texting::sweep_texts(&*store, &*sender, &adapters::now).await {
+                Ok(report) if report.stuck > 0 => {
+                    tracing::warn!(?report, "stuck texts taken over")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweep of stuck texts failed; the next run retries")
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
 /// The local server's reminder schedule: a run for the current instant every `every`.
 pub fn spawn_reminder_timer(
     store: Arc<dyn Store>,
