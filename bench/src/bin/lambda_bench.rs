@@ -41,6 +41,8 @@ const ALL: &[&str] = &[
     "eod-reminder",
     "realtime-connections",
     "realtime-fanout",
+    "text-status",
+    "text-sweep",
 ];
 
 struct Args {
@@ -453,6 +455,47 @@ async fn workload(
                 }),
                 check: stream_ok,
                 env: vec![("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".into(), fake.url.clone())],
+            }
+        }
+        "text-status" => {
+            let event = read_event("text-status", "sns-sms-delivered.json");
+            Workload {
+                binary,
+                table,
+                event: "events/text-status/sns-sms-delivered.json, a fresh SNS message id each time (a \
+                        delivery event of a text not in this table: the one conditional UpdateItem refused)"
+                    .into(),
+                growth: "none",
+                next: Box::new(move |i| {
+                    let mut e = event.clone();
+                    e["Records"][0]["Sns"]["MessageId"] = json!(format!("bench-{i}"));
+                    e
+                }),
+                check: |out| {
+                    out["applied"]
+                        .is_u64()
+                        .then_some(())
+                        .ok_or_else(|| format!("no applied count: {out}"))
+                },
+                env: Vec::new(),
+            }
+        }
+        "text-sweep" => {
+            let event = read_event("text-sweep", "scheduled-event.json");
+            Workload {
+                binary,
+                table,
+                event: "events/text-sweep/scheduled-event.json (nothing stuck: one Query of the in-flight \
+                        texts)"
+                    .into(),
+                growth: "none",
+                next: Box::new(move |_| event.clone()),
+                check: |out| {
+                    (out["stuck"] == 0)
+                        .then_some(())
+                        .ok_or_else(|| format!("expected nothing stuck: {out}"))
+                },
+                env: Vec::new(),
             }
         }
         other => panic!("no workload for {other}"),

@@ -16,15 +16,7 @@ const PRACTICE_NUMBER: &str = "+12015550100";
 const OWNER: &str = "+12015550111";
 
 async fn sender(fake: &FakeTexting) -> AwsTextSender {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_pinpointsmsvoicev2::config::Credentials::new(
-            "local", "local", None, None, "test",
-        ))
-        .endpoint_url(&fake.url)
-        .load()
-        .await;
-    AwsTextSender::new(&sdk, Some("vetchat-replies".into()))
+    fake.aws_sender().await
 }
 
 /// An API on a fresh in-memory store with a practice that has a texting number, a client's text and a
