@@ -32,7 +32,7 @@ use domain::conversation::rate_limit::ClientRateLimits;
 use domain::conversation::{DeliveryEvent, DeliveryStatus, FailureReason, MessageId};
 use domain::identity::{plausible_id, PracticeId, Role};
 use domain::realtime::Change;
-use domain::reminder::DueShards;
+use domain::reminder::{DueShards, Paging};
 use domain::store::Store;
 use domain::texting::{send_text, texts_to_send, TextSender};
 use domain::{DomainError, InvalidCode};
@@ -385,7 +385,14 @@ async fn eod_reminder(
         };
         DomainError::malformed(e.to_string(), Some(field.into()))
     })?;
-    let summary = eod_reminder::run(&*store, &*local.sender, run, &local.dashboard_url).await?;
+    let summary = eod_reminder::run(
+        &*store,
+        &*local.sender,
+        run,
+        &local.dashboard_url,
+        Paging::ONE_PAGE,
+    )
+    .await?;
     Ok(Json(summary))
 }
 
@@ -425,8 +432,14 @@ pub fn spawn_reminder_timer(
                 run_at: adapters::now(),
                 shards: DueShards::ALL,
             };
-            if let Err(e) =
-                eod_reminder::run(&*store, &*local.sender, run, &local.dashboard_url).await
+            if let Err(e) = eod_reminder::run(
+                &*store,
+                &*local.sender,
+                run,
+                &local.dashboard_url,
+                Paging::ONE_PAGE,
+            )
+            .await
             {
                 tracing::warn!(error = %e, "reminder run failed; the next run catches up");
             }
