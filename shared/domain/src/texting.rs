@@ -176,7 +176,7 @@ pub fn texts_to_send(changes: &[crate::realtime::Change]) -> Vec<TextRef> {
 }
 
 /// How long a text may stand `queued` or `sending` before the sweep takes it over. Longer than a sender
-/// holds a claim (one provider call of at most `SEND_TIMEOUT`, 10 s, inside a Lambda run of at most 60 s:
+/// holds a claim (one provider call of at most `SEND_TIMEOUT`, 5 s, inside a Lambda run of at most 60 s:
 /// `template.yaml`, checked by a test) and than the stream takes to hand a new reply to the sender (about a
 /// second), so the sweep never races a live sender; short enough that staff see a stuck text for what it is
 /// within minutes.
