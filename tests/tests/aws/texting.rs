@@ -16,15 +16,7 @@ const PRACTICE_NUMBER: &str = "+12015550100";
 const OWNER: &str = "+12015550111";
 
 async fn sender(fake: &FakeTexting) -> AwsTextSender {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_pinpointsmsvoicev2::config::Credentials::new(
-            "local", "local", None, None, "test",
-        ))
-        .endpoint_url(&fake.url)
-        .load()
-        .await;
-    AwsTextSender::new(&sdk, Some("vetchat-replies".into()))
+    fake.aws_sender().await
 }
 
 /// An API on a fresh in-memory store with a practice that has a texting number, a client's text and a
@@ -33,15 +25,7 @@ async fn replied() -> (Api, String, String, Value) {
     let api = Api::from(TestStore::open(StoreKind::Memory).await);
     let p = Api::practice_id();
     let id = api.texted_conversation(&p, PRACTICE_NUMBER, OWNER).await;
-    let r = api
-        .call(
-            &p,
-            Role::Staff,
-            Method::POST,
-            &format!("/conversations/{id}/messages"),
-            Some(json!({"body": "Rex is ready at 5"})),
-        )
-        .await;
+    let r = api.staff_reply(&p, &id, "Rex is ready at 5").await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     (api, p, id, r.body)
 }
@@ -169,18 +153,7 @@ async fn a_stalled_send_is_unconfirmed_and_never_resent_without_a_staff_retry() 
     );
     // A staff retry sends it once more.
     fake.set(OWNER, Behaviour::Accept);
-    let r = api
-        .call(
-            &p,
-            Role::Staff,
-            Method::POST,
-            &format!(
-                "/conversations/{id}/messages/{}/retry",
-                reply["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
+    let r = api.retry_text(&p, &id, reply["id"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     api.deliver_texts_with(&sender).await;
     let sent = fake.sms();
@@ -190,4 +163,145 @@ async fn a_stalled_send_is_unconfirmed_and_never_resent_without_a_staff_retry() 
         Some("2")
     );
     assert_eq!(delivery(&api, &p, &id).await["status"], "sent");
+}
+
+#[tokio::test]
+async fn a_provider_outage_leaves_every_reply_visibly_unconfirmed_and_a_retry_sends_each_once() {
+    let fake = FakeTexting::start().await;
+    let sender = sender(&fake).await;
+    let api = Api::from(TestStore::open(StoreKind::Memory).await);
+    let mut replies = Vec::new();
+    for i in 0..3 {
+        let p = Api::practice_id();
+        let owner = format!("+1201555012{i}");
+        let id = api
+            .texted_conversation(&p, &format!("+1201555010{i}"), &owner)
+            .await;
+        let r = api.staff_reply(&p, &id, &format!("Reply {i}")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        replies.push((p, id, owner, r.body["id"].as_str().unwrap().to_owned()));
+    }
+    // End User Messaging answers 5xx to every call: each reply is unconfirmed (the provider may have it),
+    // none shown as sent, none resent by itself.
+    fake.outage(Behaviour::ServerError, 3);
+    api.deliver_texts_with(&sender).await;
+    api.deliver_texts_with(&sender).await;
+    for (p, id, _, _) in &replies {
+        assert_eq!(delivery(&api, p, id).await["status"], "unconfirmed");
+    }
+    assert_eq!(fake.sms().len(), 3, "one call each, no silent resend");
+    // After the outage, staff retry each: one new send each, delivered once.
+    for (p, id, _, message) in &replies {
+        let r = api.retry_text(p, id, message).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    api.deliver_texts_with(&sender).await;
+    let sent = fake.sms();
+    for (p, id, owner, _) in &replies {
+        assert_eq!(delivery(&api, p, id).await["status"], "sent");
+        let to_owner: Vec<_> = sent.iter().filter(|s| &s.destination == owner).collect();
+        assert_eq!(to_owner.len(), 2, "{owner}: the refused call and the retry");
+        assert_eq!(
+            to_owner[1]
+                .context
+                .get(context::ATTEMPT)
+                .map(String::as_str),
+            Some("2")
+        );
+    }
+}
+
+/// Every way a send can go wrong at once, over 14 replies: End User Messaging accepting, answering 5xx,
+/// throttling, refusing the number, stalling; a sender killed after claiming; a stream record that never
+/// reached a sender. After one delivery pass and one sweep (its clock past `SWEEP_AFTER`), every reply stands
+/// where a user would expect, none left `queued` or `sending`, and End User Messaging got at most one call
+/// per reply.
+#[tokio::test]
+async fn every_reply_ends_sent_or_visibly_failed_or_unconfirmed_and_none_is_sent_twice() {
+    use domain::conversation::{DeliveryEvent, DeliveryStatus};
+    use domain::store::TextRef;
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Fate {
+        Provider(Behaviour),
+        KilledSender,
+        LostRecord,
+    }
+    let fates = [
+        Fate::Provider(Behaviour::Accept),
+        Fate::Provider(Behaviour::ServerError),
+        Fate::Provider(Behaviour::Throttle),
+        Fate::Provider(Behaviour::Invalid),
+        Fate::Provider(Behaviour::OptedOut),
+        Fate::Provider(Behaviour::Stall),
+        Fate::KilledSender,
+    ];
+    let fake = FakeTexting::start().await;
+    let sender = sender(&fake).await;
+    let api = Api::from(TestStore::open(StoreKind::Memory).await);
+    let mut replies = Vec::new();
+    for (i, fate) in fates.iter().chain(&[Fate::LostRecord; 7]).enumerate() {
+        let p = Api::practice_id();
+        let owner = format!("+1201555{:04}", 2000 + i);
+        let id = api
+            .texted_conversation(&p, &format!("+1201555{:04}", 3000 + i), &owner)
+            .await;
+        api.deliver_texts_with(&sender).await; // nothing queued yet: the client's text is no reply
+        let r = api.staff_reply(&p, &id, &format!("Reply {i}")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let text = TextRef {
+            practice_id: domain::identity::PracticeId::parse(&p).unwrap(),
+            conversation_id: domain::conversation::ConversationId(id.clone()),
+            seq: r.body["seq"].as_u64().unwrap(),
+        };
+        match fate {
+            Fate::Provider(b) => fake.set(&owner, *b),
+            Fate::KilledSender => {
+                let claim =
+                    DeliveryEvent::new(DeliveryStatus::Sending, chrono::Utc::now(), Some(1));
+                api.store
+                    .apply_delivery_event(&text, &claim)
+                    .await
+                    .expect("claim")
+                    .expect("claimed");
+            }
+            Fate::LostRecord => {}
+        }
+        if *fate == Fate::LostRecord {
+            api.lose_changes().await;
+        } else {
+            api.deliver_texts_with(&sender).await;
+        }
+        replies.push((p, id, owner, *fate));
+    }
+    let later = || chrono::Utc::now() + domain::texting::SWEEP_AFTER + chrono::Duration::seconds(1);
+    let report = domain::texting::sweep_texts(api.store.as_ref(), &sender, &later)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        (report.stuck, report.sent, report.unconfirmed),
+        (8, 7, 1),
+        "{report:?}"
+    );
+
+    let sent = fake.sms();
+    for (p, id, owner, fate) in &replies {
+        let d = delivery(&api, p, id).await;
+        let expected = match fate {
+            Fate::Provider(Behaviour::Accept) | Fate::LostRecord => (json!("sent"), Value::Null),
+            Fate::Provider(Behaviour::ServerError)
+            | Fate::Provider(Behaviour::Stall)
+            | Fate::KilledSender => (json!("unconfirmed"), Value::Null),
+            Fate::Provider(Behaviour::Throttle) => (json!("failed"), json!("throttled_too_long")),
+            Fate::Provider(Behaviour::Invalid) => (json!("failed"), json!("invalid_number")),
+            Fate::Provider(Behaviour::OptedOut) => (json!("failed"), json!("opted_out")),
+        };
+        assert_eq!(
+            (d["status"].clone(), d["reason"].clone()),
+            expected,
+            "{fate:?}"
+        );
+        let calls = sent.iter().filter(|s| &s.destination == owner).count();
+        let expected_calls = usize::from(*fate != Fate::KilledSender);
+        assert_eq!(calls, expected_calls, "{fate:?}: calls to {owner}");
+    }
 }
