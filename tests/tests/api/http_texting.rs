@@ -833,6 +833,15 @@ async fn an_opted_out_number_gets_no_after_hours_text(api: Api) {
     assert_eq!(hello.body["auto_replies"], json!([]));
     let id = hello.body["conversation_id"].as_str().unwrap().to_owned();
     assert_eq!(messages(&api, &p, &id).await.len(), 1);
+    // Joining the conversation while closed: left after hours, still nothing texted.
+    let again = api.text(&p, OWNER, "Anyone there?").await;
+    assert_eq!(
+        (
+            again.body["outcome"].clone(),
+            again.body["auto_replies"].clone()
+        ),
+        (json!("after_hours_message_left"), json!([]))
+    );
     api.deliver_texts().await;
     assert!(sent_replies(&api).await.is_empty());
 

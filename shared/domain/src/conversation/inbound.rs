@@ -216,7 +216,7 @@ async fn route_once(
     if let Some(open) = ctx.open_conversation {
         // A text may get the after-hours message of the department its conversation is in now (read
         // again only when a transfer moved it out of the one read).
-        let after_hours = if !inbound.channel.is_text() || opted_out.is_some() {
+        let after_hours = if !inbound.channel.is_text() {
             None
         } else if ctx.department.as_ref().map(|d| &d.id) == Some(&open.department_id) {
             ctx.department
@@ -230,7 +230,7 @@ async fn route_once(
                 .await?
                 .department
         }
-        .map(|department| closed_for_text(&practice, &department, &open, now));
+        .map(|department| closed_for_text(&practice, &department, &open, opted_out, now));
         return join(store, inbound, open, after_hours, rate.as_ref(), now, ids).await;
     }
     let department = match ctx.department {
@@ -255,11 +255,12 @@ struct Destination<'a> {
 }
 
 /// What a text joining `open` meets in its department at `now`: whether the department is closed, and the
-/// after-hours text if one is due ([`after_hours_text_due`]).
+/// after-hours text if one is due ([`after_hours_text_due`]) and the number takes texts (not opted out).
 fn closed_for_text(
     practice: &Practice,
     department: &Department,
     open: &OpenConversation,
+    opted_out: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> (bool, Option<AutoReply>) {
     let s = &department.settings;
@@ -270,7 +271,8 @@ fn closed_for_text(
         practice.timezone,
         now,
     );
-    let due = after_hours_text_due(practice, department, &a, open.after_hours_replied_at, now);
+    let due = opted_out.is_none()
+        && after_hours_text_due(practice, department, &a, open.after_hours_replied_at, now);
     (
         !a.open,
         due.then(|| AutoReply {
