@@ -30,6 +30,7 @@ vetchat_tests::on_every_store!(
     the_providers_refusal_is_recorded_once_with_its_first_instant,
     a_text_gets_the_after_hours_text_once_per_closed_period,
     a_stop_racing_the_first_text_leaves_the_conversation_showing_the_opt_out,
+    a_transferred_conversation_gets_its_new_departments_after_hours_text,
 );
 
 const NUMBER: &str = "+12015550111";
@@ -425,6 +426,43 @@ async fn a_stop_racing_the_first_text_leaves_the_conversation_showing_the_opt_ou
             "round {round}: {stop:?}"
         );
     }
+}
+
+/// The after-hours text is the department's the conversation is in now: after a transfer to a department
+/// closed at that hour, a text gets that department's message (the default department is open).
+async fn a_transferred_conversation_gets_its_new_departments_after_hours_text(t: TestStore) {
+    let store = t.store();
+    let practice = setup(&store).await;
+    let mut night = vetchat_tests::sample_department(&practice.id, "Night desk");
+    night.settings.hours = domain::schedule::WeeklyHours::default();
+    night.settings.hours.mon = None;
+    night.settings.chat.after_hours_message = "The night desk answers from Tuesday.".into();
+    store
+        .create_department(&night)
+        .await
+        .expect("create department");
+    // Monday 09:30 New York: the default department is open.
+    let first = route(&store, &practice, "Is Rex ready?", t0()).await;
+    assert_eq!(first.auto_replies, vec![]);
+    let id = first.conversation_id.expect("a conversation");
+    conversation::transfer_conversation(
+        store.as_ref(),
+        &staff(&practice),
+        &id,
+        conversation::TransferInput {
+            department_id: night.id.clone(),
+            note: None,
+        },
+        t0(),
+        &TestIds,
+    )
+    .await
+    .expect("transfer");
+    let r = route(&store, &practice, "Hello?", t0() + Duration::minutes(1)).await;
+    assert_eq!(r.department_id.as_ref(), Some(&night.id));
+    assert_eq!(r.outcome, Outcome::AfterHoursMessageLeft);
+    let texts: Vec<&str> = r.auto_replies.iter().map(|a| a.text.as_str()).collect();
+    assert_eq!(texts, ["The night desk answers from Tuesday."]);
 }
 
 // ---------------------------------------------------------------------------------------------------------
