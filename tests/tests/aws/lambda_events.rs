@@ -112,7 +112,8 @@ enum Sender {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum After {
-    /// The text of `sns-inbound-text.json`, sent twice, is one conversation with one client message.
+    /// The text of `sns-inbound-text.json`, sent twice, is one conversation with one client message; the
+    /// STOP of `sns-inbound-stop.json` started none and opted its number out of the practice's texts.
     TextStoredOnce,
     /// Bella's conversation is in Grooming, with one pending transfer alert (the transactional outbox).
     TransferAlertPending,
@@ -253,6 +254,11 @@ const FUNCTIONS: &[Function] = &[
             Step {
                 file: "sns-inbound-text-unknown-number.json",
                 expect: Expect::Output(text_skipped),
+            },
+            // STOP from a number with no conversation: taken (routed), stored only as its opt-out.
+            Step {
+                file: "sns-inbound-stop.json",
+                expect: Expect::Output(text_routed),
             },
         ],
         after: &[After::TextStoredOnce],
@@ -1224,7 +1230,19 @@ async fn check_after(after: After, story: &Story) {
             assert_eq!(
                 page.conversations.len(),
                 2,
-                "Bella's and Luna's; the text to an unknown number started nothing: {page:?}"
+                "Bella's and Luna's; the text to an unknown number and the STOP started nothing: {page:?}"
+            );
+            let stop = store
+                .routing_context(
+                    &practice,
+                    "+12015550143",
+                    &DepartmentId(DEFAULT_DEPARTMENT.to_owned()),
+                )
+                .await
+                .expect("routing context");
+            assert!(
+                stop.sms_opted_out_at.is_some(),
+                "the STOP is recorded: {stop:?}"
             );
             let detail = store
                 .conversation_detail(&practice, &luna[0].id, domain::store::MessageRange::ALL)
