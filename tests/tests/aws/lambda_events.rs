@@ -897,6 +897,7 @@ async fn seed_demo_practice(story: &Story) {
     .await
     .expect("seed Grooming");
     let text = Inbound {
+        to: None,
         practice_id: demo_practice_id(),
         channel: Channel::Sms,
         client_id: BELLA_OWNER.to_owned(),

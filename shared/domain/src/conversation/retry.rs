@@ -28,6 +28,8 @@ where
         .conversation_detail(&caller.practice_id, id, MessageRange::ALL)
         .await?
         .ok_or(DomainError::NotFound("conversation"))?;
+    // A resend is a free-form message too: not outside WhatsApp's window.
+    detail.conversation.reply_window_open(now)?;
     let message = detail
         .messages
         .into_iter()

@@ -31,6 +31,9 @@ pub struct OpenConversation {
     pub channel: Channel,
     #[serde(default)]
     pub last_seq: u64,
+    /// The practice number or WhatsApp phone number id replies go out from (texted conversations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_from: Option<String>,
 }
 
 fn app_channel() -> Channel {
@@ -47,6 +50,7 @@ impl OpenConversation {
             client_id: c.client_id.clone(),
             channel: c.channel,
             last_seq: c.last_seq,
+            reply_from: c.reply_from.clone(),
         }
     }
 }

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use domain::alert::PendingAlert;
 use domain::client_view::in_client_view;
 use domain::conversation::rate_limit::RateUpdate;
-use domain::conversation::{Conversation, ConversationId, ConversationStatus, Message, Transfer};
+use domain::conversation::{
+    last_whatsapp_message_at, Conversation, ConversationId, ConversationStatus, Message, Transfer,
+};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::realtime::Change;
 use domain::store::{
@@ -354,6 +356,9 @@ impl ConversationIntake for EmbeddedStore {
             }
             if let Some(last) = messages.last() {
                 next.last_seq = last.seq;
+            }
+            if let Some(at) = last_whatsapp_message_at(&messages) {
+                next.last_whatsapp_at = Some(at);
             }
             store_conversation(tx, Some(&current), &next)?;
             put_messages(tx, &practice_id, &messages)?;
