@@ -161,3 +161,95 @@ async fn a_stalled_send_is_unconfirmed_and_never_resent_without_a_staff_retry() 
     );
     assert_eq!(delivery(&api, &p, &id).await["status"], "sent");
 }
+
+/// A WhatsApp reply through `SendWhatsAppMessage`: once, from the phone number id the client wrote to, its
+/// Meta message carrying the reply's address in `biz_opaque_callback_data`; the statuses that echo it come
+/// through the WhatsApp SNS entry and move the reply's delivery.
+#[tokio::test]
+async fn a_whatsapp_reply_goes_out_once_from_the_phone_number_id_and_its_statuses_find_it() {
+    const WA_ID: &str = "phone-number-id-0123456789abcdef0123456789abcdef";
+    let fake = FakeTexting::start().await;
+    let sender = sender(&fake).await;
+    let api = Api::from(TestStore::open(StoreKind::Memory).await);
+    let p = Api::practice_id();
+    let r = api
+        .admin(
+            &p,
+            Method::PUT,
+            "/practice",
+            Some(json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
+                        "whatsapp_numbers": [{"phone_number_id": WA_ID, "number": PRACTICE_NUMBER}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = api
+        .call(
+            &p,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(
+                json!({"channel": "whatsapp", "from": OWNER, "to": WA_ID, "body": "Is Rex ready?"}),
+            ),
+        )
+        .await;
+    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some(json!({"body": "Rex is ready at 5"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    api.deliver_texts_with(&sender).await;
+    api.deliver_texts_with(&sender).await;
+    let sent = fake.whatsapp();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].origination_phone_number_id, WA_ID);
+    assert_eq!(sent[0].to(), Some(OWNER));
+    assert_eq!(sent[0].text(), Some("Rex is ready at 5"));
+    assert_eq!(delivery(&api, &p, &id).await["status"], "sent");
+    let callback = sent[0].message["biz_opaque_callback_data"]
+        .as_str()
+        .expect("the send carries the reply's address")
+        .to_owned();
+
+    // Meta's statuses of that message, as End User Messaging Social publishes them to the topic.
+    let entry = json!({"id": "365731266123456", "changes": [{"field": "messages", "value": {
+    "metadata": {"display_phone_number": "12015550100", "phone_number_id": "321010217760100"},
+    "statuses": [
+        {"id": "wamid.R", "status": "read", "timestamp": "1795446402", "recipient_id": "12015550111",
+         "biz_opaque_callback_data": callback},
+        {"id": "wamid.R", "status": "delivered", "timestamp": "1795446401", "recipient_id": "12015550111",
+         "biz_opaque_callback_data": callback}
+    ]}}]});
+    let message =
+        json!({"context": {"MetaPhoneNumberIds": []}, "whatsAppWebhookEntry": entry.to_string()});
+    let event: aws_lambda_events::event::sns::SnsEvent = serde_json::from_value(json!({"Records": [{
+        "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:1",
+        "Sns": {"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+                "Message": message.to_string(), "Timestamp": "2026-11-23T15:06:40.300Z", "SignatureVersion": "1",
+                "Signature": "x", "SigningCertUrl": "https://x", "UnsubscribeUrl": "https://x", "MessageAttributes": {}}}]}))
+    .expect("an SNS event");
+    let batch = inbound_router::whatsapp::handle_notifications(
+        api.store.as_ref(),
+        &event,
+        chrono::Utc::now(),
+        &adapters::UlidIds,
+    )
+    .await
+    .expect("handled");
+    assert_eq!(
+        (batch.statuses_applied, batch.statuses_unchanged),
+        (1, 1),
+        "{batch:?}"
+    );
+    let d = delivery(&api, &p, &id).await;
+    assert_eq!(
+        d["status"], "read",
+        "the late delivered did not move it back: {d}"
+    );
+}

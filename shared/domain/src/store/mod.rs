@@ -139,6 +139,7 @@ pub trait Store:
     + PendingAlerts
     + ReminderRunStore
     + TextIntakeStore
+    + WhatsAppEventStore
     + TextSenderStore
     + RealtimeStore
     + 'static
@@ -151,6 +152,7 @@ impl<T> Store for T where
         + PendingAlerts
         + ReminderRunStore
         + TextIntakeStore
+        + WhatsAppEventStore
         + TextSenderStore
         + RealtimeStore
         + 'static
