@@ -1369,6 +1369,8 @@ async fn check_after(after: After, story: &Story) {
                 .collect();
             assert_eq!(luna.len(), 1, "one conversation for the text: {page:?}");
             assert_eq!(luna[0].channel, Channel::Sms);
+            // Replies go out from the number texted (the notification's destinationNumber).
+            assert_eq!(luna[0].reply_from.as_deref(), Some("+12015550100"));
             assert_eq!(luna[0].status, ConversationStatus::Open);
             assert_eq!(luna[0].department_id.as_str(), DEFAULT_DEPARTMENT);
             assert_eq!(
