@@ -28,10 +28,11 @@
 //! | practice | `PRACTICE#{practice_id}` | `PRACTICE` | the `Practice` fields, `version` |
 //! | department | `PRACTICE#{practice_id}` | `DEPT#{department_id}` | `settings` (one map), `name_key`, `is_default`, `open_conversations`, `version`, timestamps |
 //! | department name | `DEPTNAME#{practice_id}#{name_key}` | `DEPTNAME` | `department_id`: the name is taken |
-//! | texting number | `SMSNUMBER#{e164}` | `SMSNUMBER` | `practice_id`: the owner |
+//! | texting number | `SMSNUMBER#{e164}` | `SMSNUMBER` | `practice_id`: the owner (of a texting or a WhatsApp number) |
+//! | WhatsApp phone number id | `WAPHONEID#{phone_number_id}` | `WAPHONEID` | `practice_id`: the owner |
 //! | conversation | `CONV#{practice_id}#{conversation_id}` | `MSG~` (right after its messages) | the `Conversation` fields (with `last_seq`, `department_name`); `transfers` (the `Transfer`s, a list); `preview` (the last message a person wrote); `GSI1PK = CONVS#{practice_id}#{status}`, `GSI1SK = {last_message_at}#{conversation_id}`; app and web ones also `GSI2PK = CLIENT#{practice_id}#{client_id}`, `GSI2SK` as `GSI1SK` |
-//! | message | `CONV#{practice_id}#{conversation_id}` | `MSG#{seq:020}` | the `Message` fields; `client_id` (the conversation's), `practice_id` |
-//! | client's open conversation | `OPEN#{practice_id}#{client_id}` | `OPEN` | the `OpenConversation` fields (`conversation_id`, `department_id`, `department_name`, `client_id`, `channel`, `last_seq`): the claim |
+//! | message | `CONV#{practice_id}#{conversation_id}` | `MSG#{seq:020}` | the `Message` fields; `client_id` (the conversation's), `practice_id`; a text reply's also `reply_from` (the conversation's) |
+//! | client's open conversation | `OPEN#{practice_id}#{client_id}` | `OPEN` | the `OpenConversation` fields (`conversation_id`, `department_id`, `department_name`, `client_id`, `channel`, `last_seq`, `reply_from`): the claim |
 //! | ticket | `TICKET#{sha256 of the secret}` | `TICKET` | the `Subscriber` fields; `expires_at` (TTL, epoch seconds: 60 s) |
 //! | connection | `CONN#{connection_id}` | `CONN` | `id`, the `Subscriber` fields, `connected_at`; `expires_at` (TTL: 2 h); `GSI2PK = CONNS#{practice_id}`, `GSI2SK = {connection_id}` |
 //! | inbound message seen | `INBOUND#{practice_id}#{dedup_key}` | `INBOUND` | `conversation_id`; `expires_at` (TTL, 7 days) |
