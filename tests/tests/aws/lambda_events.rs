@@ -30,7 +30,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use domain::alert::{AlertKind, AlertStatus, AlertSubject, DeliveryOutcome};
 use domain::conversation::DeliveryStatus;
 use domain::conversation::{
-    self, AlertId, Author, Channel, ConversationId, ConversationStatus, Inbound,
+    self, AlertId, Author, Channel, Conversation, ConversationId, ConversationStatus, Inbound,
 };
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::realtime::{Connection, ConnectionId, Subscriber, Ticket};
@@ -1266,6 +1266,38 @@ async fn verify_sender(address: &str) {
 }
 
 /// Checks what a story left behind.
+/// The demo practice's one conversation with `client` (panics unless there is exactly one), how many
+/// others it has, and the bodies of what the client wrote in it.
+async fn stored_for(store: &dyn Store, client: &str) -> (Conversation, usize, Vec<String>) {
+    let practice = demo_practice_id();
+    let page = store
+        .list_conversations(&practice, &ConversationFilter::default(), None, 100)
+        .await
+        .expect("list conversations");
+    let (mine, others): (Vec<_>, Vec<_>) = page
+        .conversations
+        .into_iter()
+        .partition(|c| c.client_id == client);
+    let [conversation] = <[Conversation; 1]>::try_from(mine)
+        .unwrap_or_else(|all| panic!("one conversation of {client}: {all:?}"));
+    let detail = store
+        .conversation_detail(
+            &practice,
+            &conversation.id,
+            domain::store::MessageRange::ALL,
+        )
+        .await
+        .expect("conversation detail")
+        .expect("the conversation");
+    let from_client = detail
+        .messages
+        .into_iter()
+        .filter(|m| matches!(m.author, Author::Client { .. }))
+        .map(|m| m.body)
+        .collect();
+    (conversation, others.len(), from_client)
+}
+
 async fn check_after(after: After, story: &Story) {
     let store: &dyn Store = &story.store;
     let practice = demo_practice_id();
@@ -1305,35 +1337,14 @@ async fn check_after(after: After, story: &Story) {
             assert_eq!(delivery.reason, None);
         }
         After::WhatsAppStoredOnce => {
-            let page = store
-                .list_conversations(&practice, &ConversationFilter::default(), None, 100)
-                .await
-                .expect("list conversations");
-            let milo: Vec<_> = page
-                .conversations
-                .iter()
-                .filter(|c| c.client_id == MILO_WA_OWNER)
-                .collect();
-            assert_eq!(milo.len(), 1, "one conversation for the message: {page:?}");
-            assert_eq!(milo[0].channel, Channel::Whatsapp);
-            assert_eq!(milo[0].reply_from.as_deref(), Some(DEMO_WHATSAPP_ID));
-            assert!(milo[0].last_whatsapp_at.is_some());
+            let (milo, others, from_client) = stored_for(store, MILO_WA_OWNER).await;
+            assert_eq!(milo.channel, Channel::Whatsapp);
+            assert_eq!(milo.reply_from.as_deref(), Some(DEMO_WHATSAPP_ID));
+            assert!(milo.last_whatsapp_at.is_some());
             assert_eq!(
-                page.conversations.len(),
-                3,
-                "Bella's, Rex's and Milo's; the message to an unknown number started nothing: {page:?}"
+                others, 2,
+                "Bella's and Rex's; the message to an unknown number started nothing"
             );
-            let detail = store
-                .conversation_detail(&practice, &milo[0].id, domain::store::MessageRange::ALL)
-                .await
-                .expect("conversation detail")
-                .expect("the conversation");
-            let from_client: Vec<&str> = detail
-                .messages
-                .iter()
-                .filter(|m| matches!(m.author, Author::Client { .. }))
-                .map(|m| m.body.as_str())
-                .collect();
             assert_eq!(
                 from_client,
                 ["Hi, is Milo's prescription ready?"],
@@ -1347,7 +1358,7 @@ async fn check_after(after: After, story: &Story) {
                     .expect("read")
                     .expect("the alert");
                 if let AlertSubject::NewConversation(about) = &record.alert.subject {
-                    if about.conversation_id == milo[0].id {
+                    if about.conversation_id == milo.id {
                         alerts += 1;
                     }
                 }
@@ -1358,37 +1369,16 @@ async fn check_after(after: After, story: &Story) {
             );
         }
         After::TextStoredOnce => {
-            let page = store
-                .list_conversations(&practice, &ConversationFilter::default(), None, 100)
-                .await
-                .expect("list conversations");
-            let luna: Vec<_> = page
-                .conversations
-                .iter()
-                .filter(|c| c.client_id == LUNA_OWNER)
-                .collect();
-            assert_eq!(luna.len(), 1, "one conversation for the text: {page:?}");
-            assert_eq!(luna[0].channel, Channel::Sms);
+            let (luna, others, from_client) = stored_for(store, LUNA_OWNER).await;
+            assert_eq!(luna.channel, Channel::Sms);
             // Replies go out from the number texted (the notification's destinationNumber).
-            assert_eq!(luna[0].reply_from.as_deref(), Some("+12015550100"));
-            assert_eq!(luna[0].status, ConversationStatus::Open);
-            assert_eq!(luna[0].department_id.as_str(), DEFAULT_DEPARTMENT);
+            assert_eq!(luna.reply_from.as_deref(), Some("+12015550100"));
+            assert_eq!(luna.status, ConversationStatus::Open);
+            assert_eq!(luna.department_id.as_str(), DEFAULT_DEPARTMENT);
             assert_eq!(
-                page.conversations.len(),
-                2,
-                "Bella's and Luna's; the text to an unknown number started nothing: {page:?}"
+                others, 1,
+                "Bella's; the text to an unknown number started nothing"
             );
-            let detail = store
-                .conversation_detail(&practice, &luna[0].id, domain::store::MessageRange::ALL)
-                .await
-                .expect("conversation detail")
-                .expect("the conversation");
-            let from_client: Vec<&str> = detail
-                .messages
-                .iter()
-                .filter(|m| matches!(m.author, Author::Client { .. }))
-                .map(|m| m.body.as_str())
-                .collect();
             assert_eq!(from_client, [LUNA_TEXT], "the text is stored once");
         }
         After::TransferAlertPending => {

@@ -60,6 +60,48 @@ async fn replied() -> (Api, String, String, Value) {
     (api, p, id, r.body)
 }
 
+const WA_ID: &str = "phone-number-id-0123456789abcdef0123456789abcdef";
+
+/// [`replied`] on WhatsApp: the practice's WhatsApp number, the client's message to it, the staff reply.
+async fn whatsapp_replied() -> (Api, String, String, Value) {
+    let api = Api::from(TestStore::open(StoreKind::Memory).await);
+    let p = Api::practice_id();
+    let r = api
+        .admin(
+            &p,
+            Method::PUT,
+            "/practice",
+            Some(json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
+                        "whatsapp_numbers": [{"phone_number_id": WA_ID, "number": PRACTICE_NUMBER}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = api
+        .call(
+            &p,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(
+                json!({"channel": "whatsapp", "from": OWNER, "to": WA_ID, "body": "Is Rex ready?"}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some(json!({"body": "Rex is ready at 5"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    (api, p, id, r.body)
+}
+
 async fn delivery(api: &Api, p: &str, id: &str) -> Value {
     let r = api
         .call(
@@ -181,43 +223,9 @@ async fn a_stalled_send_is_unconfirmed_and_never_resent_without_a_staff_retry() 
 /// through the WhatsApp SNS entry and move the reply's delivery.
 #[tokio::test]
 async fn a_whatsapp_reply_goes_out_once_from_the_phone_number_id_and_its_statuses_find_it() {
-    const WA_ID: &str = "phone-number-id-0123456789abcdef0123456789abcdef";
     let fake = FakeTexting::start().await;
     let sender = sender(&fake).await;
-    let api = Api::from(TestStore::open(StoreKind::Memory).await);
-    let p = Api::practice_id();
-    let r = api
-        .admin(
-            &p,
-            Method::PUT,
-            "/practice",
-            Some(json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
-                        "whatsapp_numbers": [{"phone_number_id": WA_ID, "number": PRACTICE_NUMBER}]})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let r = api
-        .call(
-            &p,
-            Role::Integration,
-            Method::POST,
-            "/inbound",
-            Some(
-                json!({"channel": "whatsapp", "from": OWNER, "to": WA_ID, "body": "Is Rex ready?"}),
-            ),
-        )
-        .await;
-    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
-    let r = api
-        .call(
-            &p,
-            Role::Staff,
-            Method::POST,
-            &format!("/conversations/{id}/messages"),
-            Some(json!({"body": "Rex is ready at 5"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let (api, p, id, _) = whatsapp_replied().await;
     api.deliver_texts_with(&sender).await;
     api.deliver_texts_with(&sender).await;
     let sent = fake.whatsapp();
@@ -359,45 +367,12 @@ impl TextOutbox for FlakyOutbox {
 /// and stores no second message nor alert.
 #[tokio::test]
 async fn a_whatsapp_notification_that_fails_in_part_loses_nothing_and_doubles_nothing() {
-    const WA_ID: &str = "phone-number-id-0123456789abcdef0123456789abcdef";
     const MILO_OWNER: &str = "+14255550177";
-    let api = Api::from(TestStore::open(StoreKind::Memory).await);
-    let p = Api::practice_id();
-    let r = api
-        .admin(
-            &p,
-            Method::PUT,
-            "/practice",
-            Some(json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
-                        "whatsapp_numbers": [{"phone_number_id": WA_ID, "number": PRACTICE_NUMBER}]})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let r = api
-        .call(
-            &p,
-            Role::Integration,
-            Method::POST,
-            "/inbound",
-            Some(
-                json!({"channel": "whatsapp", "from": OWNER, "to": WA_ID, "body": "Is Rex ready?"}),
-            ),
-        )
-        .await;
-    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
-    let r = api
-        .call(
-            &p,
-            Role::Staff,
-            Method::POST,
-            &format!("/conversations/{id}/messages"),
-            Some(json!({"body": "Rex is ready at 5"})),
-        )
-        .await;
+    let (api, p, id, reply) = whatsapp_replied().await;
     let text = TextRef {
         practice_id: PracticeId::parse(&p).unwrap(),
         conversation_id: ConversationId(id.clone()),
-        seq: r.body["seq"].as_u64().unwrap(),
+        seq: reply["seq"].as_u64().unwrap(),
     };
     let callback = domain::whatsapp::callback_data(&OutboundText {
         text: text.clone(),
@@ -406,9 +381,9 @@ async fn a_whatsapp_notification_that_fails_in_part_loses_nothing_and_doubles_no
         to: OWNER.into(),
         from: WA_ID.into(),
         body: "Rex is ready at 5".into(),
-        message_id: MessageId(r.body["id"].as_str().unwrap().into()),
+        message_id: MessageId(reply["id"].as_str().unwrap().into()),
         conversation_id: ConversationId(id.clone()),
-        department_id: DepartmentId(r.body["department_id"].as_str().unwrap().into()),
+        department_id: DepartmentId(reply["department_id"].as_str().unwrap().into()),
     });
     let entry = json!({"id": "1", "changes": [{"field": "messages", "value": {
         "metadata": {"phone_number_id": "321010217760100"},
