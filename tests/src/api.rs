@@ -304,6 +304,30 @@ impl Api {
         r.body["conversation_id"].as_str().unwrap().to_owned()
     }
 
+    /// A staff reply `body` in conversation `id`, as answered.
+    pub async fn staff_reply(&self, practice: &str, id: &str, body: &str) -> Reply {
+        self.call(
+            practice,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some(serde_json::json!({ "body": body })),
+        )
+        .await
+    }
+
+    /// A staff retry of the text reply `message` in conversation `id`, as answered.
+    pub async fn retry_text(&self, practice: &str, id: &str, message: &str) -> Reply {
+        self.call(
+            practice,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages/{message}/retry"),
+            None,
+        )
+        .await
+    }
+
     /// One department's entry in the public availability of `practice` at `at` (RFC 3339; now when `None`).
     pub async fn availability_of(
         &self,

@@ -57,6 +57,8 @@ pub struct SmsRequest {
     /// The message id the fake answered with (None when it answered an error or stalled).
     pub message_id: Option<String>,
     pub signed: bool,
+    /// When the request reached the fake (what the reply-latency benchmark measures to).
+    pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// One `SendWhatsAppMessage` request as the fake decoded it.
@@ -149,6 +151,20 @@ impl FakeTexting {
             .unwrap()
             .behaviours
             .insert(destination.to_owned(), behaviour);
+    }
+
+    /// The service's own sender (`adapters::texting::AwsTextSender`, the real SDK clients) sending here,
+    /// with the configuration set `vetchat-replies`.
+    pub async fn aws_sender(&self) -> adapters::texting::AwsTextSender {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_pinpointsmsvoicev2::config::Credentials::new(
+                "local", "local", None, None, "test",
+            ))
+            .endpoint_url(&self.url)
+            .load()
+            .await;
+        adapters::texting::AwsTextSender::new(&sdk, Some("vetchat-replies".into()))
     }
 
     /// The next `requests` sends, whatever their destination, are answered as `behaviour`.
@@ -261,6 +277,7 @@ async fn sms_voice(
             context,
             message_id: message_id.clone(),
             signed: signed(&headers),
+            received_at: chrono::Utc::now(),
         });
         (behaviour, message_id)
     };

@@ -36,6 +36,15 @@ impl LiveServer {
     /// table), with its change feed driving the local fanout. `t` must outlive the server (a file store's
     /// directory goes with it).
     pub async fn start(t: &TestStore) -> LiveServer {
+        LiveServer::start_sending_with(t, None).await
+    }
+
+    /// As [`LiveServer::start`], replies to texting clients going through `text_sender` (e.g. the End
+    /// User Messaging SDK clients against the fake) instead of the recorder.
+    pub async fn start_sending_with(
+        t: &TestStore,
+        text_sender: Option<Arc<dyn domain::texting::TextSender>>,
+    ) -> LiveServer {
         let (feed, changes) = ChangeFeed::channel();
         let store: Arc<dyn Store> = match t {
             TestStore::Embedded(s, _) => Arc::new((**s).clone().with_change_feed(feed)),
@@ -45,7 +54,10 @@ impl LiveServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("address");
-        let services = local::LocalServices::recording(DASHBOARD, &format!("ws://{addr}/ws"));
+        let mut services = local::LocalServices::recording(DASHBOARD, &format!("ws://{addr}/ws"));
+        if let Some(sender) = text_sender {
+            services.text_sender = sender;
+        }
         let sockets = services.sockets.clone();
         local::live::spawn_fanout(
             store.clone(),

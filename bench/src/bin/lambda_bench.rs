@@ -41,6 +41,8 @@ const ALL: &[&str] = &[
     "eod-reminder",
     "realtime-connections",
     "realtime-fanout",
+    "text-status",
+    "text-sweep",
 ];
 
 struct Args {
@@ -344,16 +346,28 @@ async fn workload(
                     Some(&json!({"department_id": s.grooming_id, "client_id": "owner-bench", "body": "Still open"})),
                 )
                 .await;
-            let event = read_event("eod-reminder", "scheduled-event.json");
+            // As the deployed schedule invokes it (template.yaml: one target per quarter of the due index's
+            // shards): the event of the target whose range holds Grooming's shard.
+            let mut event = read_event("eod-reminder", "scheduled-event-shards-16-23.json");
+            let shard = domain::reminder::due_shard(
+                &domain::identity::PracticeId(s.practice.clone()),
+                &domain::identity::DepartmentId(s.grooming_id.clone()),
+            );
+            let first_shard = shard / 8 * 8;
+            event["detail"]["shards"] = json!({"first": first_shard, "last": first_shard + 7});
             // 23:45 UTC is after Grooming's 17:30 New York reminder and before New York's midnight, in
             // winter and summer: each run (a day later than the last) finds Grooming due and reminds it.
             let first = Utc::now().date_naive() + Days::new(1);
             Workload {
                 binary,
                 table,
-                event: "events/eod-reminder/scheduled-event.json, `time` one day later each run (Grooming \
-                        due each time, one open conversation, one email through SES on moto)"
-                    .into(),
+                event: format!(
+                    "events/eod-reminder/scheduled-event-shards-16-23.json with `detail.shards` the \
+                     schedule target's range holding Grooming's shard ({first_shard}-{}: 8 shard Queries, 9 \
+                     with the legacy partition from shard 0), `time` one day later each run (Grooming due \
+                     each time, one open conversation, one email through SES on moto)",
+                    first_shard + 7
+                ),
                 growth: "one reminder alert per invocation",
                 next: Box::new(move |i| {
                     let mut e = event.clone();
@@ -453,6 +467,47 @@ async fn workload(
                 }),
                 check: stream_ok,
                 env: vec![("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".into(), fake.url.clone())],
+            }
+        }
+        "text-status" => {
+            let event = read_event("text-status", "sns-sms-delivered.json");
+            Workload {
+                binary,
+                table,
+                event: "events/text-status/sns-sms-delivered.json, a fresh SNS message id each time (a \
+                        delivery event of a text not in this table: the one conditional UpdateItem refused)"
+                    .into(),
+                growth: "none",
+                next: Box::new(move |i| {
+                    let mut e = event.clone();
+                    e["Records"][0]["Sns"]["MessageId"] = json!(format!("bench-{i}"));
+                    e
+                }),
+                check: |out| {
+                    out["applied"]
+                        .is_u64()
+                        .then_some(())
+                        .ok_or_else(|| format!("no applied count: {out}"))
+                },
+                env: Vec::new(),
+            }
+        }
+        "text-sweep" => {
+            let event = read_event("text-sweep", "scheduled-event.json");
+            Workload {
+                binary,
+                table,
+                event: "events/text-sweep/scheduled-event.json (nothing stuck: one Query of the in-flight \
+                        texts)"
+                    .into(),
+                growth: "none",
+                next: Box::new(move |_| event.clone()),
+                check: |out| {
+                    (out["stuck"] == 0)
+                        .then_some(())
+                        .ok_or_else(|| format!("expected nothing stuck: {out}"))
+                },
+                env: Vec::new(),
             }
         }
         other => panic!("no workload for {other}"),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use domain::alert::AlertSender;
-use domain::reminder::{run_reminders, DueShards, RunSummary, DUE_SHARDS};
+use domain::reminder::{run_reminders_paged, DueShards, Paging, RunSummary, DUE_SHARDS};
 use domain::store::ReminderRunStore;
 use domain::DomainError;
 
@@ -71,14 +71,21 @@ pub fn scheduled_run(event: Value) -> Result<ScheduledRun, ReminderError> {
     Ok(ScheduledRun { run_at, shards })
 }
 
-/// Runs the reminders of `shards` due at `run_at` and logs the summary.
+/// How long a run on AWS goes on starting pages of due departments: its Timeout is 300 s (template.yaml),
+/// and a page of `MAX_DUE_PER_RUN` (5,000) takes about 40 s at the pace measured on DynamoDB Local
+/// (BENCHMARKS.md §6), so the last page started before 200 s ends well inside it.
+pub const PAGES_FOR: std::time::Duration = std::time::Duration::from_secs(200);
+
+/// Runs the reminders of `shards` due at `run_at`, page after page as `paging` allows, and logs the
+/// summary.
 pub async fn run(
     store: &dyn ReminderRunStore,
     sender: &dyn AlertSender,
     ScheduledRun { run_at, shards }: ScheduledRun,
     dashboard_url: &str,
+    paging: Paging<'_>,
 ) -> Result<RunSummary, DomainError> {
-    let summary = run_reminders(store, sender, run_at, shards, dashboard_url).await?;
+    let summary = run_reminders_paged(store, sender, run_at, shards, dashboard_url, paging).await?;
     tracing::info!(
         run_at = %summary.run_at,
         first_shard = shards.first(),

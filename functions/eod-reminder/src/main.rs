@@ -13,7 +13,13 @@ async fn main() -> Result<(), Error> {
     // with a message saying what was expected.
     serve_events(reminders, |r, event: Value| async move {
         let run = eod_reminder::scheduled_run(event)?;
-        let summary = eod_reminder::run(&*r.store, &r.sender, run, &r.dashboard_url).await?;
+        let started = std::time::Instant::now();
+        let paging = domain::reminder::Paging {
+            page: domain::reminder::MAX_DUE_PER_RUN,
+            time_for_another: &move || started.elapsed() < eod_reminder::PAGES_FOR,
+        };
+        let summary =
+            eod_reminder::run(&*r.store, &r.sender, run, &r.dashboard_url, paging).await?;
         Ok::<_, Error>(summary)
     })
     .await

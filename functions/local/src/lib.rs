@@ -32,7 +32,7 @@ use domain::conversation::rate_limit::ClientRateLimits;
 use domain::conversation::{DeliveryEvent, DeliveryStatus, FailureReason, MessageId};
 use domain::identity::{plausible_id, PracticeId, Role};
 use domain::realtime::Change;
-use domain::reminder::DueShards;
+use domain::reminder::{DueShards, Paging};
 use domain::store::Store;
 use domain::texting::{send_text, texts_to_send, TextSender};
 use domain::{DomainError, InvalidCode};
@@ -385,8 +385,38 @@ async fn eod_reminder(
         };
         DomainError::malformed(e.to_string(), Some(field.into()))
     })?;
-    let summary = eod_reminder::run(&*store, &*local.sender, run, &local.dashboard_url).await?;
+    let summary = eod_reminder::run(
+        &*store,
+        &*local.sender,
+        run,
+        &local.dashboard_url,
+        Paging::ONE_PAGE,
+    )
+    .await?;
     Ok(Json(summary))
+}
+
+/// The local server's sweep of stuck texts (the `text-sweep` schedule on AWS): at start (a text queued when
+/// the server was last stopped is sent; one it was sending is `unconfirmed`), then every `every`.
+pub fn spawn_text_sweep(
+    store: Arc<dyn Store>,
+    sender: Arc<dyn TextSender>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match domain::texting::sweep_texts(&*store, &*sender, &adapters::now).await {
+                Ok(report) if report.stuck > 0 => {
+                    tracing::warn!(?report, "stuck texts taken over")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweep of stuck texts failed; the next run retries")
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
 }
 
 /// The local server's reminder schedule: a run for the current instant every `every`.
@@ -402,8 +432,14 @@ pub fn spawn_reminder_timer(
                 run_at: adapters::now(),
                 shards: DueShards::ALL,
             };
-            if let Err(e) =
-                eod_reminder::run(&*store, &*local.sender, run, &local.dashboard_url).await
+            if let Err(e) = eod_reminder::run(
+                &*store,
+                &*local.sender,
+                run,
+                &local.dashboard_url,
+                Paging::ONE_PAGE,
+            )
+            .await
             {
                 tracing::warn!(error = %e, "reminder run failed; the next run catches up");
             }

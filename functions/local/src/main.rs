@@ -120,6 +120,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 }
             };
             local::live::spawn_fanout(store.clone(), sockets.clone(), text_sender.clone(), changes);
+            local::spawn_text_sweep(store.clone(), text_sender.clone(), Duration::from_secs(30));
             let services = local::LocalServices {
                 recorder,
                 sender,

@@ -1,6 +1,6 @@
-//! Text replies on AWS: the send of a stream batch's queued texts (run by the alert dispatcher) and the
-//! status entry (`text-status`), each a thin shell over `domain::texting` (the local server runs the same
-//! code in-process).
+//! Text replies on AWS: the send of a stream batch's queued texts (run by the alert dispatcher), the
+//! status entry (`text-status`) and the sweep of stuck texts (`text-sweep`), each a thin shell over
+//! `domain::texting` (the local server runs the same code in-process).
 //!
 //! The texts are sent by the alert dispatcher's Lambda, not a stream reader of their own: AWS advises at
 //! most two readers per stream shard (the dispatcher and the fanout are the two), and the dispatcher is
@@ -11,7 +11,9 @@ use aws_lambda_events::event::dynamodb::Event as DynamodbEvent;
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use domain::store::{TextOutbox, TextSenderStore};
-use domain::texting::{send_text, sms_status_event, texts_to_send, TextSender};
+use domain::texting::{
+    send_text, sms_status_event, sweep_texts, texts_to_send, SweepReport, TextSender,
+};
 
 /// Sends the texts a stream batch leaves queued, once each. Answers the records to retry: only those whose
 /// store was unavailable (a send that happened is recorded, or it is `sending` and never sent twice).
@@ -56,4 +58,19 @@ pub async fn apply_status_batch(store: &dyn TextOutbox, event: &SnsEvent) -> Res
         }
     }
     Ok(applied)
+}
+
+/// One sweep of the texts stuck in flight (every minute). `Err` when the store was unavailable: the run
+/// fails, and the next one, a minute later, takes over what this one left.
+pub async fn sweep(
+    store: &dyn TextSenderStore,
+    sender: &dyn TextSender,
+) -> Result<SweepReport, String> {
+    let report = sweep_texts(store, sender, &adapters::now)
+        .await
+        .map_err(|e| format!("sweep of stuck texts stopped: {e}"))?;
+    if report.stuck > 0 {
+        tracing::warn!(?report, "stuck texts taken over");
+    }
+    Ok(report)
 }

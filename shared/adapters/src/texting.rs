@@ -29,18 +29,26 @@ const META_API_VERSION: &str = "v20.0";
 /// The `Context` keys of an SMS send (echoed into its delivery events), the domain's.
 pub use domain::texting::context;
 
-/// SMS and WhatsApp replies. Built once per cold start; cheap to clone.
+/// SMS and WhatsApp replies. Cheap to clone. Its two SDK clients are built on the first send, once per
+/// process: the alert dispatcher and the sweep, which hold one, mostly run without sending a text, and a
+/// client's construction is a measurable part of a cold start's init (BENCHMARKS.md §1).
 #[derive(Debug, Clone)]
 pub struct AwsTextSender {
-    sms: aws_sdk_pinpointsmsvoicev2::Client,
-    whatsapp: aws_sdk_socialmessaging::Client,
+    sdk: SdkConfig,
+    clients: std::sync::Arc<std::sync::OnceLock<Clients>>,
     configuration_set: Option<String>,
 }
 
-impl AwsTextSender {
-    /// Clients from the shared SDK configuration, with retries off (a send is made once) and the time of a
-    /// send bounded by [`SEND_TIMEOUT`].
-    pub fn new(sdk: &SdkConfig, configuration_set: Option<String>) -> Self {
+#[derive(Debug)]
+struct Clients {
+    sms: aws_sdk_pinpointsmsvoicev2::Client,
+    whatsapp: aws_sdk_socialmessaging::Client,
+}
+
+impl Clients {
+    /// From the shared SDK configuration, with retries off (a send is made once) and the time of a send
+    /// bounded by [`SEND_TIMEOUT`].
+    fn new(sdk: &SdkConfig) -> Self {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .operation_timeout(SEND_TIMEOUT)
             .operation_attempt_timeout(SEND_TIMEOUT)
@@ -54,15 +62,30 @@ impl AwsTextSender {
             .retry_config(once)
             .timeout_config(timeouts)
             .build();
-        AwsTextSender {
+        Clients {
             sms: aws_sdk_pinpointsmsvoicev2::Client::from_conf(sms),
             whatsapp: aws_sdk_socialmessaging::Client::from_conf(whatsapp),
+        }
+    }
+}
+
+impl AwsTextSender {
+    /// A sender on the shared SDK configuration (its clients built on the first send).
+    pub fn new(sdk: &SdkConfig, configuration_set: Option<String>) -> Self {
+        AwsTextSender {
+            sdk: sdk.clone(),
+            clients: Default::default(),
             configuration_set,
         }
     }
 
+    fn clients(&self) -> &Clients {
+        self.clients.get_or_init(|| Clients::new(&self.sdk))
+    }
+
     async fn send_sms(&self, text: &OutboundText) -> SendOutcome {
         let answer = self
+            .clients()
             .sms
             .send_text_message()
             .destination_phone_number(&text.to)
@@ -116,6 +139,7 @@ impl AwsTextSender {
             "biz_opaque_callback_data": domain::whatsapp::callback_data(text),
         });
         let answer = self
+            .clients()
             .whatsapp
             .send_whats_app_message()
             .origination_phone_number_id(&text.from)

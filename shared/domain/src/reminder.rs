@@ -23,8 +23,28 @@ use crate::store::{ReminderClaim, ReminderRunStore};
 
 /// How many departments a run handles at once (each sends through SES, which throttles).
 pub const CONCURRENCY: usize = 8;
-/// How many due departments one run reads at most; the rest are caught up by the next run.
+/// How many due departments a run reads at a time (a page); it reads the next page while it has time
+/// ([`Paging`]), and what it leaves is caught up by the next run.
 pub const MAX_DUE_PER_RUN: usize = 5000;
+
+/// How a run pages through its due departments.
+#[derive(Clone, Copy)]
+pub struct Paging<'a> {
+    /// Due departments read and handled at a time.
+    pub page: usize,
+    /// Asked after a full page: whether the run has time for another (the entry knows its deadline; the
+    /// domain reads no clock).
+    pub time_for_another: &'a (dyn Fn() -> bool + Send + Sync),
+}
+
+impl Paging<'_> {
+    /// One page of [`MAX_DUE_PER_RUN`], no more: a run of known, bounded length (the local server's timer,
+    /// the tests).
+    pub const ONE_PAGE: Paging<'static> = Paging {
+        page: MAX_DUE_PER_RUN,
+        time_for_another: &|| false,
+    };
+}
 
 /// How many shards the due index is spread over (on DynamoDB, partitions `DUE#00` … `DUE#31`; why 32 in
 /// `adapters::store::dynamo::keys`). A department's shard is [`due_shard`]; a run reads a range of them
@@ -182,7 +202,8 @@ enum DueOutcome {
 }
 
 /// One reminder run for the instant `run_at` (the scheduled event's `time`, not the wall clock), over the
-/// departments of the due-index shards `shards` ([`DueShards::ALL`]: every department).
+/// departments of the due-index shards `shards` ([`DueShards::ALL`]: every department), one page of
+/// [`MAX_DUE_PER_RUN`].
 pub async fn run_reminders(
     store: &dyn ReminderRunStore,
     sender: &dyn AlertSender,
@@ -190,31 +211,69 @@ pub async fn run_reminders(
     shards: DueShards,
     dashboard_url: &str,
 ) -> DomainResult<RunSummary> {
-    let due = store.due_reminders(run_at, shards, MAX_DUE_PER_RUN).await?;
+    run_reminders_paged(
+        store,
+        sender,
+        run_at,
+        shards,
+        dashboard_url,
+        Paging::ONE_PAGE,
+    )
+    .await
+}
+
+/// [`run_reminders`], page after page while pages come back full and `paging` says there is time: a fleet's
+/// reminder minute (25,000 due departments in a range of shards) is handled by one tick's runs instead of
+/// one page per tick. Each page reads what is still due, so what a page handled is not read again (it was
+/// advanced). A page with a failure ends the run (the store or SES is failing: the next tick retries),
+/// and so does a page that moved nothing on (the index still listing entries already handled).
+pub async fn run_reminders_paged(
+    store: &dyn ReminderRunStore,
+    sender: &dyn AlertSender,
+    run_at: DateTime<Utc>,
+    shards: DueShards,
+    dashboard_url: &str,
+    paging: Paging<'_>,
+) -> DomainResult<RunSummary> {
     let mut summary = RunSummary {
         run_at,
-        due: due.len(),
         ..Default::default()
     };
-    let results: Vec<DomainResult<DueOutcome>> = stream::iter(due)
-        .map(|d| async move { handle(store, sender, &d, run_at, dashboard_url).await })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    for result in results {
-        match result {
-            Ok(DueOutcome::Reminded { sent, complete }) => {
-                summary.departments_reminded += 1;
-                summary.reminders_sent += sent;
-                summary.failures += usize::from(!complete);
+    loop {
+        let due = store.due_reminders(run_at, shards, paging.page).await?;
+        let full = due.len() >= paging.page;
+        summary.due += due.len();
+        let results: Vec<DomainResult<DueOutcome>> = stream::iter(due)
+            .map(|d| async move { handle(store, sender, &d, run_at, dashboard_url).await })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let (mut moved_on, mut failed) = (0, false);
+        for result in results {
+            match result {
+                Ok(DueOutcome::Reminded { sent, complete }) => {
+                    summary.departments_reminded += 1;
+                    summary.reminders_sent += sent;
+                    summary.failures += usize::from(!complete);
+                    failed |= !complete;
+                    moved_on += 1;
+                }
+                Ok(DueOutcome::NothingOpen) => {
+                    summary.nothing_open += 1;
+                    moved_on += 1;
+                }
+                Ok(DueOutcome::AlreadyHandled) => summary.already_handled += 1,
+                Ok(DueOutcome::Rescheduled) => moved_on += 1,
+                Err(_) => {
+                    summary.failures += 1;
+                    failed = true;
+                }
             }
-            Ok(DueOutcome::NothingOpen) => summary.nothing_open += 1,
-            Ok(DueOutcome::AlreadyHandled) => summary.already_handled += 1,
-            Ok(DueOutcome::Rescheduled) => {}
-            Err(_) => summary.failures += 1,
+        }
+        if !full || failed || moved_on == 0 || !(paging.time_for_another)() {
+            return Ok(summary);
         }
     }
-    Ok(summary)
 }
 
 async fn handle(

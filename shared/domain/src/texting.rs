@@ -182,6 +182,59 @@ pub fn texts_to_send(changes: &[crate::realtime::Change]) -> Vec<TextRef> {
         .collect()
 }
 
+/// How long a text may stand `queued` or `sending` before the sweep takes it over. Longer than a sender
+/// holds a claim (one provider call of at most `SEND_TIMEOUT`, 5 s, inside a Lambda run of at most 60 s:
+/// `template.yaml`, checked by a test) and than the stream takes to hand a new reply to the sender (about a
+/// second), so the sweep never races a live sender; short enough that staff see a stuck text for what it is
+/// within minutes.
+pub const SWEEP_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
+
+/// The most texts one sweep takes on; the next run (a minute later) takes the rest.
+pub const SWEEP_BATCH: usize = 200;
+
+/// What a sweep of stuck texts did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// Texts in flight for longer than [`SWEEP_AFTER`].
+    pub stuck: usize,
+    /// Queued texts no sender ever claimed (their stream record was lost or parked on the dead-letter
+    /// queue), sent now, once.
+    pub sent: usize,
+    /// Texts a sender claimed and never answered for (killed mid-send): now `unconfirmed`, for staff to
+    /// retry if they judge it was not received. Never resent by the sweep: the provider may have taken it.
+    pub unconfirmed: usize,
+}
+
+/// Takes over the texts stuck in flight: sends the queued ones no sender claimed, and marks `unconfirmed`
+/// those a sender claimed and never recorded. Run every minute (the `text-sweep` entry; the local server's
+/// worker). A text moved on meanwhile (a late sender, a status event) is left as it is: each step is the
+/// same conditional write a sender makes.
+pub async fn sweep_texts(
+    store: &dyn TextSenderStore,
+    sender: &dyn TextSender,
+    now: &(dyn Fn() -> DateTime<Utc> + Send + Sync),
+) -> DomainResult<SweepReport> {
+    let stuck_before = now() - SWEEP_AFTER;
+    let mut report = SweepReport::default();
+    for (text, delivery) in store.texts_in_flight(stuck_before, SWEEP_BATCH).await? {
+        // Queued long ago but claimed (or retried) lately: a sender has it.
+        if delivery.updated_at > stuck_before {
+            continue;
+        }
+        report.stuck += 1;
+        if delivery.status == DeliveryStatus::Queued {
+            let report_of_send = send_text(store, sender, &text, now).await?;
+            report.sent += usize::from(report_of_send != SendReport::NothingToSend);
+        } else {
+            let gave_up =
+                DeliveryEvent::new(DeliveryStatus::Unconfirmed, now(), Some(delivery.attempt));
+            let changed = store.apply_delivery_event(&text, &gave_up).await?;
+            report.unconfirmed += usize::from(changed.is_some());
+        }
+    }
+    Ok(report)
+}
+
 /// The `Context` keys a send carries (the SMS event destination echoes them into each event).
 pub mod context {
     pub const PRACTICE: &str = "practice_id";

@@ -454,6 +454,27 @@ const FUNCTIONS: &[Function] = &[
         after: &[After::TextDelivered],
     },
     Function {
+        binary: "text-sweep",
+        events_dir: "text-sweep",
+        env: &[],
+        // A queued reply whose stream record never reached the dispatcher (lost, or on the dead-letter
+        // queue): stored minutes before the tick, so the sweep takes it over.
+        seed: &[Seed::DemoPractice, Seed::QueuedTextReply, Seed::FakeTexting],
+        sender: Sender::None,
+        steps: &[
+            Step {
+                file: "scheduled-event.json",
+                expect: Expect::Output(one_stuck_text_sent),
+            },
+            // The next tick: nothing in flight any more.
+            Step {
+                file: "scheduled-event.json",
+                expect: Expect::Output(nothing_stuck),
+            },
+        ],
+        after: &[After::TextSentOnce],
+    },
+    Function {
         binary: "eod-reminder",
         events_dir: "eod-reminder",
         env: &[("DASHBOARD_URL", DASHBOARD)],
@@ -765,6 +786,22 @@ fn the_alert_record_failed(output: &Value) {
 
 /// `eod-reminder/scheduled-event.json` runs at 17:45 New York time on Monday 2026-11-23: the default
 /// department's 17:30 reminder is due, and Bella's conversation is open in it.
+fn one_stuck_text_sent(output: &Value) {
+    assert_eq!(
+        output,
+        &json!({"stuck": 1, "sent": 1, "unconfirmed": 0}),
+        "{output}"
+    );
+}
+
+fn nothing_stuck(output: &Value) {
+    assert_eq!(
+        output,
+        &json!({"stuck": 0, "sent": 0, "unconfirmed": 0}),
+        "{output}"
+    );
+}
+
 fn one_department_reminded(output: &Value) {
     assert_eq!(
         output,

@@ -382,6 +382,8 @@ fn the_template_deploys_every_lambda_binary_and_only_those() {
         "transfer-alerts",
         "alert-dispatcher",
         "eod-reminder",
+        "text-status",
+        "text-sweep",
     ] {
         assert!(binaries.contains(expected), "{expected} in {binaries:?}");
     }
@@ -394,6 +396,52 @@ fn the_template_deploys_every_lambda_binary_and_only_those() {
         drift.is_empty(),
         "template.yaml and the workspace's binaries differ:\n  {}",
         drift.join("\n  ")
+    );
+}
+
+/// The functions that may send a text (their policy grants `sms-voice:SendTextMessage`), with their
+/// `Timeout` in seconds (Lambda's default, 3 s, when unset).
+fn text_senders(template: &str) -> Result<Vec<(String, u64)>, String> {
+    let doc = parse(template)?;
+    let global = doc["Globals"]["Function"]["Timeout"].as_u64().unwrap_or(3);
+    Ok(resources(&doc)?
+        .into_iter()
+        .filter(|(_, r)| text(&r["Type"]) == "AWS::Serverless::Function")
+        .filter(|(_, r)| {
+            serde_yaml::to_string(&r["Properties"]["Policies"])
+                .is_ok_and(|p| p.contains("sms-voice:SendTextMessage"))
+        })
+        .map(|(name, r)| {
+            let timeout = r["Properties"]["Timeout"].as_u64().unwrap_or(global);
+            (name, timeout)
+        })
+        .collect())
+}
+
+#[test]
+fn no_text_sender_runs_longer_than_the_sweep_waits_before_taking_a_text_over() {
+    // The sweep takes a text `sending` for `SWEEP_AFTER` as a sender's that died; a live sender's Lambda
+    // must have been stopped by then, or the sweep would mark unconfirmed a text about to be sent.
+    let senders = text_senders(&template_text()).expect("template");
+    let names: Vec<&str> = senders.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"AlertDispatcherFunction") && names.contains(&"TextSweepFunction"),
+        "{names:?}"
+    );
+    let limit = domain::texting::SWEEP_AFTER.num_seconds() as u64;
+    for (name, timeout) in senders {
+        assert!(
+            timeout < limit,
+            "{name}'s Timeout {timeout} s is not below the sweep's {limit} s"
+        );
+    }
+    let longer = template_text().replacen("Timeout: 60", "Timeout: 900", 1);
+    assert!(
+        text_senders(&longer)
+            .expect("template")
+            .iter()
+            .any(|(_, t)| *t >= limit),
+        "a sender's longer timeout is seen"
     );
 }
 

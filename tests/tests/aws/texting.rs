@@ -30,15 +30,7 @@ const PRACTICE_NUMBER: &str = "+12015550100";
 const OWNER: &str = "+12015550111";
 
 async fn sender(fake: &FakeTexting) -> AwsTextSender {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_pinpointsmsvoicev2::config::Credentials::new(
-            "local", "local", None, None, "test",
-        ))
-        .endpoint_url(&fake.url)
-        .load()
-        .await;
-    AwsTextSender::new(&sdk, Some("vetchat-replies".into()))
+    fake.aws_sender().await
 }
 
 /// An API on a fresh in-memory store with a practice that has a texting number, a client's text and a
@@ -47,15 +39,7 @@ async fn replied() -> (Api, String, String, Value) {
     let api = Api::from(TestStore::open(StoreKind::Memory).await);
     let p = Api::practice_id();
     let id = api.texted_conversation(&p, PRACTICE_NUMBER, OWNER).await;
-    let r = api
-        .call(
-            &p,
-            Role::Staff,
-            Method::POST,
-            &format!("/conversations/{id}/messages"),
-            Some(json!({"body": "Rex is ready at 5"})),
-        )
-        .await;
+    let r = api.staff_reply(&p, &id, "Rex is ready at 5").await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     (api, p, id, r.body)
 }
@@ -195,18 +179,7 @@ async fn a_stalled_send_is_unconfirmed_and_never_resent_without_a_staff_retry() 
     );
     // A staff retry sends it once more.
     fake.set(OWNER, Behaviour::Accept);
-    let r = api
-        .call(
-            &p,
-            Role::Staff,
-            Method::POST,
-            &format!(
-                "/conversations/{id}/messages/{}/retry",
-                reply["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
+    let r = api.retry_text(&p, &id, reply["id"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     api.deliver_texts_with(&sender).await;
     let sent = fake.sms();
@@ -360,6 +333,13 @@ impl TextOutbox for FlakyOutbox {
     ) -> StoreResult<StoredText> {
         self.inner.replace_delivery(text, expected, new).await
     }
+    async fn texts_in_flight(
+        &self,
+        queued_before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TextRef, Delivery)>> {
+        self.inner.texts_in_flight(queued_before, limit).await
+    }
 }
 
 /// One notification with a status the store fails to record and a client's message: the message is
@@ -445,4 +425,49 @@ async fn a_whatsapp_notification_that_fails_in_part_loses_nothing_and_doubles_no
         }
     }
     assert_eq!(alerts, 1, "one new-conversation alert");
+}
+#[tokio::test]
+async fn a_provider_outage_leaves_every_reply_visibly_unconfirmed_and_a_retry_sends_each_once() {
+    let fake = FakeTexting::start().await;
+    let sender = sender(&fake).await;
+    let api = Api::from(TestStore::open(StoreKind::Memory).await);
+    let mut replies = Vec::new();
+    for i in 0..3 {
+        let p = Api::practice_id();
+        let owner = format!("+1201555012{i}");
+        let id = api
+            .texted_conversation(&p, &format!("+1201555010{i}"), &owner)
+            .await;
+        let r = api.staff_reply(&p, &id, &format!("Reply {i}")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        replies.push((p, id, owner, r.body["id"].as_str().unwrap().to_owned()));
+    }
+    // End User Messaging answers 5xx to every call: each reply is unconfirmed (the provider may have it),
+    // none shown as sent, none resent by itself.
+    fake.outage(Behaviour::ServerError, 3);
+    api.deliver_texts_with(&sender).await;
+    api.deliver_texts_with(&sender).await;
+    for (p, id, _, _) in &replies {
+        assert_eq!(delivery(&api, p, id).await["status"], "unconfirmed");
+    }
+    assert_eq!(fake.sms().len(), 3, "one call each, no silent resend");
+    // After the outage, staff retry each: one new send each, delivered once.
+    for (p, id, _, message) in &replies {
+        let r = api.retry_text(p, id, message).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    api.deliver_texts_with(&sender).await;
+    let sent = fake.sms();
+    for (p, id, owner, _) in &replies {
+        assert_eq!(delivery(&api, p, id).await["status"], "sent");
+        let to_owner: Vec<_> = sent.iter().filter(|s| &s.destination == owner).collect();
+        assert_eq!(to_owner.len(), 2, "{owner}: the refused call and the retry");
+        assert_eq!(
+            to_owner[1]
+                .context
+                .get(context::ATTEMPT)
+                .map(String::as_str),
+            Some("2")
+        );
+    }
 }

@@ -20,7 +20,9 @@ use domain::alert::{AlertKind, AlertSender, Delivery, DeliveryChannel, SendError
 use domain::conversation::{self, AlertId, Channel, ConversationId, Inbound, StartInput};
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::practice::PracticeInput;
-use domain::reminder::{run_reminders, DueReminder, DueShards, RunSummary};
+use domain::reminder::{
+    run_reminders, run_reminders_paged, DueReminder, DueShards, Paging, RunSummary,
+};
 use domain::settings;
 use domain::store::Store;
 use serde_json::{json, Value};
@@ -43,6 +45,7 @@ vetchat_tests::on_every_store!(
     a_repeated_or_retried_run_sends_nothing_new_and_the_next_day_sends_again,
     overlapping_runs_send_each_reminder_once,
     runs_over_disjoint_ranges_of_shards_together_remind_each_department_once,
+    a_run_goes_on_page_after_page_while_it_has_time,
     // Catch-up
     a_missed_run_is_caught_up_once_by_the_next_one,
     several_missed_days_send_one_reminder_and_the_due_instant_moves_on,
@@ -922,6 +925,97 @@ async fn runs_over_disjoint_ranges_of_shards_together_remind_each_department_onc
     assert!(recorder.repeated_keys().is_empty());
     assert_eq!(run(&store, &recorder, at).await, idle(at));
     assert_eq!(recorder.deliveries().len(), 2 * departments.len());
+}
+
+/// A fleet's reminder minute is more than a page (25,000 due departments in a range at 100,000 departments;
+/// a page is 5,000): a run reads page after page while the entry says it has time, so one tick reminds them
+/// all; without time for another it stops after one page and the next run takes the rest; a page that
+/// fails (SES down) ends the run. Each department once. Here a page of 5 over 12 departments.
+async fn a_run_goes_on_page_after_page_while_it_has_time(t: TestStore) {
+    let store: DynStore = t.store();
+    let fx = practice(&store, "America/New_York", utc("2031-06-09T12:00:00Z")).await;
+    let now = fx.local("2031-06-09 08:00");
+    let mut departments = Vec::new();
+    for n in 0..12 {
+        let id = department(
+            &store,
+            &fx,
+            with_reminder(&format!("Department {n}"), Some("17:30"), true),
+            now,
+        )
+        .await;
+        start(&store, &fx, &id, &format!("client-{n}"), Channel::App, now).await;
+        departments.push(id);
+    }
+    let recorder = RecordingSender::new();
+    let at = fx.local("2031-06-09 17:30");
+    let paged = |page: usize, more: &'static (dyn Fn() -> bool + Send + Sync)| Paging {
+        page,
+        time_for_another: more,
+    };
+    // SES down: the first page fails, and the run does not read another though it has time.
+    let ses = FaultySender::new(recorder.clone());
+    ses.outage(true);
+    let failing = run_reminders_paged(
+        store.as_ref(),
+        &ses,
+        at,
+        DueShards::ALL,
+        DASHBOARD,
+        paged(5, &|| true),
+    )
+    .await
+    .expect("run");
+    assert_eq!(failing, summary(at, [5, 5, 0, 0, 0, 5]));
+    ses.outage(false);
+    // Those five were claimed with their alerts: the dispatcher delivers them once SES is back.
+    for id in store.pending_alert_ids(1000).await.expect("pending") {
+        domain::alert::dispatch::dispatch_alert(
+            store.as_ref(),
+            &recorder,
+            &id,
+            at + Duration::minutes(1),
+            DASHBOARD,
+        )
+        .await
+        .expect("dispatch");
+    }
+    // No time for a second page: one page.
+    let one = run_reminders_paged(
+        store.as_ref(),
+        &recorder,
+        at,
+        DueShards::ALL,
+        DASHBOARD,
+        paged(5, &|| false),
+    )
+    .await
+    .expect("run");
+    assert_eq!(one, summary(at, [5, 5, 10, 0, 0, 0]));
+    // Time for more, pages of one: the next run reads the last two page by page, asking after each full
+    // page, and stops at the empty third.
+    static ASKED: AtomicU64 = AtomicU64::new(0);
+    let rest = run_reminders_paged(
+        store.as_ref(),
+        &recorder,
+        at,
+        DueShards::ALL,
+        DASHBOARD,
+        paged(1, &|| ASKED.fetch_add(1, Ordering::SeqCst) < 100),
+    )
+    .await
+    .expect("run");
+    assert_eq!(rest, summary(at, [2, 2, 4, 0, 0, 0]));
+    assert_eq!(
+        ASKED.load(Ordering::SeqCst),
+        2,
+        "asked after each full page"
+    );
+    for id in &departments {
+        assert_reminded(&reminders_of(&recorder, id), id, "2031-06-09");
+    }
+    assert!(recorder.repeated_keys().is_empty());
+    assert_eq!(run(&store, &recorder, at).await, idle(at));
 }
 
 /// No run at the reminder's time (the schedule skipped one, the function failed): the next run sends it, the

@@ -13,7 +13,8 @@ use domain::conversation::{
 use domain::identity::{Caller, DepartmentId, Ids, Role};
 use domain::practice::Practice;
 use domain::store::{Store, StoreError, TextRef};
-use vetchat_tests::{default_department, fresh_dynamo_store, sample_practice, t0};
+use domain::texting::{sweep_texts, SweepReport, SWEEP_AFTER};
+use vetchat_tests::{default_department, fresh_dynamo_store, sample_practice, t0, with_numbers};
 
 type DynStore = Arc<dyn Store>;
 
@@ -24,6 +25,9 @@ vetchat_tests::on_every_store!(
     chatwoot_14120_a_retry_queues_one_new_attempt_from_what_was_read,
     whatsapp_free_form_replies_go_out_only_within_24_hours_of_the_clients_last_message,
     a_text_reply_carries_the_number_the_client_wrote_to,
+    the_texts_in_flight_are_those_waiting_for_or_with_a_sender,
+    the_sweep_sends_a_text_no_sender_claimed_once,
+    a_text_left_sending_by_a_killed_sender_becomes_unconfirmed_never_resent,
 );
 
 struct TestIds;
@@ -44,7 +48,7 @@ fn staff(practice: &Practice) -> Caller {
 }
 
 async fn setup(store: &DynStore) -> Practice {
-    let mut practice = sample_practice();
+    let mut practice = with_numbers(sample_practice(), &["+12015550100"]);
     practice.default_department_id = DepartmentId::default_for(&practice.id);
     let default = default_department(&practice);
     store
@@ -403,6 +407,172 @@ async fn a_text_reply_carries_the_number_the_client_wrote_to(store: DynStore) {
     assert_eq!(found.reply_from.as_deref(), Some(WA_ID));
     assert_eq!(found.client_id, "+14255550150");
     assert_eq!(found.message.channel, Channel::Whatsapp);
+}
+
+/// The in-flight texts of `practice` queued before `before`, as (seq, status).
+async fn in_flight(
+    store: &DynStore,
+    practice: &Practice,
+    before: DateTime<Utc>,
+) -> Vec<(TextRef, DeliveryStatus)> {
+    store
+        .texts_in_flight(before, 100)
+        .await
+        .expect("texts_in_flight")
+        .into_iter()
+        .filter(|(t, _)| t.practice_id == practice.id)
+        .map(|(t, d)| (t, d.status))
+        .collect()
+}
+
+async fn the_texts_in_flight_are_those_waiting_for_or_with_a_sender(store: DynStore) {
+    let practice = setup(&store).await;
+    let first = started(&store, &practice, Channel::Sms, "+12015550111").await;
+    let second = started(&store, &practice, Channel::Sms, "+12015550112").await;
+    started(&store, &practice, Channel::App, "owner-1").await;
+    // Both queued at t0: listed (oldest first) when asked for those queued before t0 + 1 s, not before t0.
+    let listed = in_flight(&store, &practice, at(1)).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|(_, s)| *s == DeliveryStatus::Queued));
+    assert!(in_flight(&store, &practice, t0()).await.is_empty());
+    // Claimed: still in flight, now sending. Answered: gone.
+    let claim = DeliveryEvent::new(DeliveryStatus::Sending, at(2), Some(1));
+    store
+        .apply_delivery_event(&first, &claim)
+        .await
+        .expect("claim");
+    let sent = DeliveryEvent::new(DeliveryStatus::Sent, at(3), Some(1));
+    store
+        .apply_delivery_event(&second, &claim)
+        .await
+        .expect("claim");
+    store
+        .apply_delivery_event(&second, &sent)
+        .await
+        .expect("sent");
+    assert_eq!(
+        in_flight(&store, &practice, at(10)).await,
+        vec![(first.clone(), DeliveryStatus::Sending)]
+    );
+    let failed = DeliveryEvent::failed(FailureReason::ProviderError, at(4), Some(1));
+    let failed = store
+        .apply_delivery_event(&first, &failed)
+        .await
+        .expect("fail")
+        .expect("failed")
+        .message
+        .delivery
+        .expect("delivery");
+    assert!(in_flight(&store, &practice, at(10)).await.is_empty());
+    // A staff retry puts it back, as queued at the retry.
+    let again = failed.retry(at(20)).expect("retryable");
+    store
+        .replace_delivery(&first, &failed, &again)
+        .await
+        .expect("retry");
+    assert!(in_flight(&store, &practice, at(20)).await.is_empty());
+    assert_eq!(
+        in_flight(&store, &practice, at(21)).await,
+        vec![(first, DeliveryStatus::Queued)]
+    );
+}
+
+async fn the_sweep_sends_a_text_no_sender_claimed_once(store: DynStore) {
+    let practice = setup(&store).await;
+    // Stored, and its stream record never reached a sender (lost, or parked on the dead-letter queue).
+    let text = started(&store, &practice, Channel::Sms, "+12015550111").await;
+    let provider = adapters::senders::RecordingSender::new();
+    // Within SWEEP_AFTER a sender may still be on its way: left alone.
+    let early = || t0() + SWEEP_AFTER - Duration::seconds(1);
+    let report = sweep_texts(store.as_ref(), &provider, &early)
+        .await
+        .expect("sweep");
+    assert_eq!(report, SweepReport::default());
+    assert!(provider.replies().is_empty());
+    // Past it: sent once, from the practice number, and no longer in flight.
+    let late = || t0() + SWEEP_AFTER + Duration::seconds(1);
+    let report = sweep_texts(store.as_ref(), &provider, &late)
+        .await
+        .expect("sweep");
+    assert_eq!((report.stuck, report.sent, report.unconfirmed), (1, 1, 0));
+    let replies = provider.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        (replies[0].to.as_str(), replies[0].from.as_str()),
+        ("+12015550111", "+12015550100")
+    );
+    let stored = store.get_text(&text).await.expect("get").expect("text");
+    assert_eq!(
+        stored.message.delivery.map(|d| d.status),
+        Some(DeliveryStatus::Sent)
+    );
+    // The next sweeps, and the stream record arriving at last, send nothing more.
+    let report = sweep_texts(store.as_ref(), &provider, &late)
+        .await
+        .expect("sweep");
+    assert_eq!(report, SweepReport::default());
+    let resent = domain::texting::send_text(store.as_ref(), &provider, &text, &late)
+        .await
+        .expect("send_text");
+    assert_eq!(resent, domain::texting::SendReport::NothingToSend);
+    assert_eq!(provider.replies().len(), 1);
+}
+
+async fn a_text_left_sending_by_a_killed_sender_becomes_unconfirmed_never_resent(store: DynStore) {
+    let practice = setup(&store).await;
+    let text = started(&store, &practice, Channel::Sms, "+12015550111").await;
+    // A sender claimed it at t0 + 5 s and was killed before recording the provider's answer.
+    let claim = DeliveryEvent::new(DeliveryStatus::Sending, at(5), Some(1));
+    store
+        .apply_delivery_event(&text, &claim)
+        .await
+        .expect("claim");
+    let provider = adapters::senders::RecordingSender::new();
+    // The claim is younger than SWEEP_AFTER (the text was queued before it): the sender may be alive.
+    let soon = || at(5) + SWEEP_AFTER - Duration::seconds(1);
+    let report = sweep_texts(store.as_ref(), &provider, &soon)
+        .await
+        .expect("sweep");
+    assert_eq!(report, SweepReport::default());
+    let stored = store.get_text(&text).await.expect("get").expect("text");
+    assert_eq!(
+        stored.message.delivery.map(|d| d.status),
+        Some(DeliveryStatus::Sending)
+    );
+    // Past it: unconfirmed (the provider may have it), nothing sent, out of flight.
+    let late = || at(5) + SWEEP_AFTER + Duration::seconds(1);
+    let report = sweep_texts(store.as_ref(), &provider, &late)
+        .await
+        .expect("sweep");
+    assert_eq!((report.stuck, report.sent, report.unconfirmed), (1, 0, 1));
+    assert!(
+        provider.replies().is_empty(),
+        "an ambiguous send is never repeated by the sweep"
+    );
+    let delivery = store
+        .get_text(&text)
+        .await
+        .expect("get")
+        .expect("text")
+        .message
+        .delivery
+        .expect("delivery");
+    assert_eq!(
+        (delivery.status, delivery.reason),
+        (DeliveryStatus::Unconfirmed, None)
+    );
+    assert!(in_flight(&store, &practice, late()).await.is_empty());
+    // The killed sender's provider did deliver it after all: the owner has it.
+    let delivered = DeliveryEvent::new(DeliveryStatus::Delivered, late(), Some(1));
+    let after = store
+        .apply_delivery_event(&text, &delivered)
+        .await
+        .expect("apply")
+        .expect("changed");
+    assert_eq!(
+        after.message.delivery.map(|d| d.status),
+        Some(DeliveryStatus::Delivered)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------

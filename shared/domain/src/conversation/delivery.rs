@@ -67,6 +67,12 @@ impl DeliveryStatus {
         matches!(self, DeliveryStatus::Delivered | DeliveryStatus::Read)
     }
 
+    /// Not yet answered by a provider: waiting for a sender, or with one. What the sweep of stuck texts
+    /// looks at.
+    pub fn in_flight(self) -> bool {
+        matches!(self, DeliveryStatus::Queued | DeliveryStatus::Sending)
+    }
+
     /// What a staff retry may start again from.
     pub fn retryable(self) -> bool {
         matches!(self, DeliveryStatus::Failed | DeliveryStatus::Unconfirmed)

@@ -47,7 +47,7 @@ pub use conversations::{
 pub use realtime::{ConnectionStore, TicketStore};
 pub use reminders::{ReminderClaim, ReminderStore};
 pub use settings::{sort_departments, PracticeConfig, SettingsLookup, SettingsStore};
-pub use texts::{StoredText, TextOutbox, TextRef};
+pub use texts::{is_text_in_flight, StoredText, TextOutbox, TextRef};
 
 use crate::conversation::ConversationId;
 

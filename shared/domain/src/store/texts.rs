@@ -2,6 +2,7 @@
 //! that made it), and its `delivery` the record of the send.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::StoreResult;
@@ -59,4 +60,21 @@ pub trait TextOutbox: Send + Sync {
         expected: &Delivery,
         new: &Delivery,
     ) -> StoreResult<StoredText>;
+
+    /// Up to `limit` texts still in flight (`queued` or `sending`) that were queued before `queued_before`,
+    /// oldest first, with their delivery: what the sweep of stuck texts reads. Cheap whatever the history:
+    /// only texts in flight are listed (normally a handful, each for a second).
+    async fn texts_in_flight(
+        &self,
+        queued_before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TextRef, Delivery)>>;
+}
+
+/// Whether a message is a text in flight, by its delivery: the one rule both stores index by.
+pub fn is_text_in_flight(message: &Message) -> bool {
+    message
+        .delivery
+        .as_ref()
+        .is_some_and(|d| d.status.in_flight())
 }

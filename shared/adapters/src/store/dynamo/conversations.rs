@@ -44,10 +44,10 @@ use domain::conversation::{
 use domain::identity::{DepartmentId, PracticeId};
 use domain::realtime::Change;
 use domain::store::{
-    ClientConversations, ConversationDetail, ConversationFilter, ConversationHistory,
-    ConversationIntake, ConversationPage, ConversationStore, MessagePage, MessageRange,
-    NewConversation, OpenConversation, RoutingContext, StoreError, StoreResult, TransferContext,
-    TransferStore,
+    is_text_in_flight, ClientConversations, ConversationDetail, ConversationFilter,
+    ConversationHistory, ConversationIntake, ConversationPage, ConversationStore, MessagePage,
+    MessageRange, NewConversation, OpenConversation, RoutingContext, StoreError, StoreResult,
+    TransferContext, TransferStore,
 };
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
@@ -58,8 +58,9 @@ use super::codec::{
 };
 use super::keys::{
     activity_sk, claim_key, client_list_pk, conversation_key, conversation_pk, department_key,
-    inbound_key, key, list_pk, message_sk, practice_key, status_str, CLAIM_SK, CONVERSATION_SK,
-    GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, MESSAGE_SK_PREFIX,
+    in_flight_sk, inbound_key, key, list_pk, message_sk, practice_key, status_str, CLAIM_SK,
+    CONVERSATION_SK, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, MESSAGE_SK_PREFIX,
+    TEXTS_IN_FLIGHT_PK,
 };
 use super::rate_limits::{rate_changed, rate_key, rate_put, read_rate, RATE_SK};
 use super::settings::read_collection;
@@ -148,6 +149,11 @@ fn message_item(practice_id: &PracticeId, owner: &Owner<'_>, m: &Message) -> Sto
         item.insert(REPLY_FROM.into(), s(from));
     }
     item.insert("practice_id".into(), s(practice_id.as_str()));
+    if let Some(d) = m.delivery.as_ref().filter(|_| is_text_in_flight(m)) {
+        let pk = conversation_pk(practice_id, &m.conversation_id);
+        item.insert(GSI1PK.into(), s(TEXTS_IN_FLIGHT_PK));
+        item.insert(GSI1SK.into(), s(in_flight_sk(d.updated_at, &pk, m.seq)));
+    }
     Ok(item)
 }
 

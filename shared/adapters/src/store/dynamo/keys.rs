@@ -74,6 +74,19 @@ pub(super) const CONNECTION_SK: &str = "CONN";
 /// sweeps); shard it (`ALERTS#pending#{n}`) if alerts in flight ever number in the thousands per second.
 pub(super) const PENDING_ALERTS_PK: &str = "ALERTS#pending";
 
+/// The `GSI1` partition that lists the text replies in flight (`queued` or `sending`), by when they were
+/// queued: what the sweep of stuck texts reads. Sparse like [`PENDING_ALERTS_PK`]: a message item carries
+/// the keys while its text waits for or is with a sender, and the write that records the provider's answer
+/// removes them. A text is in it for about a second, so one partition holds a fleet's texts in flight
+/// (2 million texts a day at three times the mean rate: about 210 index writes a second, a put, the
+/// claim's rewrite and a delete per text, against 1,000 WCU).
+pub(super) const TEXTS_IN_FLIGHT_PK: &str = "TEXTS#in_flight";
+
+/// A text's sort key in [`TEXTS_IN_FLIGHT_PK`]: when it was queued, then where it is stored.
+pub(super) fn in_flight_sk(queued_at: DateTime<Utc>, conversation_pk: &str, seq: u64) -> String {
+    format!("{}#{conversation_pk}#{seq:020}", sortable(queued_at))
+}
+
 pub(super) fn key(pk: String, sk: &str) -> Item {
     Item::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
 }

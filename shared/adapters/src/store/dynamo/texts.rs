@@ -6,22 +6,30 @@
 //! | `get_text` | one `GetItem` (consistent) |
 //! | `apply_delivery_event` | one conditional `UpdateItem` (the status event's budget) |
 //! | `replace_delivery` | one conditional `UpdateItem` |
+//! | `texts_in_flight` | one `Query` of `GSI1` (`TEXTS#in_flight`), paged to the limit |
 //!
 //! An event is applied with no read: [`Delivery::apply`]'s rule becomes the update's condition (the stored
 //! status is one ranked below the event's, and the attempt is the event's unless the event reports a
-//! delivery), and what the rule writes (status, reason, instant) becomes its `SET`.
+//! delivery), and what the rule writes (status, reason, instant) becomes its `SET`. The same update takes
+//! the item out of the in-flight index (`REMOVE GSI1PK, GSI1SK`) once the status is past `sending`, and a
+//! retry puts it back: the index holds exactly the texts the sweep may have to take over.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, Utc};
 use domain::conversation::{Delivery, DeliveryEvent, DeliveryStatus, Message};
+use domain::identity::PracticeId;
 use domain::realtime::Change;
 use domain::store::{StoreError, StoreResult, StoredText, TextOutbox, TextRef};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value};
 
 use super::codec::{decoding_failed, encoding_failed, n, s, string_attribute, Item};
 use super::conversations::REPLY_FROM;
-use super::keys::{conversation_pk, key, message_sk};
+use super::keys::{
+    conversation_pk, in_flight_sk, key, message_sk, sortable, GSI1, GSI1PK, GSI1SK,
+    TEXTS_IN_FLIGHT_PK,
+};
 use super::{sdk_unavailable, DynamoStore};
 
 fn text_key(text: &TextRef) -> Item {
@@ -75,6 +83,11 @@ impl DynamoStore {
             request = request
                 .expression_attribute_names("#r", "reason")
                 .expression_attribute_names("#u", "updated_at");
+        }
+        if expression.contains("#g1pk") {
+            request = request
+                .expression_attribute_names("#g1pk", GSI1PK)
+                .expression_attribute_names("#g1sk", GSI1SK);
         }
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
@@ -151,13 +164,12 @@ impl TextOutbox for DynamoStore {
         values.push((":st".into(), encode(&written.status)?));
         values.push((":r".into(), encode(&written.reason)?));
         values.push((":u".into(), encode(&written.updated_at)?));
-        self.update_text(
-            text,
-            "SET #d.#st = :st, #d.#r = :r, #d.#u = :u",
-            condition,
-            values,
-        )
-        .await
+        let expression = if written.status.in_flight() {
+            "SET #d.#st = :st, #d.#r = :r, #d.#u = :u"
+        } else {
+            "SET #d.#st = :st, #d.#r = :r, #d.#u = :u REMOVE #g1pk, #g1sk"
+        };
+        self.update_text(text, expression, condition, values).await
     }
 
     async fn replace_delivery(
@@ -166,16 +178,28 @@ impl TextOutbox for DynamoStore {
         expected: &Delivery,
         new: &Delivery,
     ) -> StoreResult<StoredText> {
+        let mut values = vec![
+            (":new".into(), encode(new)?),
+            (":est".into(), s(expected.status.as_str())),
+            (":ea".into(), n(u64::from(expected.attempt))),
+        ];
+        let expression = if new.status.in_flight() {
+            let pk = conversation_pk(&text.practice_id, &text.conversation_id);
+            values.push((":g1pk".into(), s(TEXTS_IN_FLIGHT_PK)));
+            values.push((
+                ":g1sk".into(),
+                s(in_flight_sk(new.updated_at, &pk, text.seq)),
+            ));
+            "SET #d = :new, #g1pk = :g1pk, #g1sk = :g1sk"
+        } else {
+            "SET #d = :new REMOVE #g1pk, #g1sk"
+        };
         let changed = self
             .update_text(
                 text,
-                "SET #d = :new",
+                expression,
                 "#d.#st = :est AND #d.#a = :ea".into(),
-                vec![
-                    (":new".into(), encode(new)?),
-                    (":est".into(), s(expected.status.as_str())),
-                    (":ea".into(), n(u64::from(expected.attempt))),
-                ],
+                values,
             )
             .await?;
         match changed {
@@ -185,5 +209,43 @@ impl TextOutbox for DynamoStore {
                 None => Err(StoreError::NotFound),
             },
         }
+    }
+
+    async fn texts_in_flight(
+        &self,
+        queued_before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TextRef, Delivery)>> {
+        // Eventually consistent, as every index: a text just answered may still be listed (the sweep's
+        // writes are conditional on the status it read, so a stale entry changes nothing).
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk AND #sk < :before")
+            .expression_attribute_names("#pk", GSI1PK)
+            .expression_attribute_names("#sk", GSI1SK)
+            .expression_attribute_values(":pk", s(TEXTS_IN_FLIGHT_PK))
+            .expression_attribute_values(":before", s(sortable(queued_before)))
+            .scan_index_forward(true);
+        self.query(request, Some(limit), |item| {
+            let Some(practice_id) =
+                string_attribute(&item, "practice_id").and_then(PracticeId::parse)
+            else {
+                tracing::error!("an in-flight text index entry without its practice");
+                return Err(StoreError::Unavailable(
+                    "a stored record could not be read".into(),
+                ));
+            };
+            let message: Message = from_item(item).map_err(decoding_failed)?;
+            let text = TextRef {
+                practice_id,
+                conversation_id: message.conversation_id.clone(),
+                seq: message.seq,
+            };
+            Ok(message.delivery.map(|d| (text, d)))
+        })
+        .await
     }
 }

@@ -129,6 +129,7 @@ fn put_messages(
     for m in messages {
         let key = (practice_id.0.as_str(), m.conversation_id.0.as_str(), m.seq);
         put(&mut table, key, m)?;
+        super::texts::index_in_flight(tx, practice_id.as_str(), m)?;
     }
     Ok(())
 }

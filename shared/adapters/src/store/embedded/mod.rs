@@ -41,6 +41,7 @@
 //! | `tickets` | SHA-256 of the secret | `Ticket` | `realtime.rs` |
 //! | `connections` | (practice, connection) | `Connection` | `realtime.rs` |
 //! | `connection_practice` | connection | practice | `realtime.rs` |
+//! | `texts_in_flight` | (practice, conversation, `seq`) | when queued (the in-flight partition of GSI1) | `texts.rs` |
 //!
 //! Instants in keys are the fixed-width UTC strings of the DynamoDB keys ([`crate::store::sortable`]), so
 //! both stores order alike. An index row is written and removed by the one helper that writes its record.
@@ -76,12 +77,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The data format this build writes. Files of an older format are migrated by [`MIGRATIONS`].
-pub const FORMAT: u64 = 1;
+pub const FORMAT: u64 = 2;
 
 /// One step of migration: `MIGRATIONS[i]` takes a file from format `i + 1` to `i + 2`, inside the write
-/// transaction that then records the new format. None yet: format 1 is the first.
+/// transaction that then records the new format. 1 → 2: the `texts_in_flight` index of the texts queued or
+/// sending (for the sweep of stuck texts), filled from the messages.
 type Migration = fn(&WriteTransaction) -> Result<(), redb::Error>;
-const MIGRATIONS: &[Migration] = &[];
+const MIGRATIONS: &[Migration] = &[texts::migrate_texts_in_flight];
 
 /// The file in the data directory.
 pub const DATA_FILE: &str = "vetchat.redb";
@@ -316,6 +318,7 @@ fn prepare(db: &Database, migrations: &[Migration]) -> Result<(), PrepareError> 
     rate_limits::create_tables(&tx)?;
     alerts::create_tables(&tx)?;
     realtime::create_tables(&tx)?;
+    texts::create_tables(&tx)?;
     tx.commit().map_err(redb::Error::from)?;
     Ok(())
 }
@@ -428,6 +431,60 @@ mod tests {
         drop(tx);
         prepare(&db, MIGRATIONS).expect("prepared again");
         assert_eq!(format_of(&db), Some(FORMAT));
+    }
+
+    #[test]
+    fn a_format_1_file_gets_its_texts_in_flight_indexed() {
+        use domain::conversation::{
+            Author, Channel, ConversationId, Delivery, DeliveryStatus, Message, MessageId,
+        };
+        use domain::identity::DepartmentId;
+        let db = in_memory_db();
+        // A format-1 file (no migration step) holding a queued text and a sent one.
+        prepare(&db, &[]).expect("prepared");
+        assert_eq!(format_of(&db), Some(1));
+        let queued_at = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("instant");
+        let text = |seq: u64, status: DeliveryStatus| Message {
+            id: MessageId(format!("msg_{seq}")),
+            conversation_id: ConversationId("cnv_1".into()),
+            seq,
+            at: queued_at,
+            author: Author::Staff {
+                id: "staff-1".into(),
+            },
+            channel: Channel::Sms,
+            body: "Ready at 5".into(),
+            department_id: DepartmentId("dep_1".into()),
+            department_name: "Reception".into(),
+            delivery: Some(Delivery {
+                status,
+                ..Delivery::queued(Some(1), queued_at)
+            }),
+        };
+        let tx = db.begin_write().expect("write");
+        {
+            let mut messages = tx.open_table(conversations::MESSAGES).expect("messages");
+            for (seq, status) in [(1, DeliveryStatus::Queued), (2, DeliveryStatus::Sent)] {
+                let bytes = serde_json::to_vec(&text(seq, status)).expect("json");
+                messages
+                    .insert(("prc_1", "cnv_1", seq), bytes.as_slice())
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+        prepare(&db, MIGRATIONS).expect("migrated");
+        assert_eq!(format_of(&db), Some(FORMAT));
+        let tx = db.begin_read().expect("read");
+        let in_flight = tx.open_table(texts::TEXTS_IN_FLIGHT).expect("table");
+        let rows: Vec<(u64, String)> = in_flight
+            .iter()
+            .expect("iter")
+            .map(|r| {
+                let (k, v) = r.expect("row");
+                (k.value().2, v.value().to_owned())
+            })
+            .collect();
+        assert_eq!(rows, vec![(1, crate::store::sortable(queued_at))]);
     }
 
     #[test]

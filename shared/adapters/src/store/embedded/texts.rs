@@ -1,14 +1,75 @@
 //! Text replies on redb: the delivery of a message item, changed in one write transaction by the domain's
-//! rule, and published to the change feed (what the local sender and fanout hear).
+//! rule, and published to the change feed (what the local sender and fanout hear). `texts_in_flight` (the
+//! in-flight partition of DynamoDB's `GSI1`) lists the texts queued or sending, kept by [`index_in_flight`]
+//! in every transaction that writes a message.
 
 use async_trait::async_trait;
-use domain::conversation::{Conversation, Delivery, DeliveryEvent, Message};
+use chrono::{DateTime, Utc};
+use domain::conversation::{
+    Conversation, ConversationId, Delivery, DeliveryEvent, DeliveryStatus, Message,
+};
+use domain::identity::PracticeId;
 use domain::realtime::Change;
 use domain::store::{StoreError, StoreResult, StoredText, TextOutbox, TextRef};
-use redb::ReadableTable;
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::conversations::{CONVERSATIONS, MESSAGES};
 use super::{engine, get, put, EmbeddedStore};
+use crate::store::sortable;
+
+/// (practice, conversation, `seq`) → when the text was queued: the texts in flight.
+pub(super) const TEXTS_IN_FLIGHT: TableDefinition<(&str, &str, u64), &str> =
+    TableDefinition::new("texts_in_flight");
+
+pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), redb::Error> {
+    tx.open_table(TEXTS_IN_FLIGHT)?;
+    Ok(())
+}
+
+/// Keeps `message`'s row of `texts_in_flight` in step with its delivery: entered when queued (stored, or
+/// queued again by a retry), kept while a sender has it, removed once the provider's answer is recorded.
+pub(super) fn index_in_flight(
+    tx: &WriteTransaction,
+    practice_id: &str,
+    message: &Message,
+) -> StoreResult<()> {
+    let Some(delivery) = &message.delivery else {
+        return Ok(());
+    };
+    let mut table = tx.open_table(TEXTS_IN_FLIGHT).map_err(engine)?;
+    let key = (practice_id, message.conversation_id.0.as_str(), message.seq);
+    match delivery.status {
+        DeliveryStatus::Queued => {
+            let queued_at = sortable(delivery.updated_at);
+            table.insert(key, queued_at.as_str()).map_err(engine)?;
+        }
+        DeliveryStatus::Sending => {}
+        _ => {
+            table.remove(key).map_err(engine)?;
+        }
+    }
+    Ok(())
+}
+
+/// Migration to format 2: the texts already in flight enter `texts_in_flight`.
+pub(super) fn migrate_texts_in_flight(tx: &WriteTransaction) -> Result<(), redb::Error> {
+    let messages = tx.open_table(MESSAGES)?;
+    let mut in_flight = tx.open_table(TEXTS_IN_FLIGHT)?;
+    for row in messages.iter()? {
+        let (key, value) = row?;
+        let (practice, conversation, seq) = key.value();
+        let Ok(message) = serde_json::from_slice::<Message>(value.value()) else {
+            continue;
+        };
+        if let Some(d) = message.delivery.filter(|d| d.status.in_flight()) {
+            in_flight.insert(
+                (practice, conversation, seq),
+                sortable(d.updated_at).as_str(),
+            )?;
+        }
+    }
+    Ok(())
+}
 
 fn read_text(
     conversations: &impl ReadableTable<(&'static str, &'static str), super::Json>,
@@ -61,6 +122,7 @@ impl EmbeddedStore {
                     return Ok(None);
                 };
                 stored.message.delivery = Some(new);
+                index_in_flight(tx, text.practice_id.as_str(), &stored.message)?;
                 put(
                     &mut messages,
                     (
@@ -119,5 +181,44 @@ impl TextOutbox for EmbeddedStore {
         })
         .await?
         .ok_or(StoreError::NotFound)
+    }
+
+    async fn texts_in_flight(
+        &self,
+        queued_before: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TextRef, Delivery)>> {
+        let before = sortable(queued_before);
+        self.read(|tx| {
+            let in_flight = tx.open_table(TEXTS_IN_FLIGHT).map_err(engine)?;
+            let messages = tx.open_table(MESSAGES).map_err(engine)?;
+            let mut found = Vec::new();
+            for row in in_flight.iter().map_err(engine)? {
+                let (key, queued_at) = row.map_err(engine)?;
+                if queued_at.value() >= before.as_str() {
+                    continue;
+                }
+                let (practice, conversation, seq) = key.value();
+                let Some(practice_id) = PracticeId::parse(practice) else {
+                    continue;
+                };
+                let text = TextRef {
+                    practice_id,
+                    conversation_id: ConversationId(conversation.to_owned()),
+                    seq,
+                };
+                let message: Option<Message> = get(&messages, (practice, conversation, seq))?;
+                if let Some(d) = message.and_then(|m| m.delivery) {
+                    found.push((queued_at.value().to_owned(), text, d));
+                }
+            }
+            // Oldest first, as the DynamoDB index sorts them.
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(found
+                .into_iter()
+                .take(limit)
+                .map(|(_, text, d)| (text, d))
+                .collect())
+        })
     }
 }
