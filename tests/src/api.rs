@@ -113,6 +113,17 @@ impl Api {
         }
     }
 
+    /// Drops the changes committed so far without sending their texts: the stream records a sender never
+    /// got (the dispatcher's retries exhausted, the record on the dead-letter queue).
+    pub async fn lose_changes(&self) {
+        let changes = self
+            .changes
+            .as_ref()
+            .expect("lose_changes needs an Api built from a TestStore (with a change feed)");
+        let mut changes = changes.lock().await;
+        while changes.try_recv().is_ok() {}
+    }
+
     /// A fresh, unique practice id (tests on a shared table must not meet).
     pub fn practice_id() -> String {
         format!("prc_{}", ulid::Ulid::new().to_string().to_lowercase())

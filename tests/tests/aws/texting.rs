@@ -471,3 +471,98 @@ async fn a_provider_outage_leaves_every_reply_visibly_unconfirmed_and_a_retry_se
         );
     }
 }
+
+/// Every way a send can go wrong at once, over 14 replies: End User Messaging accepting, answering 5xx,
+/// throttling, refusing the number, stalling; a sender killed after claiming; a stream record that never
+/// reached a sender. After one delivery pass and one sweep (its clock past `SWEEP_AFTER`), every reply stands
+/// where a user would expect, none left `queued` or `sending`, and End User Messaging got at most one call
+/// per reply.
+#[tokio::test]
+async fn every_reply_ends_sent_or_visibly_failed_or_unconfirmed_and_none_is_sent_twice() {
+    use domain::conversation::{DeliveryEvent, DeliveryStatus};
+    use domain::store::TextRef;
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Fate {
+        Provider(Behaviour),
+        KilledSender,
+        LostRecord,
+    }
+    let fates = [
+        Fate::Provider(Behaviour::Accept),
+        Fate::Provider(Behaviour::ServerError),
+        Fate::Provider(Behaviour::Throttle),
+        Fate::Provider(Behaviour::Invalid),
+        Fate::Provider(Behaviour::OptedOut),
+        Fate::Provider(Behaviour::Stall),
+        Fate::KilledSender,
+    ];
+    let fake = FakeTexting::start().await;
+    let sender = sender(&fake).await;
+    let api = Api::from(TestStore::open(StoreKind::Memory).await);
+    let mut replies = Vec::new();
+    for (i, fate) in fates.iter().chain(&[Fate::LostRecord; 7]).enumerate() {
+        let p = Api::practice_id();
+        let owner = format!("+1201555{:04}", 2000 + i);
+        let id = api
+            .texted_conversation(&p, &format!("+1201555{:04}", 3000 + i), &owner)
+            .await;
+        api.deliver_texts_with(&sender).await; // nothing queued yet: the client's text is no reply
+        let r = api.staff_reply(&p, &id, &format!("Reply {i}")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let text = TextRef {
+            practice_id: domain::identity::PracticeId::parse(&p).unwrap(),
+            conversation_id: domain::conversation::ConversationId(id.clone()),
+            seq: r.body["seq"].as_u64().unwrap(),
+        };
+        match fate {
+            Fate::Provider(b) => fake.set(&owner, *b),
+            Fate::KilledSender => {
+                let claim =
+                    DeliveryEvent::new(DeliveryStatus::Sending, chrono::Utc::now(), Some(1));
+                api.store
+                    .apply_delivery_event(&text, &claim)
+                    .await
+                    .expect("claim")
+                    .expect("claimed");
+            }
+            Fate::LostRecord => {}
+        }
+        if *fate == Fate::LostRecord {
+            api.lose_changes().await;
+        } else {
+            api.deliver_texts_with(&sender).await;
+        }
+        replies.push((p, id, owner, *fate));
+    }
+    let later = || chrono::Utc::now() + domain::texting::SWEEP_AFTER + chrono::Duration::seconds(1);
+    let report = domain::texting::sweep_texts(api.store.as_ref(), &sender, &later)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        (report.stuck, report.sent, report.unconfirmed),
+        (8, 7, 1),
+        "{report:?}"
+    );
+
+    let sent = fake.sms();
+    for (p, id, owner, fate) in &replies {
+        let d = delivery(&api, p, id).await;
+        let expected = match fate {
+            Fate::Provider(Behaviour::Accept) | Fate::LostRecord => (json!("sent"), Value::Null),
+            Fate::Provider(Behaviour::ServerError)
+            | Fate::Provider(Behaviour::Stall)
+            | Fate::KilledSender => (json!("unconfirmed"), Value::Null),
+            Fate::Provider(Behaviour::Throttle) => (json!("failed"), json!("throttled_too_long")),
+            Fate::Provider(Behaviour::Invalid) => (json!("failed"), json!("invalid_number")),
+            Fate::Provider(Behaviour::OptedOut) => (json!("failed"), json!("opted_out")),
+        };
+        assert_eq!(
+            (d["status"].clone(), d["reason"].clone()),
+            expected,
+            "{fate:?}"
+        );
+        let calls = sent.iter().filter(|s| &s.destination == owner).count();
+        let expected_calls = usize::from(*fate != Fate::KilledSender);
+        assert_eq!(calls, expected_calls, "{fate:?}: calls to {owner}");
+    }
+}
