@@ -136,6 +136,7 @@ async fn templates(client: &aws_sdk_dynamodb::Client, now: DateTime<Utc>) -> Vec
         timezone: tz,
         country: "US".to_owned(),
         sms_numbers: Vec::new(),
+        whatsapp_numbers: Vec::new(),
         default_department_id: DepartmentId::default_for(&practice_id),
         created_at: now,
         updated_at: now,

@@ -204,6 +204,7 @@ pub fn sample_practice() -> Practice {
         timezone: chrono_tz::America::New_York,
         country: "US".to_owned(),
         sms_numbers: Vec::new(),
+        whatsapp_numbers: Vec::new(),
         default_department_id: new_department_id(),
         created_at: t0(),
         updated_at: t0(),
@@ -794,6 +795,13 @@ impl SettingsLookup for GatedStore {
 
     async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>> {
         self.inner.practice_by_sms_number(e164).await
+    }
+
+    async fn practice_by_whatsapp_id(
+        &self,
+        phone_number_id: &str,
+    ) -> StoreResult<Option<PracticeId>> {
+        self.inner.practice_by_whatsapp_id(phone_number_id).await
     }
 }
 

@@ -169,6 +169,7 @@ fn practice() -> Practice {
         timezone: New_York,
         country: "US".into(),
         sms_numbers: vec!["+12015550100".into()],
+        whatsapp_numbers: Vec::new(),
         created_at: ny(2026, 1, 5, 9, 0),
         updated_at: ny(2026, 1, 5, 9, 0),
         version: 1,
@@ -332,6 +333,8 @@ fn conversation(p: &Practice, d: &Department, n: usize) -> Conversation {
         last_seq: 1,
         sms_opted_out_at: None,
         after_hours_replied_at: None,
+        reply_from: None,
+        last_whatsapp_at: None,
     }
 }
 

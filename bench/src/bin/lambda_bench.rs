@@ -43,6 +43,7 @@ const ALL: &[&str] = &[
     "realtime-fanout",
     "text-status",
     "text-sweep",
+    "inbound-whatsapp",
 ];
 
 struct Args {
@@ -506,6 +507,51 @@ async fn workload(
                     (out["stuck"] == 0)
                         .then_some(())
                         .ok_or_else(|| format!("expected nothing stuck: {out}"))
+                },
+                env: Vec::new(),
+            }
+        }
+        "inbound-whatsapp" => {
+            // The practice's WhatsApp number, as the sample's header names it (AWS's phone number id).
+            let put = read_event("config-api", "put-practice.json");
+            let mut body: Value =
+                serde_json::from_str(put["body"].as_str().expect("a body")).expect("JSON");
+            body["whatsapp_numbers"] = json!([{
+                "phone_number_id": "phone-number-id-976c72a700aac43eaf573ae050example",
+                "number": "+12015550100"
+            }]);
+            let admin = s.token(Role::Admin, "bench-admin");
+            s.api
+                .expect(
+                    StatusCode::OK,
+                    Method::PUT,
+                    "/practice",
+                    &admin,
+                    Some(&body),
+                )
+                .await;
+            let event = read_event("inbound-whatsapp", "sns-whatsapp-message.json");
+            Workload {
+                binary,
+                table,
+                event: "events/inbound-whatsapp/sns-whatsapp-message.json, a fresh Meta message id each time \
+                        (the first starts a conversation, the rest join it; the reaction beside it skipped)"
+                    .into(),
+                growth: "one message item and one dedup item per invocation",
+                next: Box::new(move |i| {
+                    let mut e = event.clone();
+                    let message = e["Records"][0]["Sns"]["Message"]
+                        .as_str()
+                        .expect("Message is a string")
+                        .replace("wamid.", &format!("wamid.bench{i}-"));
+                    e["Records"][0]["Sns"]["Message"] = json!(message);
+                    e["Records"][0]["Sns"]["MessageId"] = json!(format!("bench-{i}"));
+                    e
+                }),
+                check: |out| {
+                    (out["routed"] == 1)
+                        .then_some(())
+                        .ok_or_else(|| format!("expected one message routed: {out}"))
                 },
                 env: Vec::new(),
             }

@@ -26,6 +26,7 @@ use domain::store::{ConversationFilter, InboundRouterStore, MessageRange};
 use domain::{DomainError, InvalidCode};
 
 pub mod sms;
+pub mod whatsapp;
 
 /// The inbound-router function's state: the conversation store, as its IAM policy allows.
 type AppState = adapters::http::AppState<dyn InboundRouterStore>;

@@ -63,12 +63,24 @@ pub async fn handle_text(
         channel: Channel::Sms,
         client_id,
         department_id: None,
+        // Replies go out from the number the client texted.
+        to: Some(destination),
         // Longer texts are cut rather than lost.
         body: body.chars().take(conversation::MAX_MESSAGE_CHARS).collect(),
         dedup_key: Some(format!("sms:{}", text.inbound_message_id)),
         // Texts are never refused for their rate.
         rate_limits: None,
     };
+    route_text(store, inbound, now, ids).await
+}
+
+/// Routes a text a gateway handed over (SMS or WhatsApp). `Err` only when the store is unavailable.
+pub(crate) async fn route_text(
+    store: &dyn TextIntakeStore,
+    inbound: Inbound,
+    now: DateTime<Utc>,
+    ids: &dyn Ids,
+) -> Result<TextOutcome, DomainError> {
     match conversation::route_inbound(store, inbound, now, ids).await {
         Ok(routed) => Ok(TextOutcome::Routed(routed)),
         Err(e @ DomainError::Unavailable(_)) => Err(e),

@@ -5,8 +5,9 @@
 //! Neither API takes an idempotency token, so a send is made once: the clients' retries are off, and every
 //! answer is sorted into what it means for the owner. A timeout, a 5xx or an unreadable answer may follow a
 //! send the provider took: `unconfirmed`, never repeated without a staff retry. A refusal is `failed` with
-//! its reason (the opted-out `ConflictException` as `opted_out`). The send's `Context` carries the text's
-//! address and attempt, which the provider echoes into the delivery events.
+//! its reason (the opted-out `ConflictException` as `opted_out`). The SMS send's `Context` and the WhatsApp
+//! message's `biz_opaque_callback_data` carry the text's address and attempt, which the provider echoes
+//! into the delivery events and statuses.
 
 use std::time::Duration;
 
@@ -134,6 +135,8 @@ impl AwsTextSender {
             "to": text.to,
             "type": "text",
             "text": {"preview_url": false, "body": text.body},
+            // Echoed by Meta into every status of this message: the reply's address and attempt.
+            "biz_opaque_callback_data": domain::whatsapp::callback_data(text),
         });
         let answer = self
             .clients()

@@ -16,5 +16,6 @@ pub mod settings;
 pub mod store;
 pub mod texting;
 pub mod validate;
+pub mod whatsapp;
 
 pub use error::{ConflictCode, DomainError, DomainResult, InvalidCode};

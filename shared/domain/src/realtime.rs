@@ -473,6 +473,8 @@ mod tests {
     fn moved(from: &str, to: &str) -> Change {
         Change::ConversationUpdated {
             conversation: Conversation {
+                reply_from: None,
+                last_whatsapp_at: None,
                 id: ConversationId("cnv_1".into()),
                 practice_id: PracticeId::from("prc_a"),
                 department_id: DepartmentId::from(to),

@@ -41,6 +41,7 @@ pub async fn put_practice(
                     timezone: settings.timezone,
                     country: settings.country.clone(),
                     sms_numbers: settings.sms_numbers.clone(),
+                    whatsapp_numbers: settings.whatsapp_numbers.clone(),
                     default_department_id: new_department_id.clone(),
                     created_at: now,
                     updated_at: now,
@@ -63,7 +64,7 @@ pub async fn put_practice(
                 match store.create_practice(&practice, &default_department).await {
                     Ok(()) => return Ok((practice, true)),
                     Err(StoreError::AlreadyExists) => continue, // created concurrently: update it instead
-                    Err(e) => return Err(map_practice_write(e)),
+                    Err(e) => return Err(map_practice_write(e, &practice)),
                 }
             }
             Some(previous) => {
@@ -72,6 +73,7 @@ pub async fn put_practice(
                     timezone: settings.timezone,
                     country: settings.country.clone(),
                     sms_numbers: settings.sms_numbers.clone(),
+                    whatsapp_numbers: settings.whatsapp_numbers.clone(),
                     updated_at: now,
                     version: previous.version + 1,
                     ..previous.clone()
@@ -79,7 +81,7 @@ pub async fn put_practice(
                 match store.update_practice(&practice, &previous).await {
                     Ok(()) => return Ok((practice, false)),
                     Err(StoreError::VersionMismatch) => continue,
-                    Err(e) => return Err(map_practice_write(e)),
+                    Err(e) => return Err(map_practice_write(e, &practice)),
                 }
             }
         }
@@ -89,12 +91,12 @@ pub async fn put_practice(
     ))
 }
 
-fn map_practice_write(e: StoreError) -> DomainError {
+fn map_practice_write(e: StoreError, practice: &Practice) -> DomainError {
     match e {
         StoreError::SmsNumberTaken(number) => DomainError::invalid(
             InvalidCode::SmsNumberInUse,
-            "sms_numbers",
-            format!("{number} is already the texting number of another practice"),
+            practice.claim_field(&number),
+            format!("{number} is already a texting or WhatsApp number of another practice"),
         ),
         other => other.into(),
     }

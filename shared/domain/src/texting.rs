@@ -95,10 +95,17 @@ pub async fn send_text(
         return Ok(SendReport::NothingToSend);
     }
     let message = &stored.message;
-    let (practice, _) = store
-        .practice_and_department(&text.practice_id, &message.department_id)
-        .await?;
-    let from = practice.and_then(|p| p.sms_numbers.first().cloned());
+    // From the number the client wrote to; a conversation that does not say (stored before it was
+    // recorded) replies from the practice's first number on the channel.
+    let from = match &stored.reply_from {
+        Some(from) => Some(from.clone()),
+        None => {
+            let (practice, _) = store
+                .practice_and_department(&text.practice_id, &message.department_id)
+                .await?;
+            practice.and_then(|p| p.default_reply_number(message.channel).map(str::to_owned))
+        }
+    };
     let outcome = match from {
         Some(from) => {
             let outbound = OutboundText {

@@ -22,6 +22,8 @@ vetchat_tests::on_every_store!(
     malformed_bodies,
     practice_must_be_set_up_first,
     texting_numbers_belong_to_one_practice,
+    whatsapp_numbers_are_stored_and_read_back_validated,
+    whatsapp_numbers_and_ids_belong_to_one_practice_until_removed,
     concurrent_patches_with_same_etag,
     split_shifts_and_overnight_hours,
     bad_windows_are_refused_and_nothing_is_stored,
@@ -1120,6 +1122,227 @@ async fn texting_numbers_belong_to_one_practice(api: Api) {
             .unwrap()
             .as_str(),
         a
+    );
+}
+
+const WA_ID: &str = "phone-number-id-0123456789abcdef0123456789abcdef";
+
+fn practice_with_whatsapp(whatsapp: Value) -> Value {
+    json!({"name": "P", "timezone": "America/New_York", "country": "US",
+           "sms_numbers": ["+12015550100"], "whatsapp_numbers": whatsapp})
+}
+
+async fn whatsapp_numbers_are_stored_and_read_back_validated(api: Api) {
+    let p = Api::practice_id();
+    // Without the field: none (the field is optional).
+    let r = api
+        .admin(
+            &p,
+            Method::PUT,
+            "/practice",
+            Some(json!({"name": "P", "timezone": "America/New_York", "country": "US"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["whatsapp_numbers"], json!([]));
+    let numbers = json!([{"phone_number_id": WA_ID, "number": "+1 201-555-0100"}]);
+    let r = api
+        .admin(
+            &p,
+            Method::PUT,
+            "/practice",
+            Some(practice_with_whatsapp(numbers)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let stored = json!([{"phone_number_id": WA_ID, "number": "+12015550100"}]);
+    assert_eq!(r.body["whatsapp_numbers"], stored, "the number is E.164");
+    let r = api
+        .call(&p, Role::Staff, Method::GET, "/practice", None)
+        .await;
+    assert_eq!(r.body["whatsapp_numbers"], stored);
+
+    // Each bad value is 422 on its field, and nothing changes.
+    for (bad, code, field) in [
+        (
+            json!([{"phone_number_id": "", "number": "+12015550101"}]),
+            "invalid_value",
+            "whatsapp_numbers[0].phone_number_id",
+        ),
+        (
+            json!([{"phone_number_id": "has space", "number": "+12015550101"}]),
+            "invalid_value",
+            "whatsapp_numbers[0].phone_number_id",
+        ),
+        (
+            json!([{"phone_number_id": "+12015550101", "number": "+12015550101"}]),
+            "invalid_value",
+            "whatsapp_numbers[0].phone_number_id",
+        ),
+        (
+            json!([{"phone_number_id": WA_ID, "number": "2015550101"}]),
+            "invalid_phone",
+            "whatsapp_numbers[0].number",
+        ),
+        (
+            json!([{"phone_number_id": WA_ID, "number": "+12015550101"}, {"phone_number_id": WA_ID, "number": "+12015550102"}]),
+            "invalid_value",
+            "whatsapp_numbers[1].phone_number_id",
+        ),
+    ] {
+        let r = api
+            .admin(
+                &p,
+                Method::PUT,
+                "/practice",
+                Some(practice_with_whatsapp(bad.clone())),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, code, field),
+            "{bad}: {:?}",
+            r.body
+        );
+    }
+    // The wrong shape is a malformed request.
+    let r = api
+        .admin(
+            &p,
+            Method::PUT,
+            "/practice",
+            Some(practice_with_whatsapp(
+                json!([{"id": WA_ID, "number": "+12015550101"}]),
+            )),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "malformed_request")
+    );
+    let r = api
+        .call(&p, Role::Staff, Method::GET, "/practice", None)
+        .await;
+    assert_eq!(r.body["whatsapp_numbers"], stored, "nothing changed");
+}
+
+async fn whatsapp_numbers_and_ids_belong_to_one_practice_until_removed(api: Api) {
+    let a = Api::practice_id();
+    let b = Api::practice_id();
+    let whatsapp = |id: &str, number: &str| {
+        json!({"name": "P", "timezone": "America/New_York", "country": "US",
+               "whatsapp_numbers": [{"phone_number_id": id, "number": number}]})
+    };
+    let r = api
+        .admin(
+            &a,
+            Method::PUT,
+            "/practice",
+            Some(whatsapp(WA_ID, "+12015550100")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    // Another practice may hold neither the id, nor the number (as WhatsApp or as a texting number).
+    let taken = [
+        (
+            whatsapp(WA_ID, "+12015550199"),
+            "whatsapp_numbers[0].phone_number_id",
+        ),
+        (
+            whatsapp("phone-number-id-other", "+12015550100"),
+            "whatsapp_numbers[0].number",
+        ),
+        (
+            json!({"name": "P", "timezone": "America/New_York", "country": "US", "sms_numbers": ["+12015550100"]}),
+            "sms_numbers",
+        ),
+    ];
+    for (body, field) in &taken {
+        let r = api
+            .admin(&b, Method::PUT, "/practice", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "sms_number_in_use",
+                *field
+            ),
+            "{body}: {:?}",
+            r.body
+        );
+        assert!(
+            !r.body.to_string().contains(&a),
+            "the owner is not revealed"
+        );
+    }
+    assert_eq!(
+        api.admin(&b, Method::GET, "/practice", None).await.status,
+        StatusCode::NOT_FOUND,
+        "nothing was created"
+    );
+    assert_eq!(
+        api.store
+            .practice_by_whatsapp_id(WA_ID)
+            .await
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        a
+    );
+    // A's own number may be its texting number too.
+    let r = api
+        .admin(
+            &a,
+            Method::PUT,
+            "/practice",
+            Some(practice_with_whatsapp(
+                json!([{"phone_number_id": WA_ID, "number": "+12015550100"}]),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // A removes its WhatsApp number: the id and the number are free for B.
+    let r = api
+        .admin(
+            &a,
+            Method::PUT,
+            "/practice",
+            Some(json!({"name": "P", "timezone": "America/New_York", "country": "US"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        api.store.practice_by_whatsapp_id(WA_ID).await.unwrap(),
+        None
+    );
+    let r = api
+        .admin(
+            &b,
+            Method::PUT,
+            "/practice",
+            Some(whatsapp(WA_ID, "+12015550100")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(
+        api.store
+            .practice_by_whatsapp_id(WA_ID)
+            .await
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        b
+    );
+    assert_eq!(
+        api.store
+            .practice_by_sms_number("+12015550100")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        b,
+        "the number's record is B's"
     );
 }
 

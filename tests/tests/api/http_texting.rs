@@ -26,6 +26,10 @@ vetchat_tests::on_every_store!(
     whatsapp_conversations_of_an_opted_out_number_are_unaffected,
     chatwoot_3042_five_texts_in_one_closed_period_get_one_after_hours_text,
     an_opted_out_number_gets_no_after_hours_text,
+    an_sms_reply_goes_out_from_the_practice_number_the_client_texted,
+    a_whatsapp_reply_goes_out_from_the_phone_number_id_the_client_wrote_to,
+    a_to_that_is_not_the_practices_number_is_refused_and_nothing_is_stored,
+    staff_cannot_start_a_whatsapp_conversation,
 );
 
 const PRACTICE_NUMBER: &str = "+12015550100";
@@ -860,4 +864,168 @@ async fn an_opted_out_number_gets_no_after_hours_text(api: Api) {
     );
     api.deliver_texts().await;
     assert_eq!(sent_replies(&api).await.len(), 1);
+}
+
+const WA_FIRST: &str = "phone-number-id-11111111111111111111111111111111";
+const WA_SECOND: &str = "phone-number-id-22222222222222222222222222222222";
+
+/// A practice texting from two numbers and on WhatsApp from two more.
+async fn practice_with_numbers(api: &Api, p: &str) {
+    let r = api
+        .admin(
+            p,
+            Method::PUT,
+            "/practice",
+            Some(
+                json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
+                        "sms_numbers": ["+12015550100", "+12015550101"],
+                        "whatsapp_numbers": [
+                            {"phone_number_id": WA_FIRST, "number": "+12015550102"},
+                            {"phone_number_id": WA_SECOND, "number": "+12015550103"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+}
+
+async fn inbound_text(api: &Api, p: &str, body: Value) -> Reply {
+    api.call(p, Role::Integration, Method::POST, "/inbound", Some(body))
+        .await
+}
+
+async fn an_sms_reply_goes_out_from_the_practice_number_the_client_texted(api: Api) {
+    let p = Api::practice_id();
+    practice_with_numbers(&api, &p).await;
+    // One client texts the second number; another says nothing of the number (the first one, then).
+    let r = inbound_text(
+        &api,
+        &p,
+        json!({"channel": "sms", "from": "+12015550111", "to": "+1 201-555-0101", "body": "Is Rex ready?"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let second = r.body["conversation_id"].as_str().unwrap().to_owned();
+    let r = inbound_text(
+        &api,
+        &p,
+        json!({"channel": "sms", "from": "+12015550112", "body": "Is Bella ready?"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let first = r.body["conversation_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        conversation(&api, &p, &second).await["reply_from"],
+        "+12015550101"
+    );
+    let to_second = reply(&api, &p, &second, "Rex is ready at 5").await;
+    let to_first = reply(&api, &p, &first, "Bella is ready at 6").await;
+    api.deliver_texts().await;
+    let sent = sent_replies(&api).await;
+    let from_of = |m: &Value| {
+        sent.iter()
+            .find(|e| e["message_id"] == m["id"])
+            .unwrap_or_else(|| panic!("{m} was sent: {sent:?}"))["from"]
+            .clone()
+    };
+    assert_eq!(from_of(&to_second), "+12015550101");
+    assert_eq!(from_of(&to_first), "+12015550100");
+}
+
+async fn a_whatsapp_reply_goes_out_from_the_phone_number_id_the_client_wrote_to(api: Api) {
+    let p = Api::practice_id();
+    practice_with_numbers(&api, &p).await;
+    let r = inbound_text(
+        &api,
+        &p,
+        json!({"channel": "whatsapp", "from": "+14255550150", "to": WA_SECOND, "body": "Hi"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
+    let c = conversation(&api, &p, &id).await;
+    assert_eq!(c["channel"], "whatsapp");
+    assert_eq!(c["reply_from"], WA_SECOND);
+    assert!(c["last_whatsapp_at"].is_string(), "{c}");
+    let m = reply(&api, &p, &id, "Hello Diego").await;
+    assert_eq!(m["delivery"]["status"], "queued");
+    assert_eq!(m["delivery"]["segments"], Value::Null);
+    api.deliver_texts().await;
+    let sent = sent_replies(&api).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["channel"], "whatsapp");
+    assert_eq!(sent[0]["to"], "+14255550150");
+    assert_eq!(sent[0]["from"], WA_SECOND);
+    assert_eq!(sent[0]["message_id"], m["id"]);
+    // Without `to`: the practice's first WhatsApp number.
+    let r = inbound_text(
+        &api,
+        &p,
+        json!({"channel": "whatsapp", "from": "+14255550151", "body": "Hi"}),
+    )
+    .await;
+    let other = r.body["conversation_id"].as_str().unwrap().to_owned();
+    assert_eq!(conversation(&api, &p, &other).await["reply_from"], WA_FIRST);
+}
+
+async fn a_to_that_is_not_the_practices_number_is_refused_and_nothing_is_stored(api: Api) {
+    let p = Api::practice_id();
+    practice_with_numbers(&api, &p).await;
+    for body in [
+        // Not one of its texting numbers (one of its WhatsApp numbers is not a texting number).
+        json!({"channel": "sms", "from": "+12015550111", "to": "+12015550102", "body": "Hi"}),
+        json!({"channel": "sms", "from": "+12015550111", "to": "+12015550199", "body": "Hi"}),
+        // Not one of its WhatsApp phone number ids (a number is not an id).
+        json!({"channel": "whatsapp", "from": "+12015550111", "to": "phone-number-id-unknown", "body": "Hi"}),
+        json!({"channel": "whatsapp", "from": "+12015550111", "to": "+12015550102", "body": "Hi"}),
+    ] {
+        let r = inbound_text(&api, &p, body.clone()).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", "to"),
+            "{body}: {:?}",
+            r.body
+        );
+    }
+    let r = inbound_text(
+        &api,
+        &p,
+        json!({"channel": "sms", "from": "+12015550111", "to": "not a number", "body": "Hi"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_phone", "to")
+    );
+    let r = api
+        .call(&p, Role::Staff, Method::GET, "/conversations", None)
+        .await;
+    assert_eq!(r.body["conversations"], json!([]), "nothing was stored");
+}
+
+async fn staff_cannot_start_a_whatsapp_conversation(api: Api) {
+    let p = Api::practice_id();
+    practice_with_numbers(&api, &p).await;
+    let department = api.admin(&p, Method::GET, "/departments", None).await.body[0]["id"].clone();
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            "/conversations",
+            Some(
+                json!({"department_id": department, "client_id": "+14255550150",
+                        "body": "Hello", "channel": "whatsapp"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", "channel"),
+        "{:?}",
+        r.body
+    );
+    let r = api
+        .call(&p, Role::Staff, Method::GET, "/conversations", None)
+        .await;
+    assert_eq!(r.body["conversations"], json!([]), "nothing was stored");
 }

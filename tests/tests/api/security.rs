@@ -37,6 +37,8 @@ struct Side {
     staff_text: String,
     /// The pet owner's app conversation.
     app_conversation: String,
+    /// Its WhatsApp phone number id (its WhatsApp number is its texting number).
+    whatsapp_id: String,
     /// Ids, names, addresses, numbers, greetings and message texts of this practice.
     strings: Vec<String>,
 }
@@ -48,6 +50,7 @@ async fn side(api: &Api, word: &'static str, n: u32) -> Side {
     let id = Api::practice_id();
     let lower = word.to_lowercase();
     let practice_number = format!("+1201555010{n}");
+    let whatsapp_id = format!("phone-number-id-{lower}");
     let name = format!("{word} Creek Animal Hospital");
     let r = api
         .admin(
@@ -56,7 +59,8 @@ async fn side(api: &Api, word: &'static str, n: u32) -> Side {
             "/practice",
             Some(
                 json!({"name": name, "timezone": "America/New_York", "country": "US",
-                        "sms_numbers": [practice_number]}),
+                        "sms_numbers": [practice_number],
+                        "whatsapp_numbers": [{"phone_number_id": whatsapp_id, "number": practice_number}]}),
             ),
         )
         .await;
@@ -181,6 +185,7 @@ async fn side(api: &Api, word: &'static str, n: u32) -> Side {
         open_conversation.clone(),
         app_conversation.clone(),
         format!("{lower}-vets.example"),
+        whatsapp_id.clone(),
         word.to_owned(),
     ];
     Side {
@@ -192,6 +197,7 @@ async fn side(api: &Api, word: &'static str, n: u32) -> Side {
         open_conversation,
         staff_text,
         app_conversation,
+        whatsapp_id,
         strings,
     }
 }
@@ -473,7 +479,8 @@ async fn request(
             Some(
                 json!({"name": format!("{} Creek Animal Hospital", own.word),
                         "timezone": "America/New_York", "country": "US",
-                        "sms_numbers": [own.strings[3]]}),
+                        "sms_numbers": [own.strings[3]],
+                        "whatsapp_numbers": [{"phone_number_id": own.whatsapp_id, "number": own.strings[3]}]}),
             ),
         ),
         E::GetPractice => (Method::GET, "/practice".into(), None),
@@ -514,14 +521,21 @@ async fn request(
             format!("/public/practices/{}/availability", a.id),
             None,
         ),
-        E::Inbound(channel @ ("sms" | "whatsapp")) => (
-            Method::POST,
-            "/inbound".into(),
-            Some(
-                json!({"channel": channel, "from": format!("+1202555{:04}", 1000 + n % 9000),
-                        "body": "Is Rex ready?"}),
-            ),
-        ),
+        E::Inbound(channel @ ("sms" | "whatsapp")) => {
+            // Written to the caller's own number (its texting number, its WhatsApp phone number id).
+            let to = match channel {
+                "sms" => own.strings[3].clone(),
+                _ => own.whatsapp_id.clone(),
+            };
+            (
+                Method::POST,
+                "/inbound".into(),
+                Some(
+                    json!({"channel": channel, "from": format!("+1202555{:04}", 1000 + n % 9000),
+                            "to": to, "body": "Is Rex ready?"}),
+                ),
+            )
+        }
         E::Inbound(channel) => (
             Method::POST,
             "/inbound".into(),
@@ -1238,6 +1252,18 @@ async fn request_limits_are_refused_and_nothing_is_stored(api: Api) {
             StatusCode::UNPROCESSABLE_ENTITY,
             "too_large",
             "sms_numbers",
+        ),
+        (
+            Role::Admin,
+            Method::PUT,
+            "/practice".into(),
+            json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
+                   "whatsapp_numbers": (0..11).map(|i| json!({
+                       "phone_number_id": format!("phone-number-id-{i}"),
+                       "number": format!("+120155502{i:02}")})).collect::<Vec<_>>()}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_large",
+            "whatsapp_numbers",
         ),
         (
             Role::Admin,

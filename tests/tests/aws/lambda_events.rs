@@ -30,7 +30,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use domain::alert::{AlertKind, AlertStatus, AlertSubject, DeliveryOutcome};
 use domain::conversation::DeliveryStatus;
 use domain::conversation::{
-    self, AlertId, Author, Channel, ConversationId, ConversationStatus, Inbound,
+    self, AlertId, Author, Channel, Conversation, ConversationId, ConversationStatus, Inbound,
 };
 use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::realtime::{Connection, ConnectionId, Subscriber, Ticket};
@@ -96,6 +96,9 @@ enum Seed {
     /// Every `INSERT` of the alert dispatcher's stream records put into the table: among them the queued
     /// text reply the SMS events of `text-status` are about.
     QueuedTextReply,
+    /// Rex's owner wrote on WhatsApp (`cnv_demo_rex_wa`) and staff answered: the queued reply (seq 2) the
+    /// statuses of `inbound-whatsapp/sns-whatsapp-statuses.json` are about.
+    WhatsAppReply,
 }
 
 /// The `SENDER_EMAIL` of an entry: a new address for each story, so moto's identities from other runs
@@ -135,6 +138,11 @@ enum After {
     TextSentOnce,
     /// The text reply is `delivered`: the late `TEXT_SENT` did not move it back.
     TextDelivered,
+    /// The WhatsApp message of `sns-whatsapp-message.json`, sent twice, is one `whatsapp` conversation with
+    /// one client message and one new-conversation alert; replies go out from the AWS phone number id.
+    WhatsAppStoredOnce,
+    /// Rex's WhatsApp reply is `delivered`: the late `sent` did not move it back.
+    WhatsAppReplyDelivered,
 }
 
 impl After {
@@ -262,6 +270,39 @@ const FUNCTIONS: &[Function] = &[
             },
         ],
         after: &[After::TextStoredOnce],
+    },
+    Function {
+        binary: "inbound-whatsapp",
+        events_dir: "inbound-whatsapp",
+        env: &[],
+        seed: &[Seed::DemoPractice, Seed::WhatsAppReply],
+        sender: Sender::None,
+        steps: &[
+            // A text message and a reaction (skipped).
+            Step {
+                file: "sns-whatsapp-message.json",
+                expect: Expect::Output(whatsapp_message_routed),
+            },
+            // SNS delivers at least once: the redelivery is recognised by Meta's message id.
+            Step {
+                file: "sns-whatsapp-message.json",
+                expect: Expect::Output(whatsapp_message_routed),
+            },
+            // Rex's reply delivered, its late `sent`, and a status of no reply of ours.
+            Step {
+                file: "sns-whatsapp-statuses.json",
+                expect: Expect::Output(whatsapp_status_applied),
+            },
+            Step {
+                file: "sns-whatsapp-statuses.json",
+                expect: Expect::Output(whatsapp_statuses_unchanged),
+            },
+            Step {
+                file: "sns-whatsapp-unknown-number.json",
+                expect: Expect::Output(whatsapp_skipped),
+            },
+        ],
+        after: &[After::WhatsAppStoredOnce, After::WhatsAppReplyDelivered],
     },
     Function {
         binary: "transfer-alerts",
@@ -680,6 +721,27 @@ fn text_skipped(output: &Value) {
     assert_eq!(output, &json!({"records": 1, "routed": 0, "skipped": 1}));
 }
 
+fn whatsapp_batch(routed: u64, applied: u64, unchanged: u64, skipped: u64) -> Value {
+    json!({"records": 1, "routed": routed, "statuses_applied": applied,
+           "statuses_unchanged": unchanged, "skipped": skipped})
+}
+
+fn whatsapp_message_routed(output: &Value) {
+    assert_eq!(output, &whatsapp_batch(1, 0, 0, 1));
+}
+
+fn whatsapp_status_applied(output: &Value) {
+    assert_eq!(output, &whatsapp_batch(0, 1, 1, 1));
+}
+
+fn whatsapp_statuses_unchanged(output: &Value) {
+    assert_eq!(output, &whatsapp_batch(0, 0, 2, 1));
+}
+
+fn whatsapp_skipped(output: &Value) {
+    assert_eq!(output, &whatsapp_batch(0, 0, 0, 1));
+}
+
 /// The alert `alert-dispatcher/dynamodb-stream-alert-insert.json` reports as inserted, and its record's
 /// sequence number (the `itemIdentifier` of a partial batch response).
 const STREAM_ALERT: &str = "alr_01kaqd9x7m3v5t8r2n6b4c1wyz";
@@ -824,6 +886,7 @@ impl Story {
                 Seed::QueuedTextReply => {
                     put_stream_inserts_of("alert-dispatcher", &story.store).await
                 }
+                Seed::WhatsAppReply => seed_whatsapp_reply(&story).await,
             }
         }
         if let (Sender::Verified, Some(sender)) = (f.sender, &story.sender) {
@@ -901,7 +964,8 @@ async fn seed_demo_practice(story: &Story) {
     };
     let practice = serde_json::from_value(json!({
         "name": "Happy Paws", "timezone": "America/New_York", "country": "US",
-        "sms_numbers": ["+12015550100"]
+        "sms_numbers": ["+12015550100"],
+        "whatsapp_numbers": [{"phone_number_id": DEMO_WHATSAPP_ID, "number": "+12015550100"}]
     }))
     .expect("a practice input");
     settings::put_practice(store, &admin, practice, seed_instant())
@@ -940,6 +1004,7 @@ async fn seed_demo_practice(story: &Story) {
     .await
     .expect("seed Grooming");
     let text = Inbound {
+        to: None,
         practice_id: demo_practice_id(),
         channel: Channel::Sms,
         client_id: BELLA_OWNER.to_owned(),
@@ -952,6 +1017,63 @@ async fn seed_demo_practice(story: &Story) {
         .await
         .expect("seed Bella's conversation");
     assert_eq!(routed.conversation_id.unwrap().as_str(), BELLA);
+}
+
+/// The demo practice's WhatsApp number: AWS's id of it (Meta's is `321010217760100`; the events' header
+/// maps one to the other).
+const DEMO_WHATSAPP_ID: &str = "phone-number-id-976c72a700aac43eaf573ae050example";
+const REX_WA: &str = "cnv_demo_rex_wa";
+const REX_WA_OWNER: &str = "+14255550150";
+/// Who writes in `sns-whatsapp-message.json`.
+const MILO_WA_OWNER: &str = "+14255550177";
+
+/// Rex's owner's WhatsApp message and staff's answer to it (seq 2, queued), written through the domain a
+/// few minutes before the statuses.
+async fn seed_whatsapp_reply(story: &Story) {
+    struct RexIds;
+    impl Ids for RexIds {
+        fn next(&self, prefix: &str) -> String {
+            match prefix {
+                "cnv" => REX_WA.to_owned(),
+                other => adapters::new_id(other),
+            }
+        }
+    }
+    let store: &dyn Store = &story.store;
+    let at = Utc::now() - chrono::Duration::minutes(5);
+    let message = Inbound {
+        practice_id: demo_practice_id(),
+        channel: Channel::Whatsapp,
+        client_id: REX_WA_OWNER.to_owned(),
+        department_id: None,
+        to: Some(DEMO_WHATSAPP_ID.to_owned()),
+        body: "Is Rex's prescription ready?".to_owned(),
+        dedup_key: None,
+        rate_limits: None,
+    };
+    let routed = conversation::route_inbound(store, message, at, &RexIds)
+        .await
+        .expect("seed Rex's WhatsApp conversation");
+    assert_eq!(
+        routed.conversation_id.expect("a conversation").as_str(),
+        REX_WA
+    );
+    let staff = Caller {
+        sub: "usr_staff_demo".to_owned(),
+        practice_id: demo_practice_id(),
+        role: Role::Staff,
+    };
+    let reply = conversation::staff_reply(
+        store,
+        &staff,
+        &ConversationId(REX_WA.to_owned()),
+        "Yes, it's ready at the front desk.",
+        at + chrono::Duration::minutes(1),
+        &RexIds,
+    )
+    .await
+    .expect("seed the reply");
+    assert_eq!(reply.seq, 2);
 }
 
 const DESK_CONNECTION: &str = "conn-desk-demo";
@@ -1190,6 +1312,38 @@ async fn verify_sender(address: &str) {
 }
 
 /// Checks what a story left behind.
+/// The demo practice's one conversation with `client` (panics unless there is exactly one), how many
+/// others it has, and the bodies of what the client wrote in it.
+async fn stored_for(store: &dyn Store, client: &str) -> (Conversation, usize, Vec<String>) {
+    let practice = demo_practice_id();
+    let page = store
+        .list_conversations(&practice, &ConversationFilter::default(), None, 100)
+        .await
+        .expect("list conversations");
+    let (mine, others): (Vec<_>, Vec<_>) = page
+        .conversations
+        .into_iter()
+        .partition(|c| c.client_id == client);
+    let [conversation] = <[Conversation; 1]>::try_from(mine)
+        .unwrap_or_else(|all| panic!("one conversation of {client}: {all:?}"));
+    let detail = store
+        .conversation_detail(
+            &practice,
+            &conversation.id,
+            domain::store::MessageRange::ALL,
+        )
+        .await
+        .expect("conversation detail")
+        .expect("the conversation");
+    let from_client = detail
+        .messages
+        .into_iter()
+        .filter(|m| matches!(m.author, Author::Client { .. }))
+        .map(|m| m.body)
+        .collect();
+    (conversation, others.len(), from_client)
+}
+
 async fn check_after(after: After, story: &Story) {
     let store: &dyn Store = &story.store;
     let practice = demo_practice_id();
@@ -1213,25 +1367,65 @@ async fn check_after(after: After, story: &Story) {
         After::TextDelivered => {
             assert_eq!(text_reply_status(store).await, DeliveryStatus::Delivered);
         }
-        After::TextStoredOnce => {
-            let page = store
-                .list_conversations(&practice, &ConversationFilter::default(), None, 100)
+        After::WhatsAppReplyDelivered => {
+            let text = TextRef {
+                practice_id: demo_practice_id(),
+                conversation_id: ConversationId(REX_WA.into()),
+                seq: 2,
+            };
+            let delivery = store
+                .get_text(&text)
                 .await
-                .expect("list conversations");
-            let luna: Vec<_> = page
-                .conversations
-                .iter()
-                .filter(|c| c.client_id == LUNA_OWNER)
-                .collect();
-            assert_eq!(luna.len(), 1, "one conversation for the text: {page:?}");
-            assert_eq!(luna[0].channel, Channel::Sms);
-            assert_eq!(luna[0].status, ConversationStatus::Open);
-            assert_eq!(luna[0].department_id.as_str(), DEFAULT_DEPARTMENT);
+                .expect("read the reply")
+                .and_then(|t| t.message.delivery)
+                .expect("the reply");
+            assert_eq!(delivery.status, DeliveryStatus::Delivered);
+            assert_eq!(delivery.reason, None);
+        }
+        After::WhatsAppStoredOnce => {
+            let (milo, others, from_client) = stored_for(store, MILO_WA_OWNER).await;
+            assert_eq!(milo.channel, Channel::Whatsapp);
+            assert_eq!(milo.reply_from.as_deref(), Some(DEMO_WHATSAPP_ID));
+            assert!(milo.last_whatsapp_at.is_some());
             assert_eq!(
-                page.conversations.len(),
-                2,
-                "Bella's and Luna's; the text to an unknown number and the STOP started nothing: {page:?}"
+                others, 2,
+                "Bella's and Rex's; the message to an unknown number started nothing"
             );
+            assert_eq!(
+                from_client,
+                ["Hi, is Milo's prescription ready?"],
+                "the message is stored once, the reaction not at all"
+            );
+            let mut alerts = 0;
+            for id in store.pending_alert_ids(100).await.expect("pending alerts") {
+                let record = store
+                    .get_alert(&id)
+                    .await
+                    .expect("read")
+                    .expect("the alert");
+                if let AlertSubject::NewConversation(about) = &record.alert.subject {
+                    if about.conversation_id == milo.id {
+                        alerts += 1;
+                    }
+                }
+            }
+            assert_eq!(
+                alerts, 1,
+                "one new-conversation alert, however often it came"
+            );
+        }
+        After::TextStoredOnce => {
+            let (luna, others, from_client) = stored_for(store, LUNA_OWNER).await;
+            assert_eq!(luna.channel, Channel::Sms);
+            // Replies go out from the number texted (the notification's destinationNumber).
+            assert_eq!(luna.reply_from.as_deref(), Some("+12015550100"));
+            assert_eq!(luna.status, ConversationStatus::Open);
+            assert_eq!(luna.department_id.as_str(), DEFAULT_DEPARTMENT);
+            assert_eq!(
+                others, 1,
+                "Bella's; the text to an unknown number and the STOP started nothing"
+            );
+            assert_eq!(from_client, [LUNA_TEXT], "the text is stored once");
             let stop = store
                 .routing_context(
                     &practice,
@@ -1244,18 +1438,6 @@ async fn check_after(after: After, story: &Story) {
                 stop.sms_opted_out_at.is_some(),
                 "the STOP is recorded: {stop:?}"
             );
-            let detail = store
-                .conversation_detail(&practice, &luna[0].id, domain::store::MessageRange::ALL)
-                .await
-                .expect("conversation detail")
-                .expect("the conversation");
-            let from_client: Vec<&str> = detail
-                .messages
-                .iter()
-                .filter(|m| matches!(m.author, Author::Client { .. }))
-                .map(|m| m.body.as_str())
-                .collect();
-            assert_eq!(from_client, [LUNA_TEXT], "the text is stored once");
         }
         After::TransferAlertPending => {
             let bella = store
@@ -1651,6 +1833,68 @@ async fn broken_events_of_the_other_entries_are_refused() {
         .await
         .expect("list conversations");
     assert_eq!(page.conversations.len(), 1, "only Bella's: {page:?}");
+
+    // inbound-whatsapp: a Message that is not End User Messaging Social's, a webhook entry that is not
+    // Meta's, a message without its sender: each dropped (a retry would not help), nothing stored.
+    let whatsapp = function("inbound-whatsapp");
+    let story = Story::start(whatsapp).await;
+    let mut notifications = story.spawn(whatsapp).await;
+    let good = read_event("inbound-whatsapp", "sns-whatsapp-message.json");
+    let header: Value = serde_json::from_str(
+        good["Records"][0]["Sns"]["Message"]
+            .as_str()
+            .expect("Message is a string"),
+    )
+    .expect("Message is JSON");
+    let with_message = |message: Value| {
+        let mut event = good.clone();
+        event["Records"][0]["Sns"]["Message"] = json!(message.to_string());
+        event
+    };
+    let mut not_meta = header.clone();
+    not_meta["whatsAppWebhookEntry"] = json!("{\"id\": ");
+    let mut entry: Value = serde_json::from_str(header["whatsAppWebhookEntry"].as_str().unwrap())
+        .expect("the entry is JSON");
+    for m in entry["changes"][0]["value"]["messages"]
+        .as_array_mut()
+        .unwrap()
+    {
+        m.as_object_mut().unwrap().remove("from");
+    }
+    let mut no_sender = header.clone();
+    no_sender["whatsAppWebhookEntry"] = json!(entry.to_string());
+    let mut not_json = good.clone();
+    not_json["Records"][0]["Sns"]["Message"] = json!("STOP");
+    for (what, event, skipped) in [
+        ("a Message that is not JSON", not_json, 1),
+        (
+            "a webhook entry that is not Meta's",
+            with_message(not_meta),
+            1,
+        ),
+        ("messages without their sender", with_message(no_sender), 2),
+    ] {
+        let output = notifications
+            .invoke(event)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}\n--- function log:\n{}", notifications.logs()));
+        assert_eq!(output, whatsapp_batch(0, 0, 0, skipped), "{what}");
+    }
+    let page = story
+        .store
+        .list_conversations(
+            &demo_practice_id(),
+            &ConversationFilter::default(),
+            None,
+            100,
+        )
+        .await
+        .expect("list conversations");
+    assert_eq!(
+        page.conversations.len(),
+        2,
+        "only Bella's and Rex's: {page:?}"
+    );
 
     // alert-dispatcher: the record names an alert item the store cannot read (an unknown kind).
     let dispatcher = function("alert-dispatcher");

@@ -70,6 +70,7 @@ async fn a_reply_is_posted_to_each_connection_concerned_once_and_gone_ones_are_d
     let routed = conversation::route_inbound(
         &*store,
         Inbound {
+            to: None,
             practice_id: practice.clone(),
             channel: Channel::App,
             client_id: OWNER.to_owned(),

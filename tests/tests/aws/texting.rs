@@ -12,6 +12,21 @@ use vetchat_tests::api::Api;
 use vetchat_tests::fake_texting::{Behaviour, FakeTexting};
 use vetchat_tests::{StoreKind, TestStore};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use domain::alert::AlertSubject;
+use domain::conversation::rate_limit::RateUpdate;
+use domain::conversation::{Channel, ConversationId, Delivery, DeliveryEvent, Message, MessageId};
+use domain::department::Department;
+use domain::identity::{DepartmentId, PracticeId};
+use domain::practice::Practice;
+use domain::store::{
+    ConversationFilter, ConversationIntake, MessageRange, NewConversation, OpenConversation,
+    OptKeywordWrite, RoutingContext, SettingsLookup, StoreError, StoreResult, StoredText,
+    TextOutbox, TextRef,
+};
+use domain::texting::OutboundText;
+
 const PRACTICE_NUMBER: &str = "+12015550100";
 const OWNER: &str = "+12015550111";
 
@@ -26,6 +41,48 @@ async fn replied() -> (Api, String, String, Value) {
     let p = Api::practice_id();
     let id = api.texted_conversation(&p, PRACTICE_NUMBER, OWNER).await;
     let r = api.staff_reply(&p, &id, "Rex is ready at 5").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    (api, p, id, r.body)
+}
+
+const WA_ID: &str = "phone-number-id-0123456789abcdef0123456789abcdef";
+
+/// [`replied`] on WhatsApp: the practice's WhatsApp number, the client's message to it, the staff reply.
+async fn whatsapp_replied() -> (Api, String, String, Value) {
+    let api = Api::from(TestStore::open(StoreKind::Memory).await);
+    let p = Api::practice_id();
+    let r = api
+        .admin(
+            &p,
+            Method::PUT,
+            "/practice",
+            Some(json!({"name": "Happy Paws", "timezone": "America/New_York", "country": "US",
+                        "whatsapp_numbers": [{"phone_number_id": WA_ID, "number": PRACTICE_NUMBER}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = api
+        .call(
+            &p,
+            Role::Integration,
+            Method::POST,
+            "/inbound",
+            Some(
+                json!({"channel": "whatsapp", "from": OWNER, "to": WA_ID, "body": "Is Rex ready?"}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let id = r.body["conversation_id"].as_str().unwrap().to_owned();
+    let r = api
+        .call(
+            &p,
+            Role::Staff,
+            Method::POST,
+            &format!("/conversations/{id}/messages"),
+            Some(json!({"body": "Rex is ready at 5"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     (api, p, id, r.body)
 }
@@ -165,6 +222,252 @@ async fn a_stalled_send_is_unconfirmed_and_never_resent_without_a_staff_retry() 
     assert_eq!(delivery(&api, &p, &id).await["status"], "sent");
 }
 
+/// A WhatsApp reply through `SendWhatsAppMessage`: once, from the phone number id the client wrote to, its
+/// Meta message carrying the reply's address in `biz_opaque_callback_data`; the statuses that echo it come
+/// through the WhatsApp SNS entry and move the reply's delivery.
+#[tokio::test]
+async fn a_whatsapp_reply_goes_out_once_from_the_phone_number_id_and_its_statuses_find_it() {
+    let fake = FakeTexting::start().await;
+    let sender = sender(&fake).await;
+    let (api, p, id, _) = whatsapp_replied().await;
+    api.deliver_texts_with(&sender).await;
+    api.deliver_texts_with(&sender).await;
+    let sent = fake.whatsapp();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].origination_phone_number_id, WA_ID);
+    assert_eq!(sent[0].to(), Some(OWNER));
+    assert_eq!(sent[0].text(), Some("Rex is ready at 5"));
+    assert_eq!(delivery(&api, &p, &id).await["status"], "sent");
+    let callback = sent[0].message["biz_opaque_callback_data"]
+        .as_str()
+        .expect("the send carries the reply's address")
+        .to_owned();
+
+    // Meta's statuses of that message, as End User Messaging Social publishes them to the topic.
+    let entry = json!({"id": "365731266123456", "changes": [{"field": "messages", "value": {
+    "metadata": {"display_phone_number": "12015550100", "phone_number_id": "321010217760100"},
+    "statuses": [
+        {"id": "wamid.R", "status": "read", "timestamp": "1795446402", "recipient_id": "12015550111",
+         "biz_opaque_callback_data": callback},
+        {"id": "wamid.R", "status": "delivered", "timestamp": "1795446401", "recipient_id": "12015550111",
+         "biz_opaque_callback_data": callback}
+    ]}}]});
+    let event = whatsapp_notification(&entry);
+    let batch = inbound_router::whatsapp::handle_notifications(
+        api.store.as_ref(),
+        &event,
+        chrono::Utc::now(),
+        &adapters::UlidIds,
+    )
+    .await
+    .expect("handled");
+    assert_eq!(
+        (batch.statuses_applied, batch.statuses_unchanged),
+        (1, 1),
+        "{batch:?}"
+    );
+    let d = delivery(&api, &p, &id).await;
+    assert_eq!(
+        d["status"], "read",
+        "the late delivered did not move it back: {d}"
+    );
+}
+
+/// An SNS event carrying one End User Messaging Social notification around Meta's webhook `entry`.
+fn whatsapp_notification(entry: &Value) -> aws_lambda_events::event::sns::SnsEvent {
+    let message = json!({
+        "context": {"MetaPhoneNumberIds": [{"metaPhoneNumberId": "321010217760100",
+            "arn": "arn:aws:social-messaging:us-east-1:123456789012:phone-number-id/0123456789abcdef0123456789abcdef"}]},
+        "whatsAppWebhookEntry": entry.to_string()});
+    serde_json::from_value(json!({"Records": [{
+        "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:1",
+        "Sns": {"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+                "Message": message.to_string(), "Timestamp": "2026-11-23T15:06:40.300Z", "SignatureVersion": "1",
+                "Signature": "x", "SigningCertUrl": "https://x", "UnsubscribeUrl": "https://x", "MessageAttributes": {}}}]}))
+    .expect("an SNS event")
+}
+
+/// The memory store, except that applying a delivery event fails (the store unavailable) while `down`.
+struct FlakyOutbox {
+    inner: std::sync::Arc<dyn domain::store::Store>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl SettingsLookup for FlakyOutbox {
+    async fn practice_and_department(
+        &self,
+        practice_id: &PracticeId,
+        department_id: &DepartmentId,
+    ) -> StoreResult<(Option<Practice>, Option<Department>)> {
+        self.inner
+            .practice_and_department(practice_id, department_id)
+            .await
+    }
+    async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>> {
+        self.inner.practice_by_sms_number(e164).await
+    }
+    async fn practice_by_whatsapp_id(&self, id: &str) -> StoreResult<Option<PracticeId>> {
+        self.inner.practice_by_whatsapp_id(id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConversationIntake for FlakyOutbox {
+    async fn routing_context(
+        &self,
+        practice_id: &PracticeId,
+        client_id: &str,
+        department_id: &DepartmentId,
+    ) -> StoreResult<RoutingContext> {
+        self.inner
+            .routing_context(practice_id, client_id, department_id)
+            .await
+    }
+    async fn start_conversation(&self, new: &NewConversation) -> StoreResult<()> {
+        self.inner.start_conversation(new).await
+    }
+    async fn append_counted(
+        &self,
+        practice_id: &PracticeId,
+        open: &OpenConversation,
+        messages: &[Message],
+        dedup_key: Option<&str>,
+        rate: Option<&RateUpdate>,
+    ) -> StoreResult<()> {
+        self.inner
+            .append_counted(practice_id, open, messages, dedup_key, rate)
+            .await
+    }
+    async fn record_opt_keyword(&self, write: &OptKeywordWrite) -> StoreResult<()> {
+        self.inner.record_opt_keyword(write).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TextOutbox for FlakyOutbox {
+    async fn get_text(&self, text: &TextRef) -> StoreResult<Option<StoredText>> {
+        self.inner.get_text(text).await
+    }
+    async fn apply_delivery_event(
+        &self,
+        text: &TextRef,
+        event: &DeliveryEvent,
+    ) -> StoreResult<Option<StoredText>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the table is throttling".into()));
+        }
+        self.inner.apply_delivery_event(text, event).await
+    }
+    async fn replace_delivery(
+        &self,
+        text: &TextRef,
+        expected: &Delivery,
+        new: &Delivery,
+    ) -> StoreResult<StoredText> {
+        self.inner.replace_delivery(text, expected, new).await
+    }
+    async fn record_refused_opt_out(
+        &self,
+        text: &TextRef,
+        number: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<chrono::DateTime<chrono::Utc>> {
+        self.inner.record_refused_opt_out(text, number, at).await
+    }
+    async fn texts_in_flight(
+        &self,
+        queued_before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<(TextRef, Delivery)>> {
+        self.inner.texts_in_flight(queued_before, limit).await
+    }
+}
+
+/// One notification with a status the store fails to record and a client's message: the message is
+/// stored all the same, the invocation fails (SNS delivers it again), and the redelivery records the status
+/// and stores no second message nor alert.
+#[tokio::test]
+async fn a_whatsapp_notification_that_fails_in_part_loses_nothing_and_doubles_nothing() {
+    const MILO_OWNER: &str = "+14255550177";
+    let (api, p, id, reply) = whatsapp_replied().await;
+    let text = TextRef {
+        practice_id: PracticeId::parse(&p).unwrap(),
+        conversation_id: ConversationId(id.clone()),
+        seq: reply["seq"].as_u64().unwrap(),
+    };
+    let callback = domain::whatsapp::callback_data(&OutboundText {
+        text: text.clone(),
+        attempt: 1,
+        channel: Channel::Whatsapp,
+        to: OWNER.into(),
+        from: WA_ID.into(),
+        body: "Rex is ready at 5".into(),
+        message_id: MessageId(reply["id"].as_str().unwrap().into()),
+        conversation_id: ConversationId(id.clone()),
+        department_id: DepartmentId(reply["department_id"].as_str().unwrap().into()),
+    });
+    let entry = json!({"id": "1", "changes": [{"field": "messages", "value": {
+        "metadata": {"phone_number_id": "321010217760100"},
+        "statuses": [{"id": "wamid.R", "status": "delivered", "timestamp": "1795446401",
+                      "biz_opaque_callback_data": callback}],
+        "messages": [{"from": "14255550177", "id": "wamid.M", "timestamp": "1795446402",
+                      "type": "text", "text": {"body": "Is Milo ready too?"}}]}}]});
+    let event = whatsapp_notification(&entry);
+    let flaky = FlakyOutbox {
+        inner: api.store.clone(),
+        down: AtomicBool::new(true),
+    };
+    let handle = || {
+        inbound_router::whatsapp::handle_notifications(
+            &flaky,
+            &event,
+            chrono::Utc::now(),
+            &adapters::UlidIds,
+        )
+    };
+    let first = handle().await;
+    assert!(
+        first.is_err(),
+        "the invocation fails, so SNS delivers it again: {first:?}"
+    );
+    let milo = || async {
+        let page = api
+            .store
+            .list_conversations(&text.practice_id, &ConversationFilter::default(), None, 100)
+            .await
+            .expect("list");
+        page.conversations
+            .into_iter()
+            .filter(|c| c.client_id == MILO_OWNER)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(milo().await.len(), 1, "the message was not lost");
+    assert_eq!(delivery(&api, &p, &id).await["status"], "queued");
+
+    flaky.down.store(false, Ordering::SeqCst);
+    let again = handle().await.expect("the redelivery is handled");
+    assert_eq!((again.routed, again.statuses_applied), (1, 1), "{again:?}");
+    assert_eq!(delivery(&api, &p, &id).await["status"], "delivered");
+    let milo = milo().await;
+    assert_eq!(milo.len(), 1, "one conversation");
+    let detail = api
+        .store
+        .conversation_detail(&text.practice_id, &milo[0].id, MessageRange::ALL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.messages.len(), 1, "the message is stored once");
+    let mut alerts = 0;
+    for alert in api.store.pending_alert_ids(100).await.unwrap() {
+        let record = api.store.get_alert(&alert).await.unwrap().unwrap();
+        if matches!(&record.alert.subject, AlertSubject::NewConversation(c) if c.conversation_id == milo[0].id)
+        {
+            alerts += 1;
+        }
+    }
+    assert_eq!(alerts, 1, "one new-conversation alert");
+}
 #[tokio::test]
 async fn a_provider_outage_leaves_every_reply_visibly_unconfirmed_and_a_retry_sends_each_once() {
     let fake = FakeTexting::start().await;

@@ -149,6 +149,7 @@ fn inbound(
     body: &str,
 ) -> Inbound {
     Inbound {
+        to: None,
         practice_id: practice_id.clone(),
         channel: Channel::App,
         client_id: client_id.to_owned(),
@@ -941,6 +942,8 @@ async fn transfers_racing_each_other_leave_a_consistent_chain(t: TestStore) {
 async fn stored_alert(store: &DynStore, created_at: DateTime<Utc>) -> PendingAlert {
     let (practice, default) = setup(store).await;
     let c = Conversation {
+        reply_from: None,
+        last_whatsapp_at: None,
         id: ConversationId(id("cnv")),
         practice_id: practice.id.clone(),
         department_id: default.id.clone(),

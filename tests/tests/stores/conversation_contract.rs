@@ -102,6 +102,8 @@ fn conversation(
     at: DateTime<Utc>,
 ) -> Conversation {
     Conversation {
+        reply_from: None,
+        last_whatsapp_at: None,
         id: ConversationId(id("cnv")),
         practice_id: practice_id.clone(),
         department_id: department_id.clone(),
@@ -297,6 +299,7 @@ fn inbound(
     body: &str,
 ) -> Inbound {
     Inbound {
+        to: None,
         practice_id: practice_id.clone(),
         channel,
         client_id: client_id.to_owned(),
@@ -1989,6 +1992,7 @@ fn limited(
     limits: ClientRateLimits,
 ) -> Inbound {
     Inbound {
+        to: None,
         rate_limits: Some(limits),
         ..inbound(practice_id, Channel::App, client_id, None, body)
     }
@@ -2195,6 +2199,7 @@ async fn two_hundred_texts_from_one_number_one_conversation_one_alert(t: TestSto
             let mut attempts = 0;
             loop {
                 let text = Inbound {
+                    to: None,
                     dedup_key: Some(format!("sms:flood-{k}")),
                     ..inbound(&pid, Channel::Sms, FROM, None, &format!("text {k}"))
                 };

@@ -74,6 +74,7 @@ fn text_from(practice: &Practice, number: &str, body: &str) -> Inbound {
         channel: Channel::Sms,
         client_id: number.into(),
         department_id: None,
+        to: None,
         body: body.into(),
         dedup_key: None,
         rate_limits: None,

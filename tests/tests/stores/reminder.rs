@@ -137,6 +137,7 @@ async fn practice(store: &DynStore, timezone: &str, now: DateTime<Utc>) -> Fx {
             timezone: timezone.into(),
             country: "US".into(),
             sms_numbers: Vec::new(),
+            whatsapp_numbers: Vec::new(),
         },
         now,
     )
@@ -223,6 +224,7 @@ async fn app_message(
     conversation::route_inbound(
         store.as_ref(),
         Inbound {
+            to: None,
             practice_id: fx.practice_id.clone(),
             channel: Channel::App,
             client_id: client_id.into(),

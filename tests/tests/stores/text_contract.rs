@@ -23,6 +23,8 @@ vetchat_tests::on_every_store!(
     status_events_in_any_order_end_where_the_domain_rule_says,
     concurrent_claims_of_one_text_let_exactly_one_sender_send,
     chatwoot_14120_a_retry_queues_one_new_attempt_from_what_was_read,
+    whatsapp_free_form_replies_go_out_only_within_24_hours_of_the_clients_last_message,
+    a_text_reply_carries_the_number_the_client_wrote_to,
     the_texts_in_flight_are_those_waiting_for_or_with_a_sender,
     the_sweep_sends_a_text_no_sender_claimed_once,
     a_text_left_sending_by_a_killed_sender_becomes_unconfirmed_never_resent,
@@ -229,6 +231,183 @@ async fn chatwoot_14120_a_retry_queues_one_new_attempt_from_what_was_read(store:
         store.replace_delivery(&missing, &failed, &again).await,
         Err(StoreError::NotFound)
     );
+}
+
+const WA_ID: &str = "phone-number-id-0123456789abcdef0123456789abcdef";
+
+/// A practice with a WhatsApp number, and a WhatsApp message of its client's at `at` (the conversation).
+async fn whatsapp_conversation(
+    store: &DynStore,
+    at: DateTime<Utc>,
+) -> (Practice, conversation::ConversationId) {
+    let mut practice = sample_practice();
+    practice.default_department_id = DepartmentId::default_for(&practice.id);
+    practice.whatsapp_numbers = vec![domain::practice::WhatsappNumber {
+        phone_number_id: WA_ID.into(),
+        number: "+12015550100".into(),
+    }];
+    let default = default_department(&practice);
+    store
+        .create_practice(&practice, &default)
+        .await
+        .expect("create practice");
+    let routed = write_on_whatsapp(store, &practice, at).await;
+    (practice, routed)
+}
+
+async fn write_on_whatsapp(
+    store: &DynStore,
+    practice: &Practice,
+    at: DateTime<Utc>,
+) -> conversation::ConversationId {
+    let inbound = conversation::Inbound {
+        practice_id: practice.id.clone(),
+        channel: Channel::Whatsapp,
+        client_id: "+14255550150".into(),
+        department_id: None,
+        to: Some(WA_ID.into()),
+        body: "Is Rex ok?".into(),
+        dedup_key: None,
+        rate_limits: None,
+    };
+    conversation::route_inbound(store.as_ref(), inbound, at, &TestIds)
+        .await
+        .expect("route")
+        .conversation_id
+        .expect("a conversation")
+}
+
+async fn whatsapp_reply(
+    store: &DynStore,
+    practice: &Practice,
+    id: &conversation::ConversationId,
+    at: DateTime<Utc>,
+) -> domain::DomainResult<conversation::Message> {
+    conversation::staff_reply(
+        store.as_ref(),
+        &staff(practice),
+        id,
+        "Rex is fine",
+        at,
+        &TestIds,
+    )
+    .await
+}
+
+fn window_closed(result: &domain::DomainResult<conversation::Message>) -> bool {
+    matches!(
+        result,
+        Err(domain::DomainError::Conflict {
+            code: domain::ConflictCode::WhatsappWindowClosed,
+            ..
+        })
+    )
+}
+
+async fn message_count(
+    store: &DynStore,
+    practice: &Practice,
+    id: &conversation::ConversationId,
+) -> usize {
+    store
+        .conversation_detail(&practice.id, id, domain::store::MessageRange::ALL)
+        .await
+        .expect("detail")
+        .expect("the conversation")
+        .messages
+        .len()
+}
+
+async fn whatsapp_free_form_replies_go_out_only_within_24_hours_of_the_clients_last_message(
+    store: DynStore,
+) {
+    let hours = |h: i64| t0() + Duration::hours(h);
+    let (practice, id) = whatsapp_conversation(&store, hours(0)).await;
+    let inside = whatsapp_reply(&store, &practice, &id, hours(24))
+        .await
+        .expect("inside the window");
+    assert_eq!(
+        inside.delivery.as_ref().map(|d| d.status),
+        Some(DeliveryStatus::Queued)
+    );
+    // A second past 24 hours: refused, and nothing stored (so nothing is sent).
+    let late = whatsapp_reply(&store, &practice, &id, hours(24) + Duration::seconds(1)).await;
+    assert!(window_closed(&late), "{late:?}");
+    assert_eq!(message_count(&store, &practice, &id).await, 2);
+    // Staff reading the conversation see when the client last wrote.
+    let c = store
+        .get_conversation(&practice.id, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.last_whatsapp_at, Some(hours(0)));
+    // The reply inside the window failed; its retry two days later is refused too, and it stays failed.
+    let text = TextRef::of(&practice.id, &inside);
+    store
+        .apply_delivery_event(
+            &text,
+            &DeliveryEvent::failed(FailureReason::ProviderError, hours(25), Some(1)),
+        )
+        .await
+        .expect("apply")
+        .expect("failed");
+    let retry = conversation::retry_text(
+        store.as_ref(),
+        &staff(&practice),
+        &id,
+        &inside.id,
+        hours(48),
+    )
+    .await;
+    assert!(window_closed(&retry), "{retry:?}");
+    let d = store
+        .get_text(&text)
+        .await
+        .unwrap()
+        .unwrap()
+        .message
+        .delivery
+        .unwrap();
+    assert_eq!((d.status, d.attempt), (DeliveryStatus::Failed, 1));
+    // The client writes again (joining the conversation): the window opens from that message.
+    assert_eq!(write_on_whatsapp(&store, &practice, hours(50)).await, id);
+    let c = store
+        .get_conversation(&practice.id, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.last_whatsapp_at, Some(hours(50)));
+    whatsapp_reply(&store, &practice, &id, hours(73))
+        .await
+        .expect("inside the new window");
+    let retried = conversation::retry_text(
+        store.as_ref(),
+        &staff(&practice),
+        &id,
+        &inside.id,
+        hours(73),
+    )
+    .await
+    .expect("the retry inside the new window");
+    assert_eq!(
+        retried.delivery.map(|d| (d.status, d.attempt)),
+        Some((DeliveryStatus::Queued, 2))
+    );
+}
+
+async fn a_text_reply_carries_the_number_the_client_wrote_to(store: DynStore) {
+    let (practice, id) = whatsapp_conversation(&store, t0()).await;
+    let reply = whatsapp_reply(&store, &practice, &id, at(60))
+        .await
+        .expect("reply");
+    let found = store
+        .get_text(&TextRef::of(&practice.id, &reply))
+        .await
+        .expect("get")
+        .expect("a text");
+    assert_eq!(found.reply_from.as_deref(), Some(WA_ID));
+    assert_eq!(found.client_id, "+14255550150");
+    assert_eq!(found.message.channel, Channel::Whatsapp);
 }
 
 /// The in-flight texts of `practice` queued before `before`, as (seq, status).
@@ -451,4 +630,34 @@ async fn dynamo_a_staff_text_reply_and_a_status_event_stay_within_budget() {
             "a status event: 1 conditional write"
         );
     }
+}
+
+#[tokio::test]
+async fn dynamo_a_whatsapp_reply_inside_or_outside_the_window_stays_within_budget() {
+    let dynamo = Arc::new(fresh_dynamo_store().await);
+    let store: DynStore = dynamo.clone();
+    let (practice, id) = whatsapp_conversation(&store, t0()).await;
+    dynamo.request_counter().reset();
+    whatsapp_reply(&store, &practice, &id, at(60))
+        .await
+        .expect("reply");
+    let counts = dynamo.request_counts();
+    assert_eq!(
+        (
+            counts.get("GetItem"),
+            counts.get("TransactWriteItems"),
+            counts.len()
+        ),
+        (Some(&1), Some(&1), 2),
+        "a WhatsApp reply: 1 read + 1 transactional write, {counts:?}"
+    );
+    dynamo.request_counter().reset();
+    let late = whatsapp_reply(&store, &practice, &id, t0() + Duration::hours(25)).await;
+    assert!(window_closed(&late));
+    let counts = dynamo.request_counts();
+    assert_eq!(
+        counts.into_iter().collect::<Vec<_>>(),
+        vec![("GetItem".to_owned(), 1)],
+        "refused after the one read: no write"
+    );
 }

@@ -29,10 +29,11 @@
 //! | practice | `PRACTICE#{practice_id}` | `PRACTICE` | the `Practice` fields, `version` |
 //! | department | `PRACTICE#{practice_id}` | `DEPT#{department_id}` | `settings` (one map), `name_key`, `is_default`, `open_conversations`, `version`, timestamps |
 //! | department name | `DEPTNAME#{practice_id}#{name_key}` | `DEPTNAME` | `department_id`: the name is taken |
-//! | texting number | `SMSNUMBER#{e164}` | `SMSNUMBER` | `practice_id`: the owner |
+//! | texting number | `SMSNUMBER#{e164}` | `SMSNUMBER` | `practice_id`: the owner (of a texting or a WhatsApp number) |
+//! | WhatsApp phone number id | `WAPHONEID#{phone_number_id}` | `WAPHONEID` | `practice_id`: the owner |
 //! | conversation | `CONV#{practice_id}#{conversation_id}` | `MSG~` (right after its messages) | the `Conversation` fields (with `last_seq`, `department_name`, `sms_opted_out_at`, `after_hours_replied_at`); `transfers` (the `Transfer`s, a list); `preview` (the last message a person wrote); `GSI1PK = CONVS#{practice_id}#{status}`, `GSI1SK = {last_message_at}#{conversation_id}`; app and web ones also `GSI2PK = CLIENT#{practice_id}#{client_id}`, `GSI2SK` as `GSI1SK` |
-//! | message | `CONV#{practice_id}#{conversation_id}` | `MSG#{seq:020}` | the `Message` fields; `client_id` (the conversation's), `practice_id` |
-//! | client's open conversation | `OPEN#{practice_id}#{client_id}` | `OPEN` | the `OpenConversation` fields (`conversation_id`, `department_id`, `department_name`, `client_id`, `channel`, `last_seq`, `after_hours_replied_at`): the claim |
+//! | message | `CONV#{practice_id}#{conversation_id}` | `MSG#{seq:020}` | the `Message` fields; `client_id` (the conversation's), `practice_id`; a text reply's also `reply_from` (the conversation's) |
+//! | client's open conversation | `OPEN#{practice_id}#{client_id}` | `OPEN` | the `OpenConversation` fields (`conversation_id`, `department_id`, `department_name`, `client_id`, `channel`, `last_seq`, `reply_from`, `after_hours_replied_at`): the claim |
 //! | a number's opt-out | `OPTOUT#{practice_id}#{number}` | `OPTOUT` | `opted_out_at`, `practice_id`, `number` (`dynamo/opt_outs.rs`); its copy is the `sms` conversation's `sms_opted_out_at` |
 //! | ticket | `TICKET#{sha256 of the secret}` | `TICKET` | the `Subscriber` fields; `expires_at` (TTL, epoch seconds: 60 s) |
 //! | connection | `CONN#{connection_id}` | `CONN` | `id`, the `Subscriber` fields, `connected_at`; `expires_at` (TTL: 2 h); `GSI2PK = CONNS#{practice_id}`, `GSI2SK = {connection_id}` |

@@ -30,6 +30,7 @@ use crate::schedule::{self, Availability, AvailabilityReason};
 use crate::store::{
     ConversationIntake, NewConversation, OpenConversation, OptKeywordWrite, StoreError,
 };
+use crate::validate;
 
 /// `POST /inbound` body.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +41,9 @@ pub struct InboundInput {
     pub department_id: Option<DepartmentId>,
     #[serde(default)]
     pub from: Option<String>,
+    /// Texts: the practice number (SMS) or WhatsApp phone number id the client wrote to.
+    #[serde(default)]
+    pub to: Option<String>,
     pub body: String,
 }
 
@@ -51,6 +55,9 @@ pub struct Inbound {
     /// The client: the token's `sub` for app/web, the E.164 number for texts.
     pub client_id: String,
     pub department_id: Option<DepartmentId>,
+    /// Texts: the practice number (SMS, E.164) or WhatsApp phone number id the client wrote to, which
+    /// replies go out from; `None`: the practice's first one.
+    pub to: Option<String>,
     pub body: String,
     /// The gateway's message id (SNS `inboundMessageId`): a redelivery is not stored twice.
     pub dedup_key: Option<String>,
@@ -130,11 +137,18 @@ pub fn inbound_from_caller(
         caller.require(&[Role::Client])?;
         (caller.sub.clone(), input.department_id)
     };
+    let to = match input.to.as_deref() {
+        Some(to) if input.channel == Channel::Sms => Some(validate::gateway_number(to, "to")?),
+        Some(to) if input.channel == Channel::Whatsapp => Some(to.trim().to_owned()),
+        // The app and the widget write to the practice, not to a number.
+        _ => None,
+    };
     Ok(Inbound {
         practice_id: caller.practice_id.clone(),
         channel: input.channel,
         client_id,
         department_id,
+        to,
         body: super::common::message_body(&input.body)?,
         dedup_key: idempotency_key
             .map(|key| caller_dedup_key(caller, key))
@@ -184,6 +198,7 @@ async fn route_once(
         .routing_context(&inbound.practice_id, &inbound.client_id, wanted)
         .await?;
     let practice = ctx.practice.ok_or_else(not_set_up)?;
+    let reply_from = reply_number(&practice, inbound)?;
     if inbound.channel == Channel::Sms {
         if let Some(keyword) = opt_keyword(&inbound.body) {
             let open = ctx.open_conversation;
@@ -241,16 +256,40 @@ async fn route_once(
     let to = Destination {
         practice: &practice,
         department,
+        reply_from,
         sms_opted_out_at: opted_out,
     };
     start(store, inbound, to, rate, now, ids).await
 }
 
-/// Where a new conversation starts: the practice, the department, and the opt-out of the client's number
-/// (SMS only) the conversation copies.
+/// Where replies to a text go out from: the practice number or WhatsApp phone number id the client wrote to
+/// (422 on `to` when it is not the practice's), else the practice's first one on that channel.
+fn reply_number(practice: &Practice, inbound: &Inbound) -> DomainResult<Option<String>> {
+    if !inbound.channel.is_text() {
+        return Ok(None);
+    }
+    match &inbound.to {
+        Some(to) if practice.owns_reply_number(inbound.channel, to) => Ok(Some(to.clone())),
+        Some(to) => Err(DomainError::invalid(
+            InvalidCode::InvalidValue,
+            "to",
+            match inbound.channel {
+                Channel::Whatsapp => format!("{to} is not one of the practice's whatsapp_numbers"),
+                _ => format!("{to} is not one of the practice's sms_numbers"),
+            },
+        )),
+        None => Ok(practice
+            .default_reply_number(inbound.channel)
+            .map(str::to_owned)),
+    }
+}
+
+/// Where a new conversation starts: the practice, the department, the number replies go out from (texts),
+/// and the opt-out of the client's number (SMS only) the conversation copies.
 struct Destination<'a> {
     practice: &'a Practice,
     department: Department,
+    reply_from: Option<String>,
     sms_opted_out_at: Option<DateTime<Utc>>,
 }
 
@@ -411,6 +450,7 @@ async fn join(
 }
 
 /// The message starts a conversation in `department`, which is alerted in the same write.
+#[allow(clippy::too_many_arguments)]
 async fn start(
     store: &dyn ConversationIntake,
     inbound: &Inbound,
@@ -422,6 +462,7 @@ async fn start(
     let Destination {
         practice,
         department,
+        reply_from,
         sms_opted_out_at,
     } = to;
     let mut admission = admit(practice, &department, inbound.channel, now)?;
@@ -438,6 +479,10 @@ async fn start(
         now,
     );
     conversation.sms_opted_out_at = sms_opted_out_at;
+    conversation.reply_from = reply_from;
+    if inbound.channel == Channel::Whatsapp {
+        conversation.last_whatsapp_at = Some(now);
+    }
     let to = OpenConversation::of(&conversation);
     let messages = inbound.messages(&to, &admission.auto_replies, now, ids);
     conversation.opened_with(&messages);

@@ -119,7 +119,18 @@ pub struct Conversation {
     /// closed period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_hours_replied_at: Option<DateTime<Utc>>,
+    /// Texted conversations: the practice number (SMS) or WhatsApp phone number id the client wrote to,
+    /// which replies go out from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_from: Option<String>,
+    /// WhatsApp: when the client last wrote on WhatsApp (free-form replies only within 24 hours of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_whatsapp_at: Option<DateTime<Utc>>,
 }
+
+/// How long after the client's last WhatsApp message a free-form reply may go out (Meta's customer service
+/// window).
+pub const WHATSAPP_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
 impl Conversation {
     /// A conversation that starts now in `department`: open, its first message at `now`, no message yet.
@@ -145,6 +156,27 @@ impl Conversation {
             last_seq: 0,
             sms_opted_out_at: None,
             after_hours_replied_at: None,
+            reply_from: None,
+            last_whatsapp_at: None,
+        }
+    }
+
+    /// 409 `whatsapp_window_closed` when a free-form reply may not go out now: a WhatsApp conversation whose
+    /// client last wrote on WhatsApp more than [`WHATSAPP_WINDOW`] ago (or never, as far as it records).
+    pub fn reply_window_open(&self, now: DateTime<Utc>) -> crate::DomainResult<()> {
+        if self.channel != Channel::Whatsapp {
+            return Ok(());
+        }
+        match self.last_whatsapp_at {
+            Some(at) if now - at <= WHATSAPP_WINDOW => Ok(()),
+            last => Err(crate::DomainError::Conflict {
+                code: crate::ConflictCode::WhatsappWindowClosed,
+                message:
+                    "the client last wrote on WhatsApp more than 24 hours ago: a free-form reply \
+                          cannot be sent until they write again"
+                        .into(),
+                details: Some(serde_json::json!({ "last_whatsapp_at": last })),
+            }),
         }
     }
 
@@ -206,6 +238,16 @@ pub struct Message {
     /// What became of it as a text: set on every reply that goes out by SMS or WhatsApp, `None` otherwise.
     #[serde(default)]
     pub delivery: Option<Delivery>,
+}
+
+/// When the client last wrote on WhatsApp among `messages`: what an append moves the conversation's
+/// `last_whatsapp_at` to (both stores run this one rule).
+pub fn last_whatsapp_message_at(messages: &[Message]) -> Option<DateTime<Utc>> {
+    messages
+        .iter()
+        .filter(|m| m.channel == Channel::Whatsapp && matches!(m.author, Author::Client { .. }))
+        .map(|m| m.at)
+        .max()
 }
 
 impl Message {

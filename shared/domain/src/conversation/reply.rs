@@ -93,6 +93,9 @@ async fn reply_once(
     // The conversation item keeps the opt-out (the keyword's own write sets it), so this costs no read.
     refused_by_opt_out(conversation.channel, conversation.sms_opted_out_at)?;
     fits_the_channel(conversation.channel, body)?;
+    // Refused before anything is stored or sent (a keyed retry of a reply that went out inside the window
+    // is refused too once it has closed: nothing is sent either way).
+    conversation.reply_window_open(now)?;
     let open = OpenConversation::of(&conversation);
     let author = Author::Staff {
         id: caller.sub.clone(),

@@ -31,6 +31,8 @@ where
         .ok_or(DomainError::NotFound("conversation"))?;
     let conversation = &detail.conversation;
     refused_by_opt_out(conversation.channel, conversation.sms_opted_out_at)?;
+    // A resend is a free-form message too: not outside WhatsApp's window.
+    detail.conversation.reply_window_open(now)?;
     let message = detail
         .messages
         .into_iter()

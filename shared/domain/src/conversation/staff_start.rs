@@ -53,6 +53,15 @@ pub async fn staff_start(
     } else {
         Channel::App
     });
+    if channel == Channel::Whatsapp {
+        // A business may write first on WhatsApp only with a template Meta approved, which this service
+        // does not send: staff start chats in the app or by SMS.
+        return Err(DomainError::invalid(
+            InvalidCode::InvalidValue,
+            "channel",
+            "staff start a conversation in the app or by SMS; WhatsApp conversations start with the client",
+        ));
+    }
     fits_the_channel(channel, &body)?;
     let client_id = if channel.is_text() {
         // A number staff typed: the phone-number library's full check (E.164, no default region).
@@ -89,7 +98,7 @@ async fn start_once(
     let ctx = store
         .routing_context(practice_id, start.client_id, start.department_id)
         .await?;
-    ctx.practice.ok_or_else(not_set_up)?;
+    let practice = ctx.practice.ok_or_else(not_set_up)?;
     let department = ctx.department.ok_or(DomainError::NotFound("department"))?;
     // Its first message would be a text to a number that said STOP: refused before anything is stored
     // (the start's write checks the opt-out record is still as read).
@@ -109,6 +118,10 @@ async fn start_once(
         start.channel,
         now,
     );
+    // The first message goes out from the practice's first texting number.
+    conversation.reply_from = practice
+        .default_reply_number(start.channel)
+        .map(str::to_owned);
     let author = Author::Staff {
         id: start.caller.sub.clone(),
     };

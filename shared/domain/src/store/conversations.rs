@@ -34,6 +34,9 @@ pub struct OpenConversation {
     /// The conversation's copy: when it last got the after-hours text (what the inbound path reads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_hours_replied_at: Option<DateTime<Utc>>,
+    /// The practice number or WhatsApp phone number id replies go out from (texted conversations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_from: Option<String>,
 }
 
 fn app_channel() -> Channel {
@@ -51,6 +54,7 @@ impl OpenConversation {
             channel: c.channel,
             last_seq: c.last_seq,
             after_hours_replied_at: c.after_hours_replied_at,
+            reply_from: c.reply_from.clone(),
         }
     }
 }

@@ -22,6 +22,7 @@
 //! | [`DispatchStore`]: `AlertOutbox + SettingsLookup` | | alert-dispatcher |
 //! | [`ReminderRunStore`]: `ReminderStore + DispatchStore` | | eod-reminder |
 //! | [`TextIntakeStore`]: `SettingsLookup + ConversationIntake` | | inbound-sms |
+//! | [`WhatsAppEventStore`]: `TextIntakeStore + TextOutbox` | | inbound-whatsapp |
 //! | [`TextOutbox`] | texts (delivery of replies by SMS and WhatsApp) | the text sender, the status entry, the retry route |
 //! | [`TextSenderStore`]: `TextOutbox + SettingsLookup` | | text-sender |
 //! | [`Store`]: all of them | | the local server (every function in one process), the tests |
@@ -103,6 +104,11 @@ impl<T: ReminderStore + DispatchStore + ?Sized> ReminderRunStore for T {}
 pub trait TextIntakeStore: SettingsLookup + ConversationIntake {}
 impl<T: SettingsLookup + ConversationIntake + ?Sized> TextIntakeStore for T {}
 
+/// What the WhatsApp event destination's notifications touch: inbound messages (the owner of the phone
+/// number id, then the intake) and the statuses of replies (inbound-whatsapp).
+pub trait WhatsAppEventStore: TextIntakeStore + TextOutbox {}
+impl<T: TextIntakeStore + TextOutbox + ?Sized> WhatsAppEventStore for T {}
+
 /// What the conversation routes touch: conversations, the client's view of them, tickets for live updates
 /// and the department a staff ticket names (inbound-router).
 pub trait InboundRouterStore:
@@ -138,6 +144,7 @@ pub trait Store:
     + PendingAlerts
     + ReminderRunStore
     + TextIntakeStore
+    + WhatsAppEventStore
     + TextSenderStore
     + RealtimeStore
     + 'static
@@ -150,6 +157,7 @@ impl<T> Store for T where
         + PendingAlerts
         + ReminderRunStore
         + TextIntakeStore
+        + WhatsAppEventStore
         + TextSenderStore
         + RealtimeStore
         + 'static

@@ -43,6 +43,12 @@ pub trait SettingsLookup: Send + Sync {
 
     /// The practice that owns a texting number (E.164), if any.
     async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>>;
+
+    /// The practice that owns a WhatsApp phone number id (`whatsapp_numbers[].phone_number_id`), if any.
+    async fn practice_by_whatsapp_id(
+        &self,
+        phone_number_id: &str,
+    ) -> StoreResult<Option<PracticeId>>;
 }
 
 /// Settings as admins edit them (config-api).

@@ -28,11 +28,14 @@ impl TextRef {
     }
 }
 
-/// A text reply as the sender needs it: the message and its conversation's client (the number texted).
+/// A text reply as the sender needs it: the message, its conversation's client (the number texted) and the
+/// practice number or WhatsApp phone number id it goes out from (the conversation's `reply_from`; `None`
+/// for conversations stored before it was recorded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredText {
     pub message: Message,
     pub client_id: String,
+    pub reply_from: Option<String>,
 }
 
 #[async_trait]

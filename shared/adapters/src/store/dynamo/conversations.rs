@@ -39,8 +39,8 @@ use domain::alert::PendingAlert;
 use domain::client_view::in_client_view;
 use domain::conversation::rate_limit::RateUpdate;
 use domain::conversation::{
-    after_hours_reply_at, Channel, Conversation, ConversationId, ConversationStatus, Message,
-    Transfer,
+    after_hours_reply_at, last_whatsapp_message_at, Channel, Conversation, ConversationId,
+    ConversationStatus, Message, Transfer,
 };
 use domain::identity::{DepartmentId, PracticeId};
 use domain::realtime::Change;
@@ -89,6 +89,9 @@ const PREVIEW: &str = "preview";
 const OWNER: &str = "client_id";
 /// On the conversation item and the claim: when the conversation last got the after-hours text.
 const AFTER_HOURS: &str = "after_hours_replied_at";
+/// On each text reply's item: the practice number or WhatsApp phone number id it goes out from (the
+/// conversation's `reply_from`), so the sender reads one item.
+pub(super) const REPLY_FROM: &str = "reply_from";
 
 fn conversation_item(c: &Conversation, messages: &[Message]) -> StoreResult<Item> {
     let mut item = to_item(c).map_err(encoding_failed)?;
@@ -117,13 +120,38 @@ fn preview_of(messages: &[Message]) -> Option<&str> {
         .map(|m| m.body.as_str())
 }
 
-fn message_item(practice_id: &PracticeId, client_id: &str, m: &Message) -> StoreResult<Item> {
+/// Whose conversation a message item is in: its client, and where its text replies go out from.
+struct Owner<'a> {
+    client_id: &'a str,
+    reply_from: Option<&'a str>,
+}
+
+impl<'a> Owner<'a> {
+    fn of(c: &'a Conversation) -> Self {
+        Owner {
+            client_id: &c.client_id,
+            reply_from: c.reply_from.as_deref(),
+        }
+    }
+
+    fn of_open(open: &'a OpenConversation) -> Self {
+        Owner {
+            client_id: &open.client_id,
+            reply_from: open.reply_from.as_deref(),
+        }
+    }
+}
+
+fn message_item(practice_id: &PracticeId, owner: &Owner<'_>, m: &Message) -> StoreResult<Item> {
     let mut item = to_item(m).map_err(encoding_failed)?;
     item.extend(key(
         conversation_pk(practice_id, &m.conversation_id),
         &message_sk(m.seq),
     ));
-    item.insert(OWNER.into(), s(client_id));
+    item.insert(OWNER.into(), s(owner.client_id));
+    if let Some(from) = owner.reply_from.filter(|_| m.delivery.is_some()) {
+        item.insert(REPLY_FROM.into(), s(from));
+    }
     item.insert("practice_id".into(), s(practice_id.as_str()));
     if let Some(d) = m.delivery.as_ref().filter(|_| is_text_in_flight(m)) {
         let pk = conversation_pk(practice_id, &m.conversation_id);
@@ -137,15 +165,10 @@ fn message_item(practice_id: &PracticeId, client_id: &str, m: &Message) -> Store
 fn message_put(
     table: &str,
     practice_id: &PracticeId,
-    client_id: &str,
+    owner: &Owner<'_>,
     m: &Message,
 ) -> StoreResult<TransactWriteItem> {
-    put(
-        table,
-        message_item(practice_id, client_id, m)?,
-        ABSENT,
-        vec![],
-    )
+    put(table, message_item(practice_id, owner, m)?, ABSENT, vec![])
 }
 
 fn claim_item(practice_id: &PracticeId, open: &OpenConversation) -> StoreResult<Item> {
@@ -392,7 +415,7 @@ impl ConversationIntake for DynamoStore {
             for m in &new.messages {
                 items.push(put_item(
                     &self.table,
-                    message_item(&c.practice_id, &c.client_id, m)?,
+                    message_item(&c.practice_id, &Owner::of(c), m)?,
                 )?);
             }
             items.push(count_open(
@@ -544,6 +567,15 @@ impl DynamoStore {
                             .expression_attribute_names("#preview", PREVIEW)
                             .expression_attribute_values(":preview", s(preview));
                     }
+                    if let Some(at) = last_whatsapp_message_at(messages) {
+                        set.push("#wa = :wa");
+                        update = update
+                            .expression_attribute_names("#wa", "last_whatsapp_at")
+                            .expression_attribute_values(
+                                ":wa",
+                                to_attribute_value(at).map_err(encoding_failed)?,
+                            );
+                    }
                     if let Some(at) = after_hours_at {
                         set.push("#after_hours = :after_hours");
                         update = update
@@ -599,7 +631,12 @@ impl DynamoStore {
                 claim_update(&self.table, practice_id, open, last_seq, after_hours_at)?,
             ];
             for m in messages {
-                items.push(message_put(&self.table, practice_id, &open.client_id, m)?);
+                items.push(message_put(
+                    &self.table,
+                    practice_id,
+                    &Owner::of_open(open),
+                    m,
+                )?);
             }
             if let Some(dedup_key) = dedup_key {
                 items.push(put(
@@ -1026,7 +1063,7 @@ impl TransferStore for DynamoStore {
                 .map_err(build_failed)?;
             let mut items = vec![
                 TransactWriteItem::builder().update(moved).build(),
-                message_put(&self.table, practice_id, &conversation.client_id, notice)?,
+                message_put(&self.table, practice_id, &Owner::of(conversation), notice)?,
             ];
             if same {
                 items.push(count_open(&self.table, practice_id, &transfer.to, 0)?);

@@ -116,6 +116,19 @@ pub(super) fn sms_number_key(e164: &str) -> Item {
     key(format!("SMSNUMBER#{e164}"), "SMSNUMBER")
 }
 
+pub(super) fn whatsapp_id_key(phone_number_id: &str) -> Item {
+    key(format!("WAPHONEID#{phone_number_id}"), "WAPHONEID")
+}
+
+/// The uniqueness record of one of `Practice::number_claims`: a number (`+…`) or a WhatsApp phone number id.
+pub(super) fn number_claim_key(claim: &str) -> Item {
+    if claim.starts_with('+') {
+        sms_number_key(claim)
+    } else {
+        whatsapp_id_key(claim)
+    }
+}
+
 pub(super) fn conversation_pk(practice_id: &PracticeId, id: &ConversationId) -> String {
     format!("CONV#{practice_id}#{id}")
 }

@@ -1,10 +1,11 @@
 //! Settings on DynamoDB: the practice, its departments (one item collection), department names and
-//! texting numbers (a record each, claimed and released in the transaction of the change).
+//! texting and WhatsApp numbers and WhatsApp phone number ids (a record each, `Practice::number_claims`,
+//! claimed and released in the transaction of the change).
 //!
 //! | method | requests |
 //! |---|---|
 //! | `practice_config` | one `Query` on the practice's collection (more pages only past 1 MB) |
-//! | `get_practice`, `practice_by_sms_number` | one `GetItem` (consistent) |
+//! | `get_practice`, `practice_by_sms_number`, `practice_by_whatsapp_id` | one `GetItem` (consistent) |
 //! | `practice_and_department` | one `BatchGetItem` (consistent) |
 //! | `create_practice` | one `TransactWriteItems` (practice, its numbers, default department, its name) |
 //! | `update_practice` | one conditional `PutItem`; one `TransactWriteItems` when numbers change hands |
@@ -12,7 +13,7 @@
 //! | `update_department` | one conditional `UpdateItem`; one `TransactWriteItems` for a rename |
 //! | `delete_department` | one `TransactWriteItems` (the department if nothing is open, its name) |
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -35,8 +36,9 @@ use super::codec::{
     string_attribute, Item, ABSENT,
 };
 use super::keys::{
-    department_key, department_name_key, department_sk, due_partition, parse_sortable,
-    practice_key, practice_pk, sms_number_key, sortable, DEPT_SK_PREFIX, PRACTICE_SK,
+    department_key, department_name_key, department_sk, due_partition, number_claim_key,
+    parse_sortable, practice_key, practice_pk, sms_number_key, sortable, whatsapp_id_key,
+    DEPT_SK_PREFIX, PRACTICE_SK,
 };
 use super::{exists_in, failed, sdk_unavailable, DynamoStore, Single, Verdict};
 
@@ -124,8 +126,8 @@ fn department_name_item(department: &Department) -> Item {
     item
 }
 
-fn sms_number_item(e164: &str, practice_id: &PracticeId) -> Item {
-    let mut item = sms_number_key(e164);
+fn number_claim_item(claim: &str, practice_id: &PracticeId) -> Item {
+    let mut item = number_claim_key(claim);
     item.insert("practice_id".into(), s(practice_id.as_str()));
     item
 }
@@ -152,16 +154,6 @@ pub(super) fn read_collection(
     Ok((practice, departments))
 }
 
-/// Each number once, in the order given (the order conflicts are reported in).
-fn distinct(numbers: &[String]) -> Vec<String> {
-    let mut seen = BTreeSet::new();
-    numbers
-        .iter()
-        .filter(|n| seen.insert(n.as_str()))
-        .cloned()
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Conditions, and what their failures mean
 // ---------------------------------------------------------------------------------------------------------
@@ -177,7 +169,7 @@ const AT_VERSION: &str = "attribute_exists(PK) AND #version = :previous";
 fn claim_number(table: &str, e164: &str, owner: &PracticeId) -> StoreResult<TransactWriteItem> {
     put(
         table,
-        sms_number_item(e164, owner),
+        number_claim_item(e164, owner),
         CLAIM_NUMBER,
         vec![(":owner", s(owner.as_str()))],
     )
@@ -392,11 +384,25 @@ impl SettingsLookup for DynamoStore {
     }
 
     async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>> {
+        self.number_owner(sms_number_key(e164)).await
+    }
+
+    async fn practice_by_whatsapp_id(
+        &self,
+        phone_number_id: &str,
+    ) -> StoreResult<Option<PracticeId>> {
+        self.number_owner(whatsapp_id_key(phone_number_id)).await
+    }
+}
+
+impl DynamoStore {
+    /// The practice a number's (or id's) uniqueness record names.
+    async fn number_owner(&self, key: Item) -> StoreResult<Option<PracticeId>> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(sms_number_key(e164)))
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
@@ -454,7 +460,7 @@ impl SettingsStore for DynamoStore {
         practice: &Practice,
         default_department: &Department,
     ) -> StoreResult<()> {
-        let numbers: Vec<String> = distinct(&practice.sms_numbers);
+        let numbers: Vec<String> = practice.number_claims();
         let build = || {
             let mut items = vec![put(&self.table, practice_item(practice)?, ABSENT, vec![])?];
             for number in &numbers {
@@ -489,8 +495,8 @@ impl SettingsStore for DynamoStore {
     }
 
     async fn update_practice(&self, practice: &Practice, previous: &Practice) -> StoreResult<()> {
-        let before = distinct(&previous.sms_numbers);
-        let after = distinct(&practice.sms_numbers);
+        let before = previous.number_claims();
+        let after = practice.number_claims();
         let added: Vec<String> = after
             .iter()
             .filter(|n| !before.contains(n))
@@ -523,7 +529,7 @@ impl SettingsStore for DynamoStore {
             for number in &removed {
                 items.push(delete(
                     &self.table,
-                    sms_number_key(number),
+                    number_claim_key(number),
                     RELEASE_NUMBER,
                     vec![],
                     owner(),

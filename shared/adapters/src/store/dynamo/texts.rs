@@ -26,6 +26,7 @@ use domain::store::{StoreError, StoreResult, StoredText, TextOutbox, TextRef};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value};
 
 use super::codec::{decoding_failed, encoding_failed, n, s, string_attribute, Item};
+use super::conversations::REPLY_FROM;
 use super::keys::{
     conversation_pk, in_flight_sk, key, message_sk, sortable, GSI1, GSI1PK, GSI1SK,
     TEXTS_IN_FLIGHT_PK,
@@ -43,11 +44,13 @@ fn stored_text(item: Item) -> StoreResult<Option<StoredText>> {
     let Some(client_id) = string_attribute(&item, "client_id").map(str::to_owned) else {
         return Ok(None);
     };
+    let reply_from = string_attribute(&item, REPLY_FROM).map(str::to_owned);
     let message: Message = from_item(item).map_err(decoding_failed)?;
-    Ok(message
-        .delivery
-        .is_some()
-        .then_some(StoredText { message, client_id }))
+    Ok(message.delivery.is_some().then_some(StoredText {
+        message,
+        client_id,
+        reply_from,
+    }))
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> StoreResult<AttributeValue> {

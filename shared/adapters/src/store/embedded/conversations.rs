@@ -10,8 +10,8 @@ use domain::alert::PendingAlert;
 use domain::client_view::in_client_view;
 use domain::conversation::rate_limit::RateUpdate;
 use domain::conversation::{
-    after_hours_reply_at, Channel, Conversation, ConversationId, ConversationStatus, Message,
-    Transfer,
+    after_hours_reply_at, last_whatsapp_message_at, Channel, Conversation, ConversationId,
+    ConversationStatus, Message, Transfer,
 };
 use domain::identity::{DepartmentId, PracticeId};
 use domain::realtime::Change;
@@ -426,6 +426,9 @@ fn append_in(
     }
     if let Some(last) = messages.last() {
         next.last_seq = last.seq;
+    }
+    if let Some(at) = last_whatsapp_message_at(messages) {
+        next.last_whatsapp_at = Some(at);
     }
     let after_hours = after_hours_reply_at(messages);
     if after_hours.is_some() {

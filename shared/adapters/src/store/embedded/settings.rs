@@ -2,8 +2,6 @@
 //! and texting numbers they hold. Every write checks all its rules, in the DynamoDB transaction's order,
 //! before it changes anything.
 
-use std::collections::BTreeSet;
-
 use async_trait::async_trait;
 use domain::department::{name_key, Department};
 use domain::identity::{DepartmentId, PracticeId};
@@ -34,12 +32,6 @@ pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), redb::Error> {
     tx.open_table(SMS_NUMBERS)?;
     tx.open_table(DUE_REMINDERS)?;
     Ok(())
-}
-
-/// Each number once, in the order given (the order conflicts are reported in).
-fn distinct(numbers: &[String]) -> Vec<&String> {
-    let mut seen = BTreeSet::new();
-    numbers.iter().filter(|n| seen.insert(n.as_str())).collect()
 }
 
 /// The department as stored, read inside a write.
@@ -138,10 +130,25 @@ impl SettingsLookup for EmbeddedStore {
     }
 
     async fn practice_by_sms_number(&self, e164: &str) -> StoreResult<Option<PracticeId>> {
+        self.number_owner(e164).await
+    }
+
+    async fn practice_by_whatsapp_id(
+        &self,
+        phone_number_id: &str,
+    ) -> StoreResult<Option<PracticeId>> {
+        self.number_owner(phone_number_id).await
+    }
+}
+
+impl EmbeddedStore {
+    /// The practice holding one of `Practice::number_claims` (a number `+…`, or a WhatsApp phone number id:
+    /// one table, since the two never look alike).
+    async fn number_owner(&self, claim: &str) -> StoreResult<Option<PracticeId>> {
         self.read(|tx| {
             let numbers = tx.open_table(SMS_NUMBERS).map_err(engine)?;
             let owner = numbers
-                .get(e164)
+                .get(claim)
                 .map_err(engine)?
                 .map(|g| PracticeId(g.value().to_owned()));
             Ok(owner)
@@ -193,7 +200,7 @@ impl SettingsStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let (practice, department) = (practice.clone(), default_department.clone());
         self.write(move |tx| {
-            let numbers = distinct(&practice.sms_numbers);
+            let numbers = practice.number_claims();
             let name = name_key(&department.settings.name);
             {
                 let practices = tx.open_table(PRACTICES).map_err(engine)?;
@@ -255,18 +262,10 @@ impl SettingsStore for EmbeddedStore {
             if current.version != previous.version {
                 return Err(StoreError::VersionMismatch);
             }
-            let before = distinct(&previous.sms_numbers);
-            let after = distinct(&practice.sms_numbers);
-            let added: Vec<&String> = after
-                .iter()
-                .copied()
-                .filter(|n| !before.contains(n))
-                .collect();
-            let removed: Vec<&String> = before
-                .iter()
-                .copied()
-                .filter(|n| !after.contains(n))
-                .collect();
+            let before = previous.number_claims();
+            let after = practice.number_claims();
+            let added: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+            let removed: Vec<&String> = before.iter().filter(|n| !after.contains(n)).collect();
             let mut owners = tx.open_table(SMS_NUMBERS).map_err(engine)?;
             for number in &added {
                 check_number_free(&owners, number, &practice.id)?;

@@ -95,6 +95,7 @@ fn read_text(
     Ok(conversation.map(|c| StoredText {
         message,
         client_id: c.client_id,
+        reply_from: c.reply_from,
     }))
 }
 
