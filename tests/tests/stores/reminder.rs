@@ -874,6 +874,25 @@ async fn overlapping_runs_send_each_reminder_once(t: TestStore) {
 // Catch-up
 // ---------------------------------------------------------------------------------------------------------
 
+/// A New York practice with twelve departments reminded at 17:30 on 2031-06-09, each with one open app chat.
+async fn twelve_reminded_at_half_past_five(store: &DynStore) -> (Fx, Vec<DepartmentId>) {
+    let fx = practice(store, "America/New_York", utc("2031-06-09T12:00:00Z")).await;
+    let now = fx.local("2031-06-09 08:00");
+    let mut departments = Vec::new();
+    for n in 0..12 {
+        let id = department(
+            store,
+            &fx,
+            with_reminder(&format!("Department {n}"), Some("17:30"), true),
+            now,
+        )
+        .await;
+        start(store, &fx, &id, &format!("client-{n}"), Channel::App, now).await;
+        departments.push(id);
+    }
+    (fx, departments)
+}
+
 /// A tick of the deployed schedule is several invocations, each over a range of the due index's shards
 /// (template.yaml). Two runs over disjoint ranges covering every shard, at once: each reminds exactly the due
 /// departments of its shards, so together each department once; a plain run (every shard) then finds
@@ -881,20 +900,7 @@ async fn overlapping_runs_send_each_reminder_once(t: TestStore) {
 /// holds, so the split is the same as on DynamoDB.
 async fn runs_over_disjoint_ranges_of_shards_together_remind_each_department_once(t: TestStore) {
     let store: DynStore = t.store();
-    let fx = practice(&store, "America/New_York", utc("2031-06-09T12:00:00Z")).await;
-    let now = fx.local("2031-06-09 08:00");
-    let mut departments = Vec::new();
-    for n in 0..12 {
-        let id = department(
-            &store,
-            &fx,
-            with_reminder(&format!("Department {n}"), Some("17:30"), true),
-            now,
-        )
-        .await;
-        start(&store, &fx, &id, &format!("client-{n}"), Channel::App, now).await;
-        departments.push(id);
-    }
+    let (fx, departments) = twelve_reminded_at_half_past_five(&store).await;
     let (low, high) = (
         DueShards::new(0, 15).expect("a range"),
         DueShards::new(16, 31).expect("a range"),
@@ -934,20 +940,7 @@ async fn runs_over_disjoint_ranges_of_shards_together_remind_each_department_onc
 /// fails (SES down) ends the run. Each department once. Here a page of 5 over 12 departments.
 async fn a_run_goes_on_page_after_page_while_it_has_time(t: TestStore) {
     let store: DynStore = t.store();
-    let fx = practice(&store, "America/New_York", utc("2031-06-09T12:00:00Z")).await;
-    let now = fx.local("2031-06-09 08:00");
-    let mut departments = Vec::new();
-    for n in 0..12 {
-        let id = department(
-            &store,
-            &fx,
-            with_reminder(&format!("Department {n}"), Some("17:30"), true),
-            now,
-        )
-        .await;
-        start(&store, &fx, &id, &format!("client-{n}"), Channel::App, now).await;
-        departments.push(id);
-    }
+    let (fx, departments) = twelve_reminded_at_half_past_five(&store).await;
     let recorder = RecordingSender::new();
     let at = fx.local("2031-06-09 17:30");
     let paged = |page: usize, more: &'static (dyn Fn() -> bool + Send + Sync)| Paging {
