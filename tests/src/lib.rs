@@ -16,14 +16,11 @@ use adapters::store::{DynamoStore, EmbeddedStore, IndexSpec, KeyAttribute, Table
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::{AttributeValue, KeySchemaElement, KeyType};
 use chrono::{DateTime, TimeZone, Utc};
-use domain::alert::{AlertRecord, AlertStatus, DeliveryOutcome, PendingAlert};
-use domain::conversation::AlertId;
+use domain::alert::{AlertRecord, AlertStatus, PendingAlert};
 use domain::department::{Department, DepartmentSettings};
 use domain::identity::{DepartmentId, PracticeId};
 use domain::practice::Practice;
-use domain::store::{
-    AlertOutbox, ReminderClaim, ReminderStore, SettingsLookup, Store, StoreResult,
-};
+use domain::store::{ReminderClaim, ReminderStore, SettingsLookup, Store, StoreError, StoreResult};
 
 /// DynamoDB Local's URL (`AWS_ENDPOINT_URL_DYNAMODB`). Panics, saying how to start it, when it is not set:
 /// these tests never skip.
@@ -712,11 +709,13 @@ pub async fn logged_dynamo_store(log: &RequestLog) -> DynamoStore {
 /// Another store, unchanged, except that while a gate is set ([`GatedStore::gate`]) `due_reminders` answers
 /// only once `n` calls are waiting: `n` concurrent reminder runs then all hold the same due list before any
 /// of them claims a department, whatever the scheduler does (the embedded store otherwise answers so fast
-/// that "concurrent" runs rarely interleave). It is what a run holds
-/// ([`domain::store::ReminderRunStore`]), nothing more.
+/// that "concurrent" runs rarely interleave). While [`GatedStore::claims_fail`] is on, every claim of a
+/// reminder fails as DynamoDB does after its retries (an outage in the middle of a run). It is what a run
+/// holds ([`domain::store::ReminderRunStore`]), nothing more.
 pub struct GatedStore {
     inner: Arc<dyn Store>,
     gate: std::sync::Mutex<Option<Arc<tokio::sync::Barrier>>>,
+    claims_fail: std::sync::atomic::AtomicBool,
 }
 
 impl GatedStore {
@@ -724,7 +723,14 @@ impl GatedStore {
         GatedStore {
             inner,
             gate: std::sync::Mutex::new(None),
+            claims_fail: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// From now on, `advance_reminder` fails with `StoreError::Unavailable` (`false`: passes through again).
+    pub fn claims_fail(&self, fail: bool) {
+        self.claims_fail
+            .store(fail, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// From now on, `due_reminders` calls are released `n` at a time (`None`: at once, as usual).
@@ -775,6 +781,11 @@ impl ReminderStore for GatedStore {
         to: Option<DateTime<Utc>>,
         alert: Option<&PendingAlert>,
     ) -> StoreResult<ReminderClaim> {
+        if self.claims_fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "ProvisionedThroughputExceededException (injected)".into(),
+            ));
+        }
         self.inner
             .advance_reminder(practice_id, department_id, from, to, alert)
             .await
@@ -802,39 +813,5 @@ impl SettingsLookup for GatedStore {
         phone_number_id: &str,
     ) -> StoreResult<Option<PracticeId>> {
         self.inner.practice_by_whatsapp_id(phone_number_id).await
-    }
-}
-
-#[async_trait::async_trait]
-impl AlertOutbox for GatedStore {
-    async fn get_alert(&self, id: &AlertId) -> StoreResult<Option<AlertRecord>> {
-        self.inner.get_alert(id).await
-    }
-
-    async fn claim_delivery(
-        &self,
-        id: &AlertId,
-        key: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.inner.claim_delivery(id, key, now, lease_until).await
-    }
-
-    async fn release_delivery(&self, id: &AlertId, key: &str) -> StoreResult<()> {
-        self.inner.release_delivery(id, key).await
-    }
-
-    async fn record_delivery(
-        &self,
-        id: &AlertId,
-        key: &str,
-        outcome: &DeliveryOutcome,
-    ) -> StoreResult<()> {
-        self.inner.record_delivery(id, key, outcome).await
-    }
-
-    async fn complete_alert(&self, id: &AlertId) -> StoreResult<()> {
-        self.inner.complete_alert(id).await
     }
 }

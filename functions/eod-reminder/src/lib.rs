@@ -2,14 +2,14 @@
 //! `time`, not the wall clock, so runs can be replayed and tested, over the due-index shards its `detail`
 //! names (`{"shards": {"first": 0, "last": 7}}`; none: every shard). The schedule's rule has one target per
 //! range of shards, so one tick is several invocations, each reading only its shards (template.yaml,
-//! docs/architecture.md). The run itself is `domain::reminder::run_reminders`.
+//! docs/architecture.md). The run itself is `domain::reminder::run_reminders`: it stores each reminder, and
+//! the alert dispatcher sends it from the table's stream, as every alert.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use domain::alert::AlertSender;
 use domain::reminder::{run_reminders_paged, DueShards, Paging, RunSummary, DUE_SHARDS};
 use domain::store::ReminderRunStore;
 use domain::DomainError;
@@ -80,19 +80,16 @@ pub const PAGES_FOR: std::time::Duration = std::time::Duration::from_secs(200);
 /// summary.
 pub async fn run(
     store: &dyn ReminderRunStore,
-    sender: &dyn AlertSender,
     ScheduledRun { run_at, shards }: ScheduledRun,
-    dashboard_url: &str,
     paging: Paging<'_>,
 ) -> Result<RunSummary, DomainError> {
-    let summary = run_reminders_paged(store, sender, run_at, shards, dashboard_url, paging).await?;
+    let summary = run_reminders_paged(store, run_at, shards, paging).await?;
     tracing::info!(
         run_at = %summary.run_at,
         first_shard = shards.first(),
         last_shard = shards.last(),
         due = summary.due,
         departments_reminded = summary.departments_reminded,
-        reminders_sent = summary.reminders_sent,
         nothing_open = summary.nothing_open,
         already_handled = summary.already_handled,
         failures = summary.failures,

@@ -359,7 +359,8 @@ pub fn spawn_alert_worker(
 /// `POST /_local/eod-reminder`: runs the reminder function for the scheduled event in the body, read as the
 /// Lambda entry reads it (`eod_reminder::scheduled_run`): its `time` is the instant the run is for, and its
 /// `detail.shards`, if any, the range of the due index's shards (none: every shard). `{"time": ...}` alone
-/// will do. Answers the run's summary.
+/// will do. The reminders it stored are then delivered at once (the alert worker's pass, which the stream
+/// does on AWS within a second), so they are in `GET /_local/sent` when it answers the run's summary.
 async fn eod_reminder(
     State((store, local)): State<(Arc<dyn Store>, LocalServices)>,
     body: bytes::Bytes,
@@ -382,14 +383,8 @@ async fn eod_reminder(
         };
         DomainError::malformed(e.to_string(), Some(field.into()))
     })?;
-    let summary = eod_reminder::run(
-        &*store,
-        &*local.sender,
-        run,
-        &local.dashboard_url,
-        Paging::ONE_PAGE,
-    )
-    .await?;
+    let summary = eod_reminder::run(&*store, run, Paging::ONE_PAGE).await?;
+    dispatch_pending(&*store, &*local.sender, &local.dashboard_url).await;
     Ok(Json(summary))
 }
 
@@ -416,10 +411,10 @@ pub fn spawn_text_sweep(
     })
 }
 
-/// The local server's reminder schedule: a run for the current instant every `every`.
+/// The local server's reminder schedule: a run for the current instant every `every` (the alert worker
+/// delivers what it stores).
 pub fn spawn_reminder_timer(
     store: Arc<dyn Store>,
-    local: LocalServices,
     every: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -429,15 +424,7 @@ pub fn spawn_reminder_timer(
                 run_at: adapters::now(),
                 shards: DueShards::ALL,
             };
-            if let Err(e) = eod_reminder::run(
-                &*store,
-                &*local.sender,
-                run,
-                &local.dashboard_url,
-                Paging::ONE_PAGE,
-            )
-            .await
-            {
+            if let Err(e) = eod_reminder::run(&*store, run, Paging::ONE_PAGE).await {
                 tracing::warn!(error = %e, "reminder run failed; the next run catches up");
             }
         }

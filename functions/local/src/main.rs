@@ -131,7 +131,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 sockets,
                 cors_allow_origins: config.cors_allow_origins.clone(),
             };
-            local::spawn_reminder_timer(store.clone(), services.clone(), Duration::from_secs(60));
+            local::spawn_reminder_timer(store.clone(), Duration::from_secs(60));
             let app = local::app(store, config.local_server_jwt_secret(), services);
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
             let listener = tokio::net::TcpListener::bind(addr).await?;

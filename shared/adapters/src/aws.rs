@@ -41,7 +41,11 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use crate::config::{Config, ConfigError};
 use crate::store::DynamoStore;
@@ -99,10 +103,33 @@ pub fn https_client(config: &Config) -> Result<SharedHttpClient, ConfigError> {
         .with_trust_store(trust)
         .build()
         .map_err(|e| ConfigError::new(format!("TLS settings: {e}")))?;
-    Ok(aws_smithy_http_client::Builder::new()
+    let client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(context)
-        .build_https())
+        .build_https();
+    Ok(SharedHttpClient::new(ConnectorOnFirstRequest(client)))
+}
+
+/// The SDK's HTTPS client, its connectors built when a request first needs one and kept (per timeout
+/// settings), as the SDK does, but without the warm-up it adds at every SDK client's construction:
+/// `validate_base_client_config` builds a whole TLS connector and drops it, so that the platform's roots load
+/// at start. Here the roots are compiled in, and each of those throwaway connectors decoded the five PEM
+/// roots again: a quarter of alert-dispatcher's start-up instructions with three clients (BENCHMARKS.md §1).
+#[derive(Debug)]
+struct ConnectorOnFirstRequest(SharedHttpClient);
+
+impl HttpClient for ConnectorOnFirstRequest {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// At least one certificate, each usable as a trust anchor: what the HTTPS client will need of the bundle.

@@ -1,5 +1,5 @@
 //! Frames to API Gateway WebSocket connections: `PostToConnection` on the WebSocket API's `@connections`
-//! endpoint (`aws-sdk-apigatewaymanagement`), the client built once per cold start.
+//! endpoint (`aws-sdk-apigatewaymanagement`), the client built once per cold start, on the first post.
 //!
 //! Frames are nudges (the REST cursor is the truth), so a post gets one retry at most and a short
 //! timeout: a stalled connection must not hold up the others, nor the stream batch. A `GoneException`
@@ -20,29 +20,42 @@ pub const POST_TIMEOUT: Duration = Duration::from_secs(2);
 /// One attempt of a post.
 pub const POST_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(900);
 
+/// `@connections` through the SDK. The client is built on the first post: a fanout batch that concerns no
+/// open connection (most, in a practice with nobody online) never needs it, and an SDK client is a share of
+/// a cold start (BENCHMARKS.md §1).
 pub struct ApiGatewayPoster {
-    client: aws_sdk_apigatewaymanagement::Client,
+    sdk: SdkConfig,
+    callback_url: Option<String>,
+    client: std::sync::OnceLock<aws_sdk_apigatewaymanagement::Client>,
 }
 
 impl ApiGatewayPoster {
     /// `callback_url` is the WebSocket API's `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`;
     /// `None` leaves the endpoint to the SDK (`AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`).
     pub fn new(sdk: &SdkConfig, callback_url: Option<&str>) -> Self {
-        let mut conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-            .retry_config(crate::aws::retry_config().with_max_attempts(2))
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(crate::aws::CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(POST_ATTEMPT_TIMEOUT)
-                    .operation_timeout(POST_TIMEOUT)
-                    .build(),
-            );
-        if let Some(url) = callback_url {
-            conf = conf.endpoint_url(url);
-        }
         ApiGatewayPoster {
-            client: aws_sdk_apigatewaymanagement::Client::from_conf(conf.build()),
+            sdk: sdk.clone(),
+            callback_url: callback_url.map(str::to_owned),
+            client: std::sync::OnceLock::new(),
         }
+    }
+
+    fn client(&self) -> &aws_sdk_apigatewaymanagement::Client {
+        self.client.get_or_init(|| {
+            let mut conf = aws_sdk_apigatewaymanagement::config::Builder::from(&self.sdk)
+                .retry_config(crate::aws::retry_config().with_max_attempts(2))
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(crate::aws::CONNECT_TIMEOUT)
+                        .operation_attempt_timeout(POST_ATTEMPT_TIMEOUT)
+                        .operation_timeout(POST_TIMEOUT)
+                        .build(),
+                );
+            if let Some(url) = &self.callback_url {
+                conf = conf.endpoint_url(url);
+            }
+            aws_sdk_apigatewaymanagement::Client::from_conf(conf.build())
+        })
     }
 }
 
@@ -50,7 +63,7 @@ impl ApiGatewayPoster {
 impl ConnectionPoster for ApiGatewayPoster {
     async fn post(&self, connection: &ConnectionId, frame: &str) -> PostOutcome {
         let result = self
-            .client
+            .client()
             .post_to_connection()
             .connection_id(connection.as_str())
             .data(Blob::new(frame.as_bytes()))

@@ -6,7 +6,7 @@
 //! - `FaultySender` (feature `test-support`): wraps another sender and fails on purpose, by a script
 //!   (fault-injection tests).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -34,36 +34,56 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
 // AWS
 // ---------------------------------------------------------------------------------------------------------
 
-/// Email through SES v2 and SMS through SNS. Built once per cold start; cheap to clone.
+/// Email through SES v2 and SMS through SNS. Built once per cold start; cheap to clone. Each client is
+/// built on its first send (an SDK client costs a share of a cold start, BENCHMARKS.md §1, and an invocation
+/// of the alert dispatcher that carries only text replies, or only emails, needs one or none of them).
 #[derive(Debug, Clone)]
 pub struct AwsSender {
-    ses: aws_sdk_sesv2::Client,
-    sns: aws_sdk_sns::Client,
+    sdk: SdkConfig,
+    ses: Arc<OnceLock<aws_sdk_sesv2::Client>>,
+    sns: Arc<OnceLock<aws_sdk_sns::Client>>,
     sender_email: String,
 }
 
 impl AwsSender {
-    /// Clients from the shared SDK configuration (region, credentials, endpoints, the default retry
-    /// config), with the time of one send bounded by [`OPERATION_TIMEOUT`].
+    /// A sender on the shared SDK configuration (region, credentials, endpoints, the default retry
+    /// config), the time of one send bounded by [`OPERATION_TIMEOUT`].
     pub fn new(sdk: &SdkConfig, sender_email: String) -> Self {
-        let timeouts = sdk
+        AwsSender {
+            sdk: sdk.clone(),
+            ses: Default::default(),
+            sns: Default::default(),
+            sender_email,
+        }
+    }
+
+    /// The shared timeouts with a send's own bounds.
+    fn timeouts(&self) -> aws_config::timeout::TimeoutConfig {
+        self.sdk
             .timeout_config()
             .map(|t| t.to_builder())
             .unwrap_or_default()
             .operation_timeout(OPERATION_TIMEOUT)
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-            .build();
-        let ses = aws_sdk_sesv2::config::Builder::from(sdk)
-            .timeout_config(timeouts.clone())
-            .build();
-        let sns = aws_sdk_sns::config::Builder::from(sdk)
-            .timeout_config(timeouts)
-            .build();
-        AwsSender {
-            ses: aws_sdk_sesv2::Client::from_conf(ses),
-            sns: aws_sdk_sns::Client::from_conf(sns),
-            sender_email,
-        }
+            .build()
+    }
+
+    fn ses(&self) -> &aws_sdk_sesv2::Client {
+        self.ses.get_or_init(|| {
+            let config = aws_sdk_sesv2::config::Builder::from(&self.sdk)
+                .timeout_config(self.timeouts())
+                .build();
+            aws_sdk_sesv2::Client::from_conf(config)
+        })
+    }
+
+    fn sns(&self) -> &aws_sdk_sns::Client {
+        self.sns.get_or_init(|| {
+            let config = aws_sdk_sns::config::Builder::from(&self.sdk)
+                .timeout_config(self.timeouts())
+                .build();
+            aws_sdk_sns::Client::from_conf(config)
+        })
     }
 
     /// The address alerts are sent from.
@@ -108,7 +128,7 @@ impl AwsSender {
             .headers(header)
             .build();
 
-        self.ses
+        self.ses()
             .send_email()
             .from_email_address(&self.sender_email)
             .destination(Destination::builder().to_addresses(&delivery.to).build())
@@ -131,7 +151,7 @@ impl AwsSender {
             .string_value("Transactional")
             .build()
             .map_err(|e| SendError::Transient(format!("SNS Publish: building the request: {e}")))?;
-        self.sns
+        self.sns()
             .publish()
             .phone_number(&delivery.to)
             .message(&delivery.text)

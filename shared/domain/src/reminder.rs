@@ -6,14 +6,17 @@
 //! advances the due instant with a condition (so overlapping or repeated runs claim it once) in the same
 //! atomic write as the reminder's outbox record, whose id is derived from the department and the local date
 //! (so a date never gets two reminders). A run that was missed is caught up by the next one.
+//!
+//! A run stores the reminder and goes on: the alert dispatcher delivers it, as it delivers every alert (on
+//! AWS from the table's stream, locally from the alert worker), so a run needs no email or SMS sender and
+//! its time goes into reading and claiming what is due.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::alert::dispatch::dispatch_alert;
-use crate::alert::{AlertSender, PendingAlert, ReminderDigest};
+use crate::alert::{PendingAlert, ReminderDigest};
 use crate::conversation::AlertId;
 use crate::department::DepartmentSettings;
 use crate::error::DomainResult;
@@ -21,7 +24,8 @@ use crate::identity::{DepartmentId, PracticeId};
 use crate::schedule;
 use crate::store::{ReminderClaim, ReminderRunStore};
 
-/// How many departments a run handles at once (each sends through SES, which throttles).
+/// How many departments a run handles at once (three requests each: a page of 5,000 does not burst the
+/// table).
 pub const CONCURRENCY: usize = 8;
 /// How many due departments a run reads at a time (a page); it reads the next page while it has time
 /// ([`Paging`]), and what it leaves is caught up by the next run.
@@ -182,20 +186,19 @@ pub struct RunSummary {
     pub run_at: DateTime<Utc>,
     /// Departments whose reminder was due at or before `run_at`.
     pub due: usize,
-    /// Reminder emails sent (one per recipient).
-    pub reminders_sent: usize,
-    /// Departments reminded (a reminder with at least one open conversation).
+    /// Departments reminded: a reminder listing at least one open conversation stored for the alert
+    /// dispatcher, which sends it to each alert email and number.
     pub departments_reminded: usize,
     /// Due departments with nothing open: nothing to send.
     pub nothing_open: usize,
-    /// Due departments another run had already claimed, or whose reminder was already sent.
+    /// Due departments another run had already claimed, or whose reminder for the date was already stored.
     pub already_handled: usize,
-    /// Departments whose reminder could not be handled or sent now (left for the next run or the dispatcher).
+    /// Departments whose reminder could not be handled now (the store failed: left for the next run).
     pub failures: usize,
 }
 
 enum DueOutcome {
-    Reminded { sent: usize, complete: bool },
+    Reminded,
     NothingOpen,
     AlreadyHandled,
     Rescheduled,
@@ -206,33 +209,21 @@ enum DueOutcome {
 /// [`MAX_DUE_PER_RUN`].
 pub async fn run_reminders(
     store: &dyn ReminderRunStore,
-    sender: &dyn AlertSender,
     run_at: DateTime<Utc>,
     shards: DueShards,
-    dashboard_url: &str,
 ) -> DomainResult<RunSummary> {
-    run_reminders_paged(
-        store,
-        sender,
-        run_at,
-        shards,
-        dashboard_url,
-        Paging::ONE_PAGE,
-    )
-    .await
+    run_reminders_paged(store, run_at, shards, Paging::ONE_PAGE).await
 }
 
 /// [`run_reminders`], page after page while pages come back full and `paging` says there is time: a fleet's
 /// reminder minute (25,000 due departments in a range of shards) is handled by one tick's runs instead of
 /// one page per tick. Each page reads what is still due, so what a page handled is not read again (it was
-/// advanced). A page with a failure ends the run (the store or SES is failing: the next tick retries),
+/// advanced). A page with a failure ends the run (the store is failing: the next tick retries),
 /// and so does a page that moved nothing on (the index still listing entries already handled).
 pub async fn run_reminders_paged(
     store: &dyn ReminderRunStore,
-    sender: &dyn AlertSender,
     run_at: DateTime<Utc>,
     shards: DueShards,
-    dashboard_url: &str,
     paging: Paging<'_>,
 ) -> DomainResult<RunSummary> {
     let mut summary = RunSummary {
@@ -244,18 +235,15 @@ pub async fn run_reminders_paged(
         let full = due.len() >= paging.page;
         summary.due += due.len();
         let results: Vec<DomainResult<DueOutcome>> = stream::iter(due)
-            .map(|d| async move { handle(store, sender, &d, run_at, dashboard_url).await })
+            .map(|d| async move { handle(store, &d, run_at).await })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
         let (mut moved_on, mut failed) = (0, false);
         for result in results {
             match result {
-                Ok(DueOutcome::Reminded { sent, complete }) => {
+                Ok(DueOutcome::Reminded) => {
                     summary.departments_reminded += 1;
-                    summary.reminders_sent += sent;
-                    summary.failures += usize::from(!complete);
-                    failed |= !complete;
                     moved_on += 1;
                 }
                 Ok(DueOutcome::NothingOpen) => {
@@ -278,10 +266,8 @@ pub async fn run_reminders_paged(
 
 async fn handle(
     store: &dyn ReminderRunStore,
-    sender: &dyn AlertSender,
     due: &DueReminder,
     run_at: DateTime<Utc>,
-    dashboard_url: &str,
 ) -> DomainResult<DueOutcome> {
     let (practice, department) = store
         .practice_and_department(&due.practice_id, &due.department_id)
@@ -354,22 +340,16 @@ async fn handle(
         )
         .await?
     {
-        ReminderClaim::Claimed => {}
-        ReminderClaim::Lost => return Ok(DueOutcome::AlreadyHandled),
+        ReminderClaim::Claimed => Ok(DueOutcome::Reminded),
+        ReminderClaim::Lost => Ok(DueOutcome::AlreadyHandled),
         ReminderClaim::AlreadySent => {
             // This date was reminded before (the reminder time moved later the same day): just move on.
             store
                 .advance_reminder(&due.practice_id, &due.department_id, due.due_at, next, None)
                 .await?;
-            return Ok(DueOutcome::AlreadyHandled);
+            Ok(DueOutcome::AlreadyHandled)
         }
     }
-    // Deliver now; what fails stays pending for the stream-driven dispatcher (or the next local sweep).
-    let report = dispatch_alert(store, sender, &alert.id, run_at, dashboard_url).await?;
-    Ok(DueOutcome::Reminded {
-        sent: report.sent,
-        complete: report.done,
-    })
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //! | [`PendingAlerts`] | alerts (sweep) | the local server's alert worker |
 //! | [`ReminderStore`] | reminders | through `ReminderRunStore` |
 //! | [`DispatchStore`]: `AlertOutbox + SettingsLookup` | | alert-dispatcher |
-//! | [`ReminderRunStore`]: `ReminderStore + DispatchStore` | | eod-reminder |
+//! | [`ReminderRunStore`]: `ReminderStore + SettingsLookup` | | eod-reminder |
 //! | [`TextIntakeStore`]: `SettingsLookup + ConversationIntake` | | inbound-sms |
 //! | [`WhatsAppEventStore`]: `TextIntakeStore + TextOutbox` | | inbound-whatsapp |
 //! | [`TextOutbox`] | texts (delivery of replies by SMS and WhatsApp) | the text sender, the status entry, the retry route |
@@ -96,9 +96,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait DispatchStore: AlertOutbox + SettingsLookup {}
 impl<T: AlertOutbox + SettingsLookup + ?Sized> DispatchStore for T {}
 
-/// What a reminder run touches: the due departments, then each reminder's delivery (eod-reminder).
-pub trait ReminderRunStore: ReminderStore + DispatchStore {}
-impl<T: ReminderStore + DispatchStore + ?Sized> ReminderRunStore for T {}
+/// What a reminder run touches: the due departments, their practice and settings, the reminder's claim with
+/// its alert (eod-reminder; the alert dispatcher delivers the alert).
+pub trait ReminderRunStore: ReminderStore + SettingsLookup {}
+impl<T: ReminderStore + SettingsLookup + ?Sized> ReminderRunStore for T {}
 
 /// What an inbound text touches: the owner of the number texted, then the intake (inbound-sms).
 pub trait TextIntakeStore: SettingsLookup + ConversationIntake {}
@@ -142,6 +143,7 @@ pub trait Store:
     + InboundRouterStore
     + TransferStore
     + PendingAlerts
+    + DispatchStore
     + ReminderRunStore
     + TextIntakeStore
     + WhatsAppEventStore
@@ -155,6 +157,7 @@ impl<T> Store for T where
         + InboundRouterStore
         + TransferStore
         + PendingAlerts
+        + DispatchStore
         + ReminderRunStore
         + TextIntakeStore
         + WhatsAppEventStore

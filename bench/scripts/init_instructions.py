@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Instructions a function executes from exec to its first connection to the Lambda Runtime API.
+
+    bench/scripts/init_instructions.py LABEL=BINARY [LABEL=BINARY...]
+
+Each binary runs once under `valgrind --tool=callgrind` with Lambda's environment (as init_ab.py sets it)
+and a Runtime API address nothing listens on: the runtime's first connection is refused, the process prints
+the error and exits. The count is everything before that (the dynamic loader, Rust's runtime, tokio, the
+configuration, telemetry, the SDK configuration and clients) plus the short error exit, the same for every
+binary. Unlike a time it does not depend on what else the machine is doing: the same binary gives the same
+count (BENCHMARKS.md §1). The first label is the baseline of the ratio column. Standard library only.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ENV = {
+    "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+    "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+    "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
+    "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+    "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "DYNAMODB_TABLE": "bench",
+    "SENDER_EMAIL": "alerts@bench.example",
+    "DASHBOARD_URL": "https://dashboard.example/app",
+    "TZ": ":UTC",
+}
+
+
+def instructions(binary):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        env = dict(ENV, AWS_LAMBDA_FUNCTION_NAME=os.path.basename(binary))
+        run = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, check=False)
+        found = re.search(r"Collected : (\d+)", run.stderr)
+        if not found:
+            sys.exit(f"{binary}: no callgrind total (is valgrind installed?)\n{run.stderr[-2000:]}")
+        return int(found.group(1))
+
+
+def main(specs):
+    if not specs:
+        sys.exit(__doc__)
+    rows = []
+    for spec in specs:
+        label, binary = spec.split("=", 1)
+        rows.append((label, instructions(binary)))
+    base = rows[0][1]
+    print("| binary | instructions to the first poll | ÷ " + rows[0][0] + " |")
+    print("|---|---:|---:|")
+    for label, count in rows:
+        print(f"| `{label}` | {count:,} | {count / base:.2f}× |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
