@@ -25,12 +25,11 @@ def variant(spec):
     return label, parts[0], env
 
 
-def once(binary, extra):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    env = {
-        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % listener.getsockname()[1],
+def lambda_env(runtime_api, binary):
+    """Lambda's environment for `binary` (as tests/src/runtime_api.rs sets it) with dummy credentials, a
+    region, unreachable endpoints, a table and a sender; `runtime_api` is the Runtime API's host:port."""
+    return {
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
         "AWS_LAMBDA_FUNCTION_NAME": os.path.basename(binary),
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -48,6 +47,13 @@ def once(binary, extra):
         "DASHBOARD_URL": "https://dashboard.example/app",
         "TZ": ":UTC",
     }
+
+
+def once(binary, extra):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    env = lambda_env("127.0.0.1:%d" % listener.getsockname()[1], binary)
     env.update(extra)
     t0 = time.perf_counter()
     p = subprocess.Popen([binary], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -3,7 +3,7 @@
 
     bench/scripts/init_instructions.py LABEL=BINARY [LABEL=BINARY...]
 
-Each binary runs once under `valgrind --tool=callgrind` with Lambda's environment (as init_ab.py sets it)
+Each binary runs once under `valgrind --tool=callgrind` with Lambda's environment (init_ab.py's)
 and a Runtime API address nothing listens on: the runtime's first connection is refused, the process prints
 the error and exits. The count is everything before that (the dynamic loader, Rust's runtime, tokio, the
 configuration, telemetry, the SDK configuration and clients) plus the short error exit, the same for every
@@ -16,27 +16,15 @@ import subprocess
 import sys
 import tempfile
 
-ENV = {
-    "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-    "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-    "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
-    "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
-    "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "DYNAMODB_TABLE": "bench",
-    "SENDER_EMAIL": "alerts@bench.example",
-    "DASHBOARD_URL": "https://dashboard.example/app",
-    "TZ": ":UTC",
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from init_ab import lambda_env  # noqa: E402  (the same environment as the timed A/B)
 
 
 def instructions(binary):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
-        env = dict(ENV, AWS_LAMBDA_FUNCTION_NAME=os.path.basename(binary))
+        # Port 9 (discard): nothing listens, the runtime's first connection is refused.
+        env = lambda_env("127.0.0.1:9", binary)
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

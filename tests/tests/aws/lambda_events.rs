@@ -27,7 +27,7 @@ use adapters::store::DynamoStore;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeZone, Utc};
-use domain::alert::{AlertKind, AlertStatus, AlertSubject, DeliveryOutcome};
+use domain::alert::{AlertKind, AlertStatus, AlertSubject, DeliveryOutcome, PendingAlert};
 use domain::conversation::DeliveryStatus;
 use domain::conversation::{
     self, AlertId, Author, Channel, Conversation, ConversationId, ConversationStatus, Inbound,
@@ -1269,6 +1269,22 @@ async fn moto_data() -> Value {
         .expect("moto's data is JSON")
 }
 
+/// The pending alerts of one kind in the story's table.
+async fn pending_alerts(store: &dyn Store, kind: AlertKind) -> Vec<PendingAlert> {
+    let mut alerts = Vec::new();
+    for id in store.pending_alert_ids(100).await.expect("pending alerts") {
+        let record = store
+            .get_alert(&id)
+            .await
+            .expect("get alert")
+            .expect("alert");
+        if record.alert.kind() == kind {
+            alerts.push(record.alert);
+        }
+    }
+    alerts
+}
+
 /// The emails moto's SES took for `to`.
 fn emails_to<'a>(data: &'a Value, to: &str) -> Vec<&'a Value> {
     data["ses"]["Message"]
@@ -1448,17 +1464,7 @@ async fn check_after(after: After, story: &Story) {
                 .expect("get Bella's conversation")
                 .expect("Bella's conversation");
             assert_eq!(bella.department_id.as_str(), GROOMING);
-            let mut transfers = Vec::new();
-            for id in store.pending_alert_ids(100).await.expect("pending alerts") {
-                let record = store
-                    .get_alert(&id)
-                    .await
-                    .expect("get alert")
-                    .expect("alert");
-                if record.alert.kind() == AlertKind::Transfer {
-                    transfers.push(record.alert);
-                }
-            }
+            let transfers = pending_alerts(store, AlertKind::Transfer).await;
             assert_eq!(transfers.len(), 1, "one transfer alert: {transfers:?}");
             let alert = &transfers[0];
             assert_eq!(alert.department_id.as_str(), GROOMING);
@@ -1585,17 +1591,7 @@ async fn check_after(after: After, story: &Story) {
             );
         }
         After::ReminderStoredForTheDispatcher => {
-            let mut reminders = Vec::new();
-            for id in store.pending_alert_ids(100).await.expect("pending alerts") {
-                let record = store
-                    .get_alert(&id)
-                    .await
-                    .expect("get alert")
-                    .expect("alert");
-                if record.alert.kind() == AlertKind::UnresolvedReminder {
-                    reminders.push(record.alert);
-                }
-            }
+            let reminders = pending_alerts(store, AlertKind::UnresolvedReminder).await;
             assert_eq!(reminders.len(), 1, "one reminder: {reminders:?}");
             let alert = &reminders[0];
             assert_eq!(alert.department_id.as_str(), DEFAULT_DEPARTMENT);

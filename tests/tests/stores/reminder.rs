@@ -1507,20 +1507,27 @@ async fn the_summary_counts_each_outcome(t: TestStore) {
     assert!(reminders_of(&recorder, &later).is_empty());
 }
 
-/// The store down when the run claims: the department counts as a failure, nothing is stored or sent, and
-/// the next run (the next tick) reminds it, once.
-async fn an_outage_of_the_store_is_counted_and_the_next_run_takes_it_over(t: TestStore) {
-    let store = t.store();
-    let fx = practice(&store, "America/New_York", utc("2031-06-09T12:00:00Z")).await;
+/// A New York practice whose Front Desk (reminder at 17:30, two alert emails) has one open conversation,
+/// started Monday 2031-06-09 at 08:00.
+async fn front_desk_with_one_open_conversation(store: &DynStore) -> (Fx, DepartmentId) {
+    let fx = practice(store, "America/New_York", utc("2031-06-09T12:00:00Z")).await;
     let now = fx.local("2031-06-09 08:00");
     let desk = department(
-        &store,
+        store,
         &fx,
         with_reminder("Front Desk", Some("17:30"), true),
         now,
     )
     .await;
-    start(&store, &fx, &desk, "client-ann", Channel::App, now).await;
+    start(store, &fx, &desk, "client-ann", Channel::App, now).await;
+    (fx, desk)
+}
+
+/// The store down when the run claims: the department counts as a failure, nothing is stored or sent, and
+/// the next run (the next tick) reminds it, once.
+async fn an_outage_of_the_store_is_counted_and_the_next_run_takes_it_over(t: TestStore) {
+    let store = t.store();
+    let (fx, desk) = front_desk_with_one_open_conversation(&store).await;
     let recorder = RecordingSender::new();
 
     let at = fx.local("2031-06-09 17:30");
@@ -1553,16 +1560,7 @@ async fn an_email_outage_leaves_the_reminder_to_the_dispatcher_and_no_run_stores
     t: TestStore,
 ) {
     let store = t.store();
-    let fx = practice(&store, "America/New_York", utc("2031-06-09T12:00:00Z")).await;
-    let now = fx.local("2031-06-09 08:00");
-    let desk = department(
-        &store,
-        &fx,
-        with_reminder("Front Desk", Some("17:30"), true),
-        now,
-    )
-    .await;
-    start(&store, &fx, &desk, "client-ann", Channel::App, now).await;
+    let (fx, desk) = front_desk_with_one_open_conversation(&store).await;
     let recorder = RecordingSender::new();
     let ses = FaultySender::new(recorder.clone());
 
