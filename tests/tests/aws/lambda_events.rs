@@ -36,7 +36,7 @@ use domain::identity::{Caller, DepartmentId, Ids, PracticeId, Role};
 use domain::realtime::{Connection, ConnectionId, Subscriber, Ticket};
 use domain::settings;
 use domain::store::{
-    ConnectionStore, ConversationFilter, ConversationStore, Store, TextRef, TicketStore,
+    ConnectionStore, ConversationFilter, ConversationPage, Store, TextRef, TicketStore,
 };
 use serde_json::{json, Map, Value};
 use vetchat_tests::local_server::workspace_root;
@@ -1330,14 +1330,23 @@ async fn verify_sender(address: &str) {
 }
 
 /// Checks what a story left behind.
+/// The demo practice's conversations (every status; the stories keep it to a few).
+async fn demo_conversations(store: &dyn Store) -> ConversationPage {
+    store
+        .list_conversations(
+            &demo_practice_id(),
+            &ConversationFilter::default(),
+            None,
+            100,
+        )
+        .await
+        .expect("list conversations")
+}
+
 /// The demo practice's one conversation with `client` (panics unless there is exactly one), how many
 /// others it has, and the bodies of what the client wrote in it.
 async fn stored_for(store: &dyn Store, client: &str) -> (Conversation, usize, Vec<String>) {
-    let practice = demo_practice_id();
-    let page = store
-        .list_conversations(&practice, &ConversationFilter::default(), None, 100)
-        .await
-        .expect("list conversations");
+    let page = demo_conversations(store).await;
     let (mine, others): (Vec<_>, Vec<_>) = page
         .conversations
         .into_iter()
@@ -1346,7 +1355,7 @@ async fn stored_for(store: &dyn Store, client: &str) -> (Conversation, usize, Ve
         .unwrap_or_else(|all| panic!("one conversation of {client}: {all:?}"));
     let detail = store
         .conversation_detail(
-            &practice,
+            &demo_practice_id(),
             &conversation.id,
             domain::store::MessageRange::ALL,
         )
@@ -1834,16 +1843,7 @@ async fn broken_events_of_the_other_entries_are_refused() {
             "{what}"
         );
     }
-    let page = story
-        .store
-        .list_conversations(
-            &demo_practice_id(),
-            &ConversationFilter::default(),
-            None,
-            100,
-        )
-        .await
-        .expect("list conversations");
+    let page = demo_conversations(&story.store).await;
     assert_eq!(page.conversations.len(), 1, "only Bella's: {page:?}");
 
     // inbound-whatsapp: a Message that is not End User Messaging Social's, a webhook entry that is not
@@ -1892,16 +1892,7 @@ async fn broken_events_of_the_other_entries_are_refused() {
             .unwrap_or_else(|e| panic!("{what}: {e}\n--- function log:\n{}", notifications.logs()));
         assert_eq!(output, whatsapp_batch(0, 0, 0, skipped), "{what}");
     }
-    let page = story
-        .store
-        .list_conversations(
-            &demo_practice_id(),
-            &ConversationFilter::default(),
-            None,
-            100,
-        )
-        .await
-        .expect("list conversations");
+    let page = demo_conversations(&story.store).await;
     assert_eq!(
         page.conversations.len(),
         2,
